@@ -1,0 +1,28 @@
+# Two targets a new user needs: `make train` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH ?= torch==2.13.0
+
+.PHONY: setup train test lint
+
+setup: $(VENV)/.installed
+
+# The CPU torch is installed first and pinned, so nothing later pulls a CUDA build.
+# GPU users: `make setup TORCH=torch` (a CUDA build from PyPI on Linux).
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+train: setup
+	$(BIN)/mbrl-make-dataset halfcheetah-medium
+	$(BIN)/mbrl-dataset info halfcheetah-medium
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .

@@ -1,0 +1,123 @@
+"""Soft Actor-Critic with an ``N``-critic ensemble (SAC, and SAC-N when ``num_critics > 2``).
+
+The same class trains the behaviour policies online (``mbrl.online``) and learns offline from
+real and model batches. Target: ``y = r + gamma * (1 - terminated) * (min_j Qbar_j(s', a') - alpha log pi(a'|s'))``.
+Update order (as in SAC-N/EDAC): temperature, actor, critics, Polyak averaging.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from agents.actor import TanhGaussianActor
+from agents.base import AgentSpec, register_agent
+from agents.critics import VectorizedCritic
+from mbrl.data.transitions import Transitions
+
+
+@dataclass
+class SACConfig:
+    """Hyper-parameters; defaults are the usual SAC/SAC-N D4RL settings."""
+
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    num_critics: int = 2
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    alpha_lr: float = 3e-4
+    gamma: float = 0.99
+    tau: float = 5e-3
+    init_alpha: float = 1.0
+    auto_alpha: bool = True
+    target_entropy: float | None = None  # None: -act_dim
+
+
+@register_agent("sac")
+class SACAgent:
+    Config = SACConfig
+
+    def __init__(self, spec: AgentSpec, config: SACConfig) -> None:
+        self.spec = spec
+        self.cfg = config
+        dev = torch.device(spec.device)
+        hidden = tuple(config.hidden_sizes)
+        self.actor = TanhGaussianActor(spec.obs_dim, spec.act_dim, hidden, spec.act_low, spec.act_high).to(dev)
+        self.critic = VectorizedCritic(spec.obs_dim, spec.act_dim, hidden, config.num_critics).to(dev)
+        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.tensor(math.log(config.init_alpha), device=dev, requires_grad=True)
+        self.target_entropy = -float(spec.act_dim) if config.target_entropy is None else config.target_entropy
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=config.alpha_lr)
+
+    # -- acting -----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        action, _ = self.actor(obs, deterministic=deterministic, with_log_prob=False)
+        return action
+
+    # -- learning ---------------------------------------------------------------------------------
+    def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
+        batch = real if model is None else Transitions.cat([real, model])
+        alpha = self.log_alpha.exp().detach()
+
+        # Temperature and actor share one policy sample.
+        pi_action, log_prob = self.actor(batch.obs)
+        if self.cfg.auto_alpha:
+            alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
+            self.alpha_opt.zero_grad(set_to_none=True)
+            alpha_loss.backward()
+            self.alpha_opt.step()
+        q_pi = self.critic(batch.obs, pi_action).min(dim=0).values
+        actor_loss = (alpha * log_prob - q_pi).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+
+        with torch.no_grad():
+            next_action, next_log_prob = self.actor(batch.next_obs)
+            next_q = self.target_critic(batch.next_obs, next_action).min(dim=0).values
+            not_done = (~batch.terminated).float()
+            target = batch.rew + self.cfg.gamma * not_done * (next_q - alpha * next_log_prob)
+        q = self.critic(batch.obs, batch.act)  # [N, B]
+        critic_loss = (q - target.unsqueeze(0)).pow(2).mean(dim=1).sum()
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+
+        with torch.no_grad():
+            torch._foreach_lerp_(list(self.target_critic.parameters()), list(self.critic.parameters()), self.cfg.tau)
+
+        return {
+            "critic_loss": critic_loss.detach(),
+            "actor_loss": actor_loss.detach(),
+            "alpha": alpha,
+            "q_mean": q.detach().mean(),
+            "entropy": -log_prob.detach().mean(),
+        }
+
+    # -- persistence ------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "target_critic": self.target_critic.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "alpha_opt": self.alpha_opt.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.target_critic.load_state_dict(state["target_critic"])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        self.alpha_opt.load_state_dict(state["alpha_opt"])

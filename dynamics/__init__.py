@@ -1,0 +1,1 @@
+"""Learned and true dynamics models; the batched ensemble layer shared with critics."""

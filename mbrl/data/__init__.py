@@ -1,0 +1,1 @@
+"""Datasets: the ``Transitions``/``DatasetSpec`` contract, loaders, generation and scores."""

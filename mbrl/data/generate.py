@@ -1,0 +1,236 @@
+"""Generate D4RL-style Minari datasets from a behaviour-policy bundle, deterministically.
+
+Levels (D4RL's recipe, at a size chosen by the caller):
+
+* ``random``: uniform random actions.
+* ``medium``: stochastic actions of the medium snapshot (a third of the expert reference return).
+* ``medium-replay``: what the replay buffer of training up to medium held: the uniform warm-up
+  steps, then ``snapshot_every`` steps from each snapshot before medium, stochastic actions.
+* ``expert``: stochastic actions of the expert snapshot; ``medium-expert``: medium then expert.
+
+Every episode stores ``infos["qpos"]`` and ``infos["qvel"]`` with one row per observation
+(N + 1), so true-simulator dynamics can be restarted from any dataset state.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from agents.actor import TanhGaussianActor
+from mbrl.data.behavior import BehaviorBundle
+from mbrl.data.scores import D4RL_REFERENCE_SCORES
+from mbrl.envs import env_family, make_env
+
+LEVELS = ("random", "medium", "medium-replay", "expert", "medium-expert")
+NUM_PARALLEL_ENVS = 10
+
+
+@dataclass
+class Episode:
+    """One episode: ``observations [T+1, obs]``, ``actions [T, act]``, flags ``[T]``, qpos/qvel ``[T+1, n]``."""
+
+    observations: list[np.ndarray]
+    actions: list[np.ndarray]
+    rewards: list[float]
+    terminations: list[bool]
+    truncations: list[bool]
+    qpos: list[np.ndarray]
+    qvel: list[np.ndarray]
+
+
+def _sim_state(env) -> tuple[np.ndarray, np.ndarray]:
+    data = env.unwrapped.data
+    return data.qpos.copy(), data.qvel.copy()
+
+
+def collect(env_id: str, actor: TanhGaussianActor | None, num_steps: int, seed: int) -> list[Episode]:
+    """Run ``NUM_PARALLEL_ENVS`` envs until exactly ``num_steps`` transitions exist.
+
+    ``actor=None`` means uniform random actions. Episodes still running when the budget is spent
+    end with ``truncations[-1] = True`` (as in a replay buffer cut mid-episode). Order and content
+    depend only on ``seed``.
+    """
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    envs = [make_env(env_id) for _ in range(NUM_PARALLEL_ENVS)]
+    low, high = envs[0].action_space.low, envs[0].action_space.high
+    finished: list[Episode] = []
+    running: list[Episode] = []
+    for env in envs:
+        obs, _ = env.reset(seed=int(rng.integers(2**31)))
+        qpos, qvel = _sim_state(env)
+        running.append(Episode([obs], [], [], [], [], [qpos], [qvel]))
+    steps = 0
+    while steps < num_steps:
+        active = min(NUM_PARALLEL_ENVS, num_steps - steps)
+        obs = np.stack([ep.observations[-1] for ep in running[:active]]).astype(np.float32)
+        if actor is None:
+            actions = rng.uniform(low, high, size=(active, len(low))).astype(np.float32)
+        else:
+            with torch.no_grad():
+                actions = _sample_actions(actor, torch.as_tensor(obs), gen).numpy()
+        for i in range(active):
+            env, ep = envs[i], running[i]
+            next_obs, rew, term, trunc, _ = env.step(actions[i])
+            qpos, qvel = _sim_state(env)
+            ep.actions.append(actions[i])
+            ep.rewards.append(float(rew))
+            ep.terminations.append(bool(term))
+            ep.truncations.append(bool(trunc))
+            ep.observations.append(next_obs)
+            ep.qpos.append(qpos)
+            ep.qvel.append(qvel)
+            if term or trunc:
+                finished.append(ep)
+                reset_obs, _ = env.reset(seed=int(rng.integers(2**31)))
+                qpos, qvel = _sim_state(env)
+                running[i] = Episode([reset_obs], [], [], [], [], [qpos], [qvel])
+        steps += active
+    for ep in running:
+        if ep.actions:  # cut by the budget
+            ep.truncations[-1] = True
+            finished.append(ep)
+    for env in envs:
+        env.close()
+    return finished
+
+
+def _sample_actions(actor: TanhGaussianActor, obs: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Stochastic actions drawn with an explicit generator (independent of the global RNG)."""
+    h = actor.trunk(obs)
+    mu = actor.mu(h)
+    std = actor.log_std(h).clamp(actor.LOG_STD_MIN, actor.LOG_STD_MAX).exp()
+    u = mu + std * torch.randn(mu.shape, generator=gen)
+    return torch.tanh(u) * actor.act_scale + actor.act_bias
+
+
+def level_episodes(bundle: BehaviorBundle, level: str, num_transitions: int, seed: int) -> tuple[list[Episode], str]:
+    """The episodes of one level and a description of the behaviour policy that produced them."""
+    env_id = bundle.env_id
+    if level == "random":
+        return collect(env_id, None, num_transitions, seed), "uniform random actions"
+    if level in ("medium", "medium-replay") and bundle.medium_index is None:
+        raise ValueError(f"bundle for {env_id} has no medium snapshot; train longer with mbrl-train-behavior")
+    if level in ("expert", "medium-expert") and bundle.expert_index is None:
+        raise ValueError(
+            f"bundle for {env_id} has no expert snapshot (none reached 90 % of the expert reference); "
+            "train one with `mbrl-train-behavior --stop-fraction 0.9` and pass it with --bundle"
+        )
+    if level == "medium":
+        snap = bundle.snapshots[bundle.medium_index]
+        return collect(env_id, bundle.actor(bundle.medium_index), num_transitions, seed), (
+            f"SAC snapshot at step {snap.step} (eval return {snap.eval_return:.1f}), stochastic actions"
+        )
+    if level == "expert":
+        snap = bundle.snapshots[bundle.expert_index]
+        return collect(env_id, bundle.actor(bundle.expert_index), num_transitions, seed), (
+            f"SAC snapshot at step {snap.step} (eval return {snap.eval_return:.1f}), stochastic actions"
+        )
+    if level == "medium-expert":
+        med, _ = level_episodes(bundle, "medium", num_transitions // 2, seed)
+        exp, _ = level_episodes(bundle, "expert", num_transitions - num_transitions // 2, seed + 1)
+        return med + exp, "medium and expert SAC snapshots, half each, stochastic actions"
+    if level == "medium-replay":
+        every = int(bundle.train_config.get("snapshot_every", 5000))
+        warmup = int(bundle.train_config.get("start_steps", 0))
+        episodes = collect(env_id, None, warmup, seed) if warmup else []
+        for k in range(bundle.medium_index):
+            episodes += collect(env_id, bundle.actor(k), every, seed + 1 + k)
+        steps = bundle.snapshots[bundle.medium_index].step
+        return episodes, f"replay of SAC training up to step {steps}: warm-up then snapshots every {every} steps"
+    raise ValueError(f"unknown level {level!r}; choose one of {', '.join(LEVELS)}")
+
+
+def write_minari(
+    dataset_id: str,
+    episodes: list[Episode],
+    env_id: str,
+    behavior: str,
+    description: str,
+    root: str | os.PathLike | None = None,
+) -> Path:
+    """Write ``episodes`` as Minari dataset ``dataset_id`` under ``root`` (default: Minari's folder).
+
+    The dataset is built in a temporary folder beside its destination and moved into place only
+    when complete, so an interrupted run never leaves a half-written dataset.
+    """
+    import minari
+    from minari.data_collector.episode_buffer import EpisodeBuffer
+
+    root = Path(root or os.environ.get("MINARI_DATASETS_PATH") or Path.home() / ".minari" / "datasets")
+    final = root / dataset_id
+    tmp_root = root / f".tmp-{uuid.uuid4().hex}"
+    ref_min, ref_max = D4RL_REFERENCE_SCORES.get(env_family(env_id), (None, None))
+    buffers = [
+        EpisodeBuffer(
+            id=i,
+            observations=np.asarray(ep.observations, dtype=np.float64),
+            actions=np.asarray(ep.actions, dtype=np.float32),
+            rewards=ep.rewards,
+            terminations=ep.terminations,
+            truncations=ep.truncations,
+            infos={"qpos": np.asarray(ep.qpos), "qvel": np.asarray(ep.qvel)},
+        )
+        for i, ep in enumerate(episodes)
+    ]
+    try:
+        with minari_root(tmp_root):
+            minari.create_dataset_from_buffers(
+                dataset_id,
+                buffers,
+                env=env_id,
+                algorithm_name=behavior,
+                ref_min_score=ref_min,
+                ref_max_score=ref_max,
+                description=description,
+                data_format="hdf5",
+            )
+        _move_into_place(tmp_root, root, dataset_id)
+    finally:
+        shutil.rmtree(tmp_root, ignore_errors=True)
+    return final
+
+
+@contextmanager
+def minari_root(path: str | os.PathLike | None):
+    """Point Minari at ``path`` (its ``MINARI_DATASETS_PATH``) inside the block; ``None`` changes nothing."""
+    if path is None:
+        yield
+        return
+    old = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(path)
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["MINARI_DATASETS_PATH"]
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = old
+
+
+def _move_into_place(tmp_root: Path, root: Path, dataset_id: str) -> None:
+    """Copy missing namespace metadata, then rename the finished dataset folder into ``root``."""
+    parts = dataset_id.split("/")
+    for depth in range(1, len(parts)):
+        ns = Path(*parts[:depth])
+        src = tmp_root / ns / "namespace_metadata.json"
+        dst = root / ns / "namespace_metadata.json"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.exists() and not dst.exists():
+            shutil.copyfile(src, dst)
+    final = root / dataset_id
+    if final.exists():
+        trash = root / f".trash-{uuid.uuid4().hex}"
+        os.replace(final, trash)
+        os.replace(tmp_root / dataset_id, final)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(tmp_root / dataset_id, final)

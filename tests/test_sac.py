@@ -1,0 +1,110 @@
+import copy
+
+import pytest
+import torch
+
+from agents import AGENTS, make_agent
+from agents.base import AgentSpec
+from agents.sac import SACConfig
+from mbrl.data.transitions import Transitions
+from mbrl.registry import RegistryError
+
+SPEC = AgentSpec(obs_dim=4, act_dim=2, act_low=(-1.0, -2.0), act_high=(1.0, 0.5))
+SMALL = SACConfig(hidden_sizes=(32, 32))
+
+
+def batch(n=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return Transitions(
+        obs=torch.randn(n, 4, generator=g),
+        act=torch.rand(n, 2, generator=g) * 2 - 1,
+        rew=torch.randn(n, generator=g),
+        next_obs=torch.randn(n, 4, generator=g),
+        terminated=torch.rand(n, generator=g) < 0.1,
+        truncated=torch.zeros(n, dtype=torch.bool),
+    )
+
+
+def test_actions_respect_asymmetric_bounds():
+    agent = make_agent("sac", SPEC, SMALL)
+    obs = torch.randn(1000, 4) * 10
+    for det in (True, False):
+        a = agent.act(obs, deterministic=det)
+        assert a.shape == (1000, 2)
+        assert (a[:, 0] >= -1).all() and (a[:, 0] <= 1).all()
+        assert (a[:, 1] >= -2).all() and (a[:, 1] <= 0.5).all()
+
+
+def test_log_prob_matches_change_of_variables():
+    agent = make_agent("sac", SPEC, SMALL)
+    actor = agent.actor
+    obs = torch.randn(5, 4)
+    torch.manual_seed(3)
+    a, logp = actor(obs)
+    # Recompute log-density of the squashed action numerically from the Gaussian on u.
+    h = actor.trunk(obs)
+    mu, log_std = actor.mu(h), actor.log_std(h).clamp(-5, 2)
+    u = torch.atanh(((a - actor.act_bias) / actor.act_scale).clamp(-1 + 1e-6, 1 - 1e-6))
+    base = torch.distributions.Normal(mu, log_std.exp()).log_prob(u).sum(-1)
+    jac = torch.log(actor.act_scale * (1 - torch.tanh(u) ** 2)).sum(-1)
+    torch.testing.assert_close(logp, base - jac, atol=1e-3, rtol=1e-3)
+
+
+def test_update_changes_every_network_and_returns_finite_metrics():
+    agent = make_agent("sac", SPEC, SMALL)
+    before = copy.deepcopy(agent.state_dict())
+    metrics = agent.update(batch(), batch(seed=1))
+    assert all(torch.isfinite(v) for v in metrics.values())
+    for net in ("actor", "critic", "target_critic"):
+        changed = any(not torch.equal(before[net][k], v) for k, v in agent.state_dict()[net].items())
+        assert changed, net
+    assert not torch.equal(before["log_alpha"], agent.log_alpha.detach())
+
+
+def test_state_dict_round_trip_continues_identically():
+    a = make_agent("sac", SPEC, SACConfig(hidden_sizes=(32, 32), num_critics=3))
+    for i in range(3):
+        a.update(batch(seed=i))
+    b = make_agent("sac", SPEC, SACConfig(hidden_sizes=(32, 32), num_critics=3))
+    b.load_state_dict(copy.deepcopy(a.state_dict()))
+    torch.manual_seed(7)
+    ma = a.update(batch(seed=9))
+    torch.manual_seed(7)
+    mb = b.update(batch(seed=9))
+    for k in ma:
+        torch.testing.assert_close(ma[k], mb[k])
+    for k, v in a.actor.state_dict().items():
+        torch.testing.assert_close(v, b.actor.state_dict()[k])
+
+
+def test_same_seed_same_parameters():
+    def run():
+        torch.manual_seed(11)
+        agent = make_agent("sac", SPEC, SMALL)
+        for i in range(3):
+            agent.update(batch(seed=i))
+        return agent.actor.state_dict()
+
+    first, second = run(), run()
+    for k in first:
+        assert torch.equal(first[k], second[k])
+
+
+def test_terminal_transitions_do_not_bootstrap_but_timeouts_do():
+    # r = 1 everywhere. Terminated rows must regress to exactly r; truncated rows bootstrap and exceed it.
+    agent = make_agent("sac", SPEC, SACConfig(hidden_sizes=(32, 32), gamma=0.9, critic_lr=3e-3))
+    b = batch(128)
+    ones, zeros = torch.ones(128, dtype=torch.bool), torch.zeros(128, dtype=torch.bool)
+    terminal = Transitions(b.obs, b.act, torch.ones(128), b.next_obs, ones, zeros)
+    for _ in range(300):
+        agent.update(terminal)
+    assert agent.critic(b.obs, b.act).mean().item() == pytest.approx(1.0, abs=0.05)
+    timeout = Transitions(b.obs, b.act, torch.ones(128), b.next_obs, zeros, ones)
+    for _ in range(300):
+        agent.update(timeout)
+    assert agent.critic(b.obs, b.act).mean().item() > 1.5
+
+
+def test_unknown_agent_lists_registered_names():
+    with pytest.raises(RegistryError, match=r"registered: .*sac"):
+        AGENTS.get("not-an-agent")
