@@ -11,7 +11,8 @@ from dynamics.layers import EnsembleLinear
 class VectorizedCritic(nn.Module):
     """``N`` independent Q-networks evaluated in one batched pass.
 
-    Shapes: ``obs [B, obs_dim]``, ``act [B, act_dim]`` -> ``q [N, B]``.
+    Shapes: ``obs [B, obs_dim]`` with ``act [B, act_dim]`` (one action for every member) or
+    ``act [N, B, act_dim]`` (one per member, e.g. to take per-member action gradients) -> ``q [N, B]``.
     Hidden biases start at 0.1 and the output layer at U(+-3e-3), as in SAC-N/EDAC.
     """
 
@@ -31,4 +32,6 @@ class VectorizedCritic(nn.Module):
         self.net = nn.Sequential(*layers, head)
 
     def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        if act.dim() == 3:
+            obs = obs.unsqueeze(0).expand(act.shape[0], -1, -1)
         return self.net(torch.cat([obs, act], dim=-1)).squeeze(-1)

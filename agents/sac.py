@@ -1,7 +1,10 @@
-"""Soft Actor-Critic with an ``N``-critic ensemble (SAC, and SAC-N when ``num_critics > 2``).
+"""Soft Actor-Critic with an ``N``-critic ensemble: SAC, SAC-N (``num_critics > 2``), EDAC (``eta > 0``).
 
 The same class trains the behaviour policies online (``mbrl.online``) and learns offline from
-real and model batches. Target: ``y = r + gamma * (1 - terminated) * (min_j Qbar_j(s', a') - alpha log pi(a'|s'))``.
+real and model batches; with model rollouts and no reward penalty it is RAVL (Sims et al. 2024).
+EDAC (An et al. 2021) adds ``eta`` times the mean pairwise cosine similarity of the members'
+action-gradients ``grad_a Q_j(s, a)``, which diversifies the ensemble so that the min over members
+penalises out-of-distribution actions (and, in RAVL, edge-of-reach states). Target: ``y = r + gamma * (1 - terminated) * (min_j Qbar_j(s', a') - alpha log pi(a'|s'))``.
 Update order (as in SAC-N/EDAC): temperature, actor, critics, Polyak averaging.
 """
 
@@ -34,6 +37,7 @@ class SACConfig:
     init_alpha: float = 1.0
     auto_alpha: bool = True
     target_entropy: float | None = None  # None: -act_dim
+    eta: float = 0.0  # EDAC gradient-diversity weight; 0 is plain SAC-N
 
 
 @register_agent("sac")
@@ -83,8 +87,11 @@ class SACAgent:
             next_q = self.target_critic(batch.next_obs, next_action).min(dim=0).values
             not_done = (~batch.terminated).float()
             target = batch.rew + self.cfg.gamma * not_done * (next_q - alpha * next_log_prob)
-        q = self.critic(batch.obs, batch.act)  # [N, B]
-        critic_loss = (q - target.unsqueeze(0)).pow(2).mean(dim=1).sum()
+        if self.cfg.eta > 0:
+            q, diversity = self._q_and_diversity(batch.obs, batch.act)
+        else:
+            q, diversity = self.critic(batch.obs, batch.act), torch.zeros((), device=batch.obs.device)
+        critic_loss = (q - target.unsqueeze(0)).pow(2).mean(dim=1).sum() + self.cfg.eta * diversity
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_opt.step()
@@ -98,7 +105,24 @@ class SACAgent:
             "alpha": alpha,
             "q_mean": q.detach().mean(),
             "entropy": -log_prob.detach().mean(),
+            "diversity": diversity.detach(),
         }
+
+    def _q_and_diversity(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Q-values ``[N, B]`` and EDAC's diversity term from one forward pass.
+
+        Each member gets its own copy of the actions so ``autograd.grad`` yields per-member
+        gradients ``[N, B, A]``; the term is the sum of off-diagonal cosine similarities, averaged
+        over the batch and divided by ``N - 1``.
+        """
+        n = self.cfg.num_critics
+        act_rep = act.unsqueeze(0).expand(n, -1, -1).clone().requires_grad_(True)
+        q = self.critic(obs, act_rep)
+        (grads,) = torch.autograd.grad(q.sum(), act_rep, create_graph=True)
+        grads = grads / (grads.norm(dim=-1, keepdim=True) + 1e-10)
+        cos = torch.einsum("nba,mba->bnm", grads, grads)  # [B, N, N]
+        off_diagonal = cos.sum(dim=(1, 2)) - cos.diagonal(dim1=1, dim2=2).sum(dim=-1)
+        return q, off_diagonal.mean() / max(n - 1, 1)
 
     # -- persistence ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import gymnasium as gym
 
 # The locomotion families the framework knows reference scores and termination rules for.
@@ -9,14 +11,18 @@ ENV_FAMILIES = {"halfcheetah": "HalfCheetah", "hopper": "Hopper", "walker2d": "W
 
 
 def _silence_mujoco_log() -> None:
-    """Route MuJoCo warnings to Python instead of a MUJOCO_LOG.TXT in the working directory."""
-    try:
-        import mujoco
-    except ImportError:  # pragma: no cover - mujoco is a hard dependency; be lenient for non-MuJoCo envs
-        return
-    import warnings
+    """Route MuJoCo warnings to the ``mujoco`` logger instead of a MUJOCO_LOG.TXT in the working directory.
 
-    mujoco.set_mju_user_warning(lambda msg: warnings.warn(f"MuJoCo: {msg}", RuntimeWarning, stacklevel=1))
+    They are logged at debug level: gymnasium's own model files trigger deprecation notices on
+    every env construction, which say nothing a user can act on.
+    """
+    import mujoco
+
+    mujoco.set_mju_user_warning(_log_mujoco_warning)
+
+
+def _log_mujoco_warning(msg: str) -> None:
+    logging.getLogger("mujoco").debug(msg)
 
 
 def make_env(env_id: str, **kwargs) -> gym.Env:

@@ -108,3 +108,27 @@ def test_terminal_transitions_do_not_bootstrap_but_timeouts_do():
 def test_unknown_agent_lists_registered_names():
     with pytest.raises(RegistryError, match=r"registered: .*sac"):
         AGENTS.get("not-an-agent")
+
+
+def test_edac_diversity_matches_a_looped_computation():
+    agent = make_agent("sac", SPEC, SACConfig(hidden_sizes=(32, 32), num_critics=4, eta=1.0))
+    b = batch(16)
+    q, div = agent._q_and_diversity(b.obs, b.act)
+    torch.testing.assert_close(q, agent.critic(b.obs, b.act))
+    grads = []
+    for j in range(4):
+        a = b.act.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(agent.critic(b.obs, a)[j].sum(), a)
+        grads.append(g / (g.norm(dim=-1, keepdim=True) + 1e-10))
+    total = sum((grads[i] * grads[k]).sum(-1) for i in range(4) for k in range(4) if i != k)
+    torch.testing.assert_close(div, total.mean() / 3)
+
+
+def test_edac_update_lowers_gradient_similarity():
+    agent = make_agent("sac", SPEC, SACConfig(hidden_sizes=(32, 32), num_critics=5, eta=5.0))
+    b = batch(64)
+    _, before = agent._q_and_diversity(b.obs, b.act)
+    for _ in range(100):
+        metrics = agent.update(b)
+    _, after = agent._q_and_diversity(b.obs, b.act)
+    assert after < before and torch.isfinite(metrics["critic_loss"])

@@ -63,7 +63,8 @@ class BehaviorBundle:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(
-                f"behaviour-policy bundle {path} not found; train one with `mbrl-train-behavior --env <Env-v5> --out {path}`"
+                f"behaviour-policy bundle {path} not found; "
+                f"train one with `mbrl-train-behavior --env <Env-v5> --out {path}`"
             )
         state = torch.load(path, map_location="cpu", weights_only=True)
         state["snapshots"] = [Snapshot(**s) for s in state["snapshots"]]

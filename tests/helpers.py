@@ -1,0 +1,164 @@
+"""Small datasets built inside tests: D4RL-layout HDF5 files and offline Minari datasets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from mbrl.envs import make_env
+
+# How an episode's final row is flagged in a D4RL file.
+ENDINGS = ("terminal", "timeout", "both", "none")
+
+
+def write_hdf5(path: str | Path, arrays: dict[str, np.ndarray], attrs: dict[str, str] | None = None) -> Path:
+    """Write ``arrays`` (keys may be nested, ``"infos/qpos"``) and file ``attrs`` to ``path``."""
+    path = Path(path)
+    with h5py.File(path, "w") as f:
+        for key, value in arrays.items():
+            f.create_dataset(key, data=value)
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = value
+    return path
+
+
+def d4rl_arrays(
+    episodes: Sequence[tuple[int, str]],
+    *,
+    next_observations: bool = False,
+    qpos: bool = False,
+    obs_dim: int = 11,
+    act_dim: int = 3,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """D4RL-layout arrays for ``episodes``, each ``(length, ending)`` with ending in ``ENDINGS``.
+
+    Observations are random and distinct, so a wrong pairing of states is always visible.
+    ``next_observations`` of an episode's last row is a fresh state (the true next state), never
+    the next episode's first row. qpos/qvel are ``[N, 6]`` each.
+    """
+    rng = np.random.default_rng(seed)
+    obs, nxt, terminals, timeouts = [], [], [], []
+    for length, ending in episodes:
+        states = rng.normal(size=(length + 1, obs_dim)).astype(np.float32)
+        obs.append(states[:-1])
+        nxt.append(states[1:])
+        flags = np.zeros((2, length), dtype=bool)
+        flags[0, -1] = ending in ("terminal", "both")
+        flags[1, -1] = ending in ("timeout", "both")
+        terminals.append(flags[0])
+        timeouts.append(flags[1])
+    n = sum(length for length, _ in episodes)
+    arrays = {
+        "observations": np.concatenate(obs),
+        "actions": rng.uniform(-0.9, 0.9, size=(n, act_dim)).astype(np.float32),
+        "rewards": rng.normal(1.0, 0.5, size=n).astype(np.float32),
+        "terminals": np.concatenate(terminals),
+        "timeouts": np.concatenate(timeouts),
+    }
+    if next_observations:
+        arrays["next_observations"] = np.concatenate(nxt)
+    if qpos:
+        arrays["infos/qpos"] = rng.normal(size=(n, 6))
+        arrays["infos/qvel"] = rng.normal(size=(n, 6))
+    return arrays
+
+
+def write_d4rl_hdf5(
+    path: str | Path, episodes: Sequence[tuple[int, str]], *, attrs: dict[str, str] | None = None, **kwargs: Any
+) -> dict[str, np.ndarray]:
+    """Write a D4RL-layout file (see ``d4rl_arrays`` for ``kwargs``) and return the arrays written."""
+    arrays = d4rl_arrays(episodes, **kwargs)
+    write_hdf5(path, arrays, attrs)
+    return arrays
+
+
+def collect_minari_hopper(dataset_id: str, *, num_episodes: int = 3, max_episode_steps: int = 12, seed: int = 0):
+    """Record ``num_episodes`` random-action ``Hopper-v5`` episodes with ``minari.DataCollector``.
+
+    Infos hold ``qpos``/``qvel`` after reset and after every step, i.e. ``T + 1`` rows aligned
+    with the observations. Needs ``MINARI_DATASETS_PATH`` pointing at a scratch folder.
+    """
+    import minari
+
+    class StateCallback(minari.StepDataCallback):
+        def __call__(self, env, **kwargs):
+            step = super().__call__(env, **kwargs)
+            data = env.unwrapped.data
+            step["info"] = {"qpos": data.qpos.copy(), "qvel": data.qvel.copy()}
+            return step
+
+    env = minari.DataCollector(
+        make_env("Hopper-v5", max_episode_steps=max_episode_steps), step_data_callback=StateCallback, record_infos=True
+    )
+    env.action_space.seed(seed)
+    for episode in range(num_episodes):
+        env.reset(seed=seed + episode)
+        done = False
+        while not done:
+            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            done = terminated or truncated
+    dataset = env.create_dataset(dataset_id, **_quiet_metadata())
+    env.close()
+    return dataset
+
+
+def minari_episode_buffers(
+    lengths: Sequence[int],
+    *,
+    terminal_last: Sequence[bool],
+    state_rows: str = "T+1",
+    obs_dim: int = 11,
+    act_dim: int = 3,
+    seed: int = 0,
+) -> list[Any]:
+    """Synthetic Minari episode buffers: ``T + 1`` observations, a terminal or truncated last step.
+
+    ``state_rows`` is ``"T+1"`` or ``"T"`` (rows of infos qpos/qvel) or ``"none"`` (no infos).
+    """
+    from minari.data_collector.episode_buffer import EpisodeBuffer
+
+    rng = np.random.default_rng(seed)
+    buffers = []
+    for index, (steps, terminal) in enumerate(zip(lengths, terminal_last, strict=True)):
+        flags = np.zeros((2, steps), dtype=bool)
+        flags[0 if terminal else 1, -1] = True
+        rows = {"T+1": steps + 1, "T": steps}.get(state_rows)
+        infos = None if rows is None else {"qpos": rng.normal(size=(rows, 6)), "qvel": rng.normal(size=(rows, 6))}
+        buffers.append(
+            EpisodeBuffer(
+                id=index,
+                observations=rng.normal(size=(steps + 1, obs_dim)),
+                actions=rng.uniform(-0.9, 0.9, size=(steps, act_dim)).astype(np.float32),
+                rewards=list(rng.normal(size=steps)),
+                terminations=list(flags[0]),
+                truncations=list(flags[1]),
+                infos=infos,
+            )
+        )
+    return buffers
+
+
+def minari_from_buffers(dataset_id: str, buffers: list[Any], **kwargs: Any):
+    """``minari.create_dataset_from_buffers`` with full metadata (no warnings); ``kwargs`` override."""
+    import minari
+
+    return minari.create_dataset_from_buffers(
+        dataset_id, buffers, **{"env": "Hopper-v5", **_quiet_metadata(), **kwargs}
+    )
+
+
+def _quiet_metadata() -> dict[str, Any]:
+    """Metadata Minari warns about when missing."""
+    return {
+        "algorithm_name": "uniform-random",
+        "author": "mbrl tests",
+        "author_email": "tests@example.com",
+        "code_permalink": "https://example.com/mbrl",
+        "description": "tiny test dataset",
+        "eval_env": "Hopper-v5",
+    }
