@@ -4,7 +4,9 @@ The same class trains the behaviour policies online (``mbrl.online``) and learns
 real and model batches; with model rollouts and no reward penalty it is RAVL (Sims et al. 2024).
 EDAC (An et al. 2021) adds ``eta`` times the mean pairwise cosine similarity of the members'
 action-gradients ``grad_a Q_j(s, a)``, which diversifies the ensemble so that the min over members
-penalises out-of-distribution actions (and, in RAVL, edge-of-reach states). Target: ``y = r + gamma * (1 - terminated) * (min_j Qbar_j(s', a') - alpha log pi(a'|s'))``.
+penalises out-of-distribution actions (and, in RAVL, edge-of-reach states).
+
+Target: ``y = r + gamma * (1 - terminated) * (min_j Qbar_j(s', a') - alpha * log pi(a'|s'))``.
 Update order (as in SAC-N/EDAC): temperature, actor, critics, Polyak averaging.
 """
 
