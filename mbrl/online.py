@@ -46,7 +46,8 @@ def train_online(cfg: OnlineConfig, out: str | Path, log: Path | None = None) ->
     """Train SAC online, snapshot the actor every ``snapshot_every`` steps, save a bundle at ``out``.
 
     The medium snapshot is the first whose deterministic evaluation return reaches a third of the
-    D4RL expert reference return of the env family; the expert one the first reaching 90 %.
+    D4RL expert reference return of the env family (the best snapshot if none does within
+    ``total_steps``); the expert one the first reaching 90 % (none if no snapshot does).
     """
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -111,6 +112,9 @@ def train_online(cfg: OnlineConfig, out: str | Path, log: Path | None = None) ->
             if cfg.stop_fraction is not None and ret >= ref_min + cfg.stop_fraction * (ref_max - ref_min):
                 break
     env.close()
+    if medium_index is None and snapshots:
+        # The budget ran out below a third of expert: the best snapshot stands in for medium.
+        medium_index = max(range(len(snapshots)), key=lambda i: snapshots[i].eval_return)
     bundle = BehaviorBundle(
         env_id=cfg.env_id,
         obs_dim=spec.obs_dim,

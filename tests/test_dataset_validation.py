@@ -130,7 +130,7 @@ def test_env_version_mismatch_is_refused_unless_allowed(hopper_v3_spec):
     with pytest.raises(DatasetError, match="Hopper-v3 but the evaluation env is Hopper-v5") as info:
         check_env_match(hopper_v3_spec, "Hopper-v5")
     assert "allow_version_mismatch=true" in str(info.value)
-    assert "dataset.allow_version_mismatch=true" in str(info.value)
+    assert "mbrl-train override: allow_version_mismatch=true" in str(info.value)
     check_env_match(hopper_v3_spec, "Hopper-v5", allow_version_mismatch=True)
 
 

@@ -108,7 +108,7 @@ def test_absent_dataset_without_download_names_id_folder_and_fix(minari_root):
     message = str(info.value)
     assert "mujoco/hopper/medium-v0" in message
     assert str(minari_root) in message and "MINARI_DATASETS_PATH" in message
-    assert "download=true" in message and "dataset.download=true" in message
+    assert "download=true" in message and "mbrl-train: download=true" in message
 
 
 def test_non_box_action_space_is_refused(minari_root):

@@ -81,7 +81,7 @@ def _open(dataset_id: str, download: bool) -> Any:
         raise DatasetError(
             f"Minari dataset {dataset_id!r} is not stored locally (searched {get_dataset_path()}, the "
             "MINARI_DATASETS_PATH folder, default ~/.minari/datasets). Fix: download it with download=true "
-            "(Hydra: dataset.download=true; mbrl-dataset: --download), point MINARI_DATASETS_PATH at the folder "
+            "(mbrl-train: download=true; mbrl-dataset: --download), point MINARI_DATASETS_PATH at the folder "
             "that holds it, or create it (built-in datasets: mbrl-make-dataset NAME)."
         ) from exc
     except ValueError as exc:  # unreadable metadata or a Minari version this install cannot read

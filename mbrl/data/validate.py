@@ -173,7 +173,7 @@ def check_env_match(spec: DatasetSpec, env_id: str, *, allow_version_mismatch: b
         raise DatasetError(
             f"dataset {spec.name!r} was collected in {spec.env_id} but the evaluation env is {env_id}: "
             "the env versions differ (dynamics, rewards or observations may differ). If you accept that, "
-            "pass allow_version_mismatch=true (Hydra override: dataset.allow_version_mismatch=true)."
+            "pass allow_version_mismatch=true (mbrl-train override: allow_version_mismatch=true)."
         )
     obs_dim, act_dim, low, high = env_spaces(env_id)
     if (spec.obs_dim, spec.act_dim) != (obs_dim, act_dim):

@@ -1,0 +1,374 @@
+"""The probabilistic Gaussian ensemble of MBPO/MOPO (and of RAVL, MOBILE, COMBO, MOREC).
+
+Each of ``E`` members is an MLP over the z-scored ``concat(obs, act)`` that predicts the mean and
+log-variance of ``[Δs, r]`` (``D = obs_dim + 1``, targets in raw units). All members run in one
+batched pass through :class:`~dynamics.layers.EnsembleLinear` layers. Training follows
+OfflineRL-Kit's ``EnsembleDynamics.train``:
+
+* holdout split of ``min(holdout_fraction * N, max_holdout)`` rows, the normaliser fit on the rest;
+* per-member bootstrap resamples of the training rows (drawn once), reshuffled every epoch;
+* loss per member ``mean((μ - y)² e^{-lv}) + mean(lv)``, summed over members, plus the L2 decay
+  ``Σ_l 0.5 · wd_l · ||W_l||²`` (weights only, summed over members) and
+  ``logvar_loss_coef · (Σ max_logvar - Σ min_logvar)``;
+* per-member best snapshots on a relative holdout-MSE gain ``> improvement_threshold``; training stops
+  after ``max_epochs_since_update`` epochs in which no member improved (or at ``max_epochs``); the best
+  snapshots are restored and the ``num_elites`` members with the lowest holdout MSE become ``elites``.
+
+A single Gaussian model is ``ensemble_size=1, num_elites=1``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dynamics.base import FitReport, StepResult
+from dynamics.layers import EnsembleLinear
+from dynamics.termination import TerminationFn, get_termination_fn
+from mbrl.data.transitions import Transitions
+
+log = logging.getLogger(__name__)
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"silu": nn.SiLU, "relu": nn.ReLU}
+
+# Rows per forward pass when scoring the holdout set, to bound activation memory on large holdouts.
+_EVAL_CHUNK = 8192
+
+
+@dataclass
+class EnsembleConfig:
+    """Hyper-parameters of :class:`GaussianEnsemble`; defaults are the published MBPO/MOPO ones.
+
+    Attributes:
+        ensemble_size: members ``E``.
+        num_elites: members used by ``sample`` (lowest holdout MSE).
+        hidden_sizes: widths of the hidden layers.
+        activation: ``"silu"`` (Swish; OfflineRL-Kit, RAVL) or ``"relu"`` (Unifloral).
+        lr: Adam learning rate.
+        batch_size: rows per member per gradient step.
+        weight_decay: one coefficient per layer, the output layer last (``len(hidden_sizes) + 1``
+            entries); added to the loss as ``0.5 * wd * ||W||²`` (OfflineRL-Kit), not Adam's decay.
+        logvar_loss_coef: weight of ``Σ max_logvar - Σ min_logvar`` in the loss.
+        holdout_fraction: fraction of the data held out for early stopping and elite selection.
+        max_holdout: cap on the holdout size (OfflineRL-Kit: 1000); ``None`` = the pure fraction (RAVL).
+        max_epochs: hard cap on epochs; ``None`` = until early stopping.
+        max_epochs_since_update: stop after this many epochs without any member improving.
+        improvement_threshold: relative holdout-MSE gain that counts as an improvement.
+        bootstrap: train each member on its own bootstrap resample. Ignored for ``ensemble_size=1``:
+            without other members there is no diversity to gain, only a third of the data to lose.
+        seed: seeds the initialisation (CPU generator) and every draw made by ``fit``.
+        termination: env family whose termination rule ``sample`` applies (``"hopper"``, ...);
+            ``None`` = never terminate.
+        max_train_steps_per_epoch: optional cap on gradient steps per epoch (CPU-scale runs).
+    """
+
+    ensemble_size: int = 7
+    num_elites: int = 5
+    hidden_sizes: tuple[int, ...] = (200, 200, 200, 200)
+    activation: str = "silu"
+    lr: float = 1e-3
+    batch_size: int = 256
+    weight_decay: tuple[float, ...] = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)
+    logvar_loss_coef: float = 0.01
+    holdout_fraction: float = 0.2
+    max_holdout: int | None = 1000
+    max_epochs: int | None = None
+    max_epochs_since_update: int = 5
+    improvement_threshold: float = 0.01
+    bootstrap: bool = True
+    seed: int = 0
+    termination: str | None = None
+    max_train_steps_per_epoch: int | None = None
+
+    def __post_init__(self) -> None:
+        # Hydra/YAML hand over lists; keep tuples so the config hashes and compares stably.
+        self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
+        self.weight_decay = tuple(float(w) for w in self.weight_decay)
+        if self.ensemble_size < 1:
+            raise ValueError(f"ensemble_size must be >= 1, got {self.ensemble_size}")
+        if not 1 <= self.num_elites <= self.ensemble_size:
+            raise ValueError(f"num_elites must be in [1, ensemble_size={self.ensemble_size}], got {self.num_elites}")
+        if len(self.weight_decay) != len(self.hidden_sizes) + 1:
+            raise ValueError(
+                f"weight_decay needs one entry per layer incl. the output layer ({len(self.hidden_sizes) + 1} "
+                f"for hidden_sizes={self.hidden_sizes}), got {len(self.weight_decay)}"
+            )
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation {self.activation!r} is unknown; choose one of {', '.join(ACTIVATIONS)}")
+        if not 0.0 < self.holdout_fraction < 1.0:
+            raise ValueError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
+        if self.max_holdout is not None and self.max_holdout < 1:
+            raise ValueError(f"max_holdout must be >= 1 or None, got {self.max_holdout}")
+        for name in ("max_epochs", "max_train_steps_per_epoch"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 or None, got {value}")
+        if self.batch_size < 1 or self.max_epochs_since_update < 1:
+            raise ValueError("batch_size and max_epochs_since_update must be >= 1")
+        if self.termination is not None:
+            get_termination_fn(self.termination)  # fail at construction, naming the known families
+
+
+class GaussianEnsemble(nn.Module):
+    """``E`` Gaussian MLPs over ``[Δs, r]``, trained and evaluated in one batched pass.
+
+    Args:
+        obs_dim: observation width ``o``.
+        act_dim: action width ``a``.
+        config: hyper-parameters (kept as ``self.cfg``; not part of the state dict).
+        device: where parameters, buffers and every returned tensor live.
+
+    State dict: layer parameters, ``max_logvar`` / ``min_logvar`` ``[D]``, the input normaliser
+    ``input_mean`` / ``input_std`` ``[o + a]``, ``elites`` ``[num_elites]`` (best first) and
+    ``holdout_mse`` ``[E]`` of the last fit (``inf`` before fitting).
+    """
+
+    elites: torch.Tensor
+    holdout_mse: torch.Tensor
+    input_mean: torch.Tensor
+    input_std: torch.Tensor
+
+    def __init__(
+        self, obs_dim: int, act_dim: int, config: EnsembleConfig | None = None, device: str | torch.device = "cpu"
+    ) -> None:
+        super().__init__()
+        self.cfg = config or EnsembleConfig()
+        self.obs_dim = obs_dim
+        self.act_dim = act_dim
+        self.out_dim = obs_dim + 1
+        self.device = torch.device(device)
+        cfg = self.cfg
+        widths = (obs_dim + act_dim, *cfg.hidden_sizes)
+        self.hidden = nn.ModuleList(EnsembleLinear(i, o, cfg.ensemble_size) for i, o in itertools.pairwise(widths))
+        # One output layer for mean and raw logvar, as in OfflineRL-Kit (it carries the last decay entry).
+        self.output = EnsembleLinear(widths[-1], 2 * self.out_dim, cfg.ensemble_size)
+        self.activation = ACTIVATIONS[cfg.activation]()
+        # Shared by all members, learned (PETS): the soft bounds of the predicted log-variance.
+        self.max_logvar = nn.Parameter(torch.full((self.out_dim,), 0.5))
+        self.min_logvar = nn.Parameter(torch.full((self.out_dim,), -10.0))
+        self.register_buffer("input_mean", torch.zeros(obs_dim + act_dim))
+        self.register_buffer("input_std", torch.ones(obs_dim + act_dim))
+        self.register_buffer("elites", torch.arange(cfg.num_elites))
+        self.register_buffer("holdout_mse", torch.full((cfg.ensemble_size,), math.inf))
+        self._termination: TerminationFn | None = get_termination_fn(cfg.termination) if cfg.termination else None
+        self._init_weights()
+        self.to(self.device)
+
+    def _init_weights(self) -> None:
+        """Truncated normal, std ``1/(2√fan_in)`` cut at ±2 std (MBPO/PETS), zero bias; CPU generator so
+        every device starts from the same numbers."""
+        gen = torch.Generator().manual_seed(self.cfg.seed)
+        with torch.no_grad():
+            for layer in self.layers:
+                std = 1.0 / (2.0 * math.sqrt(layer.in_features))
+                w = torch.empty(layer.weight.shape)
+                nn.init.trunc_normal_(w, std=std, a=-2 * std, b=2 * std, generator=gen)
+                layer.weight.copy_(w)
+                layer.bias.zero_()
+
+    @property
+    def layers(self) -> list[EnsembleLinear]:
+        """Every ``EnsembleLinear`` in order, the output layer last (aligned with ``cfg.weight_decay``)."""
+        return [*self.hidden, self.output]
+
+    # -- checkpoints -------------------------------------------------------------------------------
+    def checkpoint(self) -> dict[str, Any]:
+        """Everything needed to rebuild this model: dims, config and state dict."""
+        return {
+            "obs_dim": self.obs_dim,
+            "act_dim": self.act_dim,
+            "config": dataclasses.asdict(self.cfg),
+            "state_dict": self.state_dict(),
+        }
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict[str, Any], device: str | torch.device = "cpu") -> GaussianEnsemble:
+        """Inverse of :meth:`checkpoint`."""
+        model = cls(checkpoint["obs_dim"], checkpoint["act_dim"], EnsembleConfig(**checkpoint["config"]), device)
+        model.load_state_dict(checkpoint["state_dict"])
+        return model
+
+    # -- forward ---------------------------------------------------------------------------------
+    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised inputs ``[B, o+a]`` (shared) or ``[E, B, o+a]`` -> mean, logvar ``[E, B, D]``."""
+        h = x
+        for layer in self.hidden:
+            h = self.activation(layer(h))
+        mean, raw_logvar = self.output(h).split(self.out_dim, dim=-1)
+        # Soft clamp into [min_logvar, max_logvar] that keeps gradients flowing to the bounds.
+        logvar = self.max_logvar - F.softplus(self.max_logvar - raw_logvar)
+        logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
+        return mean, logvar
+
+    def _inputs(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """``obs [B, o]``, ``act [B, a]`` -> z-scored ``[B, o+a]`` on the model's device and dtype."""
+        if obs.dim() != 2 or obs.shape[1] != self.obs_dim or act.shape != (obs.shape[0], self.act_dim):
+            raise ValueError(
+                f"expected obs [B, {self.obs_dim}] and act [B, {self.act_dim}], "
+                f"got {tuple(obs.shape)} and {tuple(act.shape)}"
+            )
+        x = torch.cat([obs, act], dim=1).to(self.input_mean)
+        return (x - self.input_mean) / self.input_std
+
+    def predict(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``obs [B, o]``, ``act [B, a]`` -> mean, logvar ``[E, B, o+1]`` of ``[Δs, r]`` for every member.
+
+        Differentiable (no ``no_grad``), so adversarial model updates (RAMBO) can use it.
+        """
+        return self._forward(self._inputs(obs, act))
+
+    @torch.no_grad()
+    def sample(self, obs: torch.Tensor, act: torch.Tensor, generator: torch.Generator) -> StepResult:
+        """One step per row from a uniformly drawn elite's Gaussian; all draws come from ``generator``.
+
+        Returns next_obs ``[B, o]`` = obs + sampled Δs, reward ``[B]``, terminated ``[B]`` (the
+        configured termination rule on ``(obs, act, next_obs)``, else all False) and info with
+        ``"member" [B]`` (long), ``"mean"`` and ``"std"`` ``[E, B, o+1]`` of every member.
+        """
+        mean, logvar = self.predict(obs, act)
+        std = (0.5 * logvar).exp()
+        rows = torch.arange(obs.shape[0], device=self.device)
+        pick = torch.randint(len(self.elites), (obs.shape[0],), device=self.device, generator=generator)
+        member = self.elites[pick]
+        noise = torch.randn(mean.shape[1:], device=self.device, dtype=mean.dtype, generator=generator)
+        draw = mean[member, rows] + std[member, rows] * noise
+        next_obs = obs.to(draw) + draw[:, :-1]
+        if self._termination is None:
+            terminated = torch.zeros(obs.shape[0], dtype=torch.bool, device=self.device)
+        else:
+            terminated = self._termination(obs.to(draw), act.to(draw), next_obs)
+        return StepResult(next_obs, draw[:, -1], terminated, {"member": member, "mean": mean, "std": std})
+
+    # -- training --------------------------------------------------------------------------------
+    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batched inputs ``[E, b, o+a]``, targets ``[E, b, D]`` -> (total loss, mean per-member NLL)."""
+        mean, logvar = self._forward(x)
+        nll = (((mean - y) ** 2) * torch.exp(-logvar)).mean(dim=(1, 2)) + logvar.mean(dim=(1, 2))  # [E]
+        layers = zip(self.cfg.weight_decay, self.layers, strict=True)
+        decay = sum(0.5 * wd * layer.weight.square().sum() for wd, layer in layers)
+        bounds = self.cfg.logvar_loss_coef * (self.max_logvar.sum() - self.min_logvar.sum())
+        return nll.sum() + decay + bounds, nll.detach().mean()
+
+    @torch.no_grad()
+    def _holdout_mse(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Normalised inputs ``[H, o+a]``, targets ``[H, D]`` -> MSE of each member's mean ``[E]``."""
+        total = torch.zeros(self.cfg.ensemble_size, device=self.device)
+        for start in range(0, x.shape[0], _EVAL_CHUNK):
+            mean, _ = self._forward(x[start : start + _EVAL_CHUNK])
+            total += ((mean - y[start : start + _EVAL_CHUNK]) ** 2).sum(dim=(1, 2))
+        return total / (x.shape[0] * self.out_dim)
+
+    def _split(self, data: Transitions, gen: torch.Generator) -> tuple[Transitions, Transitions]:
+        n = len(data)
+        fraction = int(n * self.cfg.holdout_fraction)
+        n_holdout = fraction if self.cfg.max_holdout is None else min(fraction, self.cfg.max_holdout)
+        if n_holdout < 1 or n - n_holdout < 1:
+            raise ValueError(
+                f"fit needs at least one training and one holdout row; {n} transitions with "
+                f"holdout_fraction={self.cfg.holdout_fraction} give {n_holdout} holdout rows. Provide more data."
+            )
+        perm = torch.randperm(n, device=self.device, generator=gen)
+        return data.index(perm[n_holdout:]), data.index(perm[:n_holdout])
+
+    def fit(self, data: Transitions, holdout: Transitions | None = None) -> FitReport:
+        """Train on ``data`` with early stopping on a holdout split (or on the given ``holdout``).
+
+        Trains from the current weights (a fresh model: from the seeded initialisation) and refits
+        the input normaliser on the training rows. Afterwards every member holds its best snapshot,
+        ``self.elites`` the ``num_elites`` lowest-holdout-MSE members (best first) and
+        ``self.holdout_mse [E]`` their scores. ``FitReport.train_loss`` is the mean per-member NLL of
+        each epoch, ``holdout_loss`` the holdout MSE averaged over members after each epoch.
+        """
+        cfg = self.cfg
+        for name, part in (("data", data), ("holdout", holdout)):
+            if part is not None and (part.obs_dim != self.obs_dim or part.act_dim != self.act_dim):
+                raise ValueError(
+                    f"{name} has obs_dim={part.obs_dim}, act_dim={part.act_dim}; the model expects "
+                    f"{self.obs_dim}, {self.act_dim}"
+                )
+        gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        data = data.to(self.device)
+        if holdout is not None and len(holdout) == 0:
+            raise ValueError("the given holdout set is empty; pass holdout=None to split one off the data")
+        train, held = (data, holdout.to(self.device)) if holdout is not None else self._split(data, gen)
+
+        x_train = torch.cat([train.obs, train.act], dim=1).to(self.input_mean)
+        self.input_mean.copy_(x_train.mean(dim=0))
+        std = x_train.std(dim=0, unbiased=False)
+        self.input_std.copy_(torch.where(std < 1e-12, torch.ones_like(std), std))  # constant inputs stay unscaled
+
+        def normalised_xy(part: Transitions) -> tuple[torch.Tensor, torch.Tensor]:
+            x = torch.cat([part.obs, part.act], dim=1).to(self.input_mean)
+            y = torch.cat([part.next_obs - part.obs, part.rew[:, None]], dim=1).to(self.input_mean)
+            return (x - self.input_mean) / self.input_std, y
+
+        x_train, y_train = normalised_xy(train)
+        x_held, y_held = normalised_xy(held)
+        n, e = len(train), cfg.ensemble_size
+        if cfg.bootstrap and e > 1:
+            member_rows = torch.randint(n, (e, n), device=self.device, generator=gen)
+        else:
+            member_rows = torch.arange(n, device=self.device).expand(e, n)
+
+        optimizer = torch.optim.Adam(self.parameters(), lr=cfg.lr)
+        members = [p for layer in self.layers for p in layer.parameters()]  # per-member tensors, leading dim E
+        best_params = [p.detach().clone() for p in members]
+        best_mse = torch.full((e,), math.inf, device=self.device)
+        steps = math.ceil(n / cfg.batch_size)
+        if cfg.max_train_steps_per_epoch is not None:
+            steps = min(steps, cfg.max_train_steps_per_epoch)
+        train_history: list[float] = []
+        holdout_history: list[float] = []
+        epoch, stale = 0, 0
+        while cfg.max_epochs is None or epoch < cfg.max_epochs:
+            epoch += 1
+            # Independent reshuffle of each member's rows (OfflineRL-Kit's shuffle_rows).
+            order = torch.rand(e, n, device=self.device, generator=gen).argsort(dim=1)
+            member_rows = member_rows.gather(1, order)
+            epoch_nll = torch.zeros((), device=self.device)
+            for step in range(steps):
+                idx = member_rows[:, step * cfg.batch_size : (step + 1) * cfg.batch_size]  # [E, b]
+                loss, nll = self._loss(x_train[idx], y_train[idx])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                epoch_nll += nll
+            mse = self._holdout_mse(x_held, y_held)
+            train_history.append(float(epoch_nll) / steps)
+            holdout_history.append(float(mse.mean()))
+            # A member improves on a relative gain above the threshold; its first finite score always counts.
+            gain = (best_mse - mse) / best_mse
+            improved = torch.isfinite(mse) & (~torch.isfinite(best_mse) | (gain > cfg.improvement_threshold))
+            if improved.any():
+                with torch.no_grad():
+                    for best, p in zip(best_params, members, strict=True):
+                        best[improved] = p[improved]
+                best_mse = torch.where(improved, mse, best_mse)
+                stale = 0
+            else:
+                stale += 1
+            log.debug("epoch %d: train nll %.4f, holdout mse %s", epoch, train_history[-1], mse.tolist())
+            if stale >= cfg.max_epochs_since_update:
+                break
+
+        with torch.no_grad():
+            for best, p in zip(best_params, members, strict=True):
+                p.copy_(best)
+        # Members that never produced a finite holdout score keep their initial weights and rank last.
+        self.holdout_mse.copy_(best_mse)
+        self.elites.copy_(best_mse.argsort()[: cfg.num_elites])
+        return FitReport(
+            holdout_mse=self.holdout_mse.clone(),
+            elites=self.elites.clone(),
+            epochs=epoch,
+            train_loss=train_history,
+            holdout_loss=holdout_history,
+        )

@@ -1,0 +1,1 @@
+"""Components that shape model data: reward penalties (and, later, transition filters)."""

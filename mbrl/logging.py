@@ -1,0 +1,90 @@
+"""Run logging: CSV per metric group, a JSON-lines stream, a console progress bar, optional wandb.
+
+Values arrive as floats or detached scalar tensors; they are converted here, at log time only.
+On resume, rows written after the checkpoint being resumed are dropped so the files match an
+uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+@dataclass
+class LoggerConfig:
+    wandb: bool = False
+    wandb_mode: str = "offline"  # "online" needs a configured account; "offline" never does
+    project: str = "mbrl"
+    entity: str | None = None
+    group: str | None = None
+    tags: list[str] = field(default_factory=list)
+    progress: bool = True  # console progress bar
+
+
+def to_float(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v.item() if isinstance(v, torch.Tensor) else v) for k, v in metrics.items()}
+
+
+class RunLogger:
+    def __init__(self, run_dir: Path, cfg: LoggerConfig, config_dict: dict[str, Any], wandb_id: str | None = None):
+        self.run_dir = run_dir
+        self.cfg = cfg
+        self._wandb = None
+        self.wandb_id = wandb_id
+        if cfg.wandb:
+            import wandb
+
+            self._wandb = wandb.init(
+                project=cfg.project,
+                entity=cfg.entity,
+                group=cfg.group,
+                tags=list(cfg.tags),
+                config=config_dict,
+                dir=str(run_dir),
+                mode=cfg.wandb_mode,
+                id=wandb_id,
+                resume="allow",
+            )
+            self.wandb_id = self._wandb.id
+
+    def truncate_after(self, step: int) -> None:
+        """Drop rows logged after ``step`` (they belong to the part of a killed run being redone)."""
+        for path in self.run_dir.glob("*.csv"):
+            with open(path, newline="") as f:
+                rows = list(csv.DictReader(f))
+            if not rows:
+                continue
+            with open(path, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=list(rows[0]))
+                w.writeheader()
+                w.writerows(r for r in rows if int(r["step"]) <= step)
+        jsonl = self.run_dir / "metrics.jsonl"
+        if jsonl.exists():
+            kept = [line for line in jsonl.read_text().splitlines() if json.loads(line)["step"] <= step]
+            jsonl.write_text("".join(line + "\n" for line in kept))
+
+    def log(self, group: str, step: int, metrics: dict[str, Any]) -> dict[str, float]:
+        values = to_float(metrics)
+        row = {"step": step, **values}
+        path = self.run_dir / f"{group}.csv"
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                w.writeheader()
+            w.writerow(row)
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({"group": group, **row}) + "\n")
+        if self._wandb is not None:
+            self._wandb.log({f"{group}/{k}": v for k, v in values.items()}, step=step)
+        return values
+
+    def close(self) -> None:
+        if self._wandb is not None:
+            self._wandb.finish()

@@ -1,0 +1,87 @@
+"""Branched truncated rollouts from dataset states, with the current policy in the loop.
+
+Every ``every`` agent updates, ``batch_size`` start states are drawn from the real data and
+rolled ``horizon`` steps through the dynamics model. Rows that terminate stop; the last step
+of the surviving rows is marked ``truncated`` (its next state is an edge-of-reach state: it is
+bootstrapped from but never regressed). Everything stays on the device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from dynamics.base import DynamicsModel
+from mbrl.data.buffer import ReplayBuffer
+from mbrl.data.transitions import Transitions
+from mbrl.filters.penalties import RewardPenalty
+
+
+@dataclass
+class RolloutConfig:
+    horizon: int = 5
+    batch_size: int = 50_000  # start states per rollout round
+    every: int = 1000  # agent updates between rounds
+    retain: int = 5  # rounds kept in the FIFO model buffer
+    real_ratio: float = 0.05  # fraction of each agent batch drawn from the real data
+
+
+@dataclass
+class RolloutStats:
+    """Per-round diagnostics: transitions produced, mean rollout length, mean model reward and penalty."""
+
+    transitions: int
+    mean_length: float
+    reward_mean: float
+    penalty_mean: float
+
+
+@torch.no_grad()
+def rollout(
+    model: DynamicsModel,
+    policy: Callable[[torch.Tensor], torch.Tensor],
+    start_obs: torch.Tensor,
+    horizon: int,
+    generator: torch.Generator,
+    penalty: RewardPenalty | None = None,
+) -> tuple[Transitions, RolloutStats]:
+    """Roll ``start_obs [B, obs_dim]`` for up to ``horizon`` steps; returns the stacked transitions.
+
+    ``policy`` maps ``obs [b, obs_dim]`` to actions ``[b, act_dim]`` (stochastic during rollouts).
+    Rewards are the model's minus ``penalty`` when given.
+    """
+    obs = start_obs
+    parts: list[Transitions] = []
+    penalties: list[torch.Tensor] = []
+    for t in range(horizon):
+        if obs.shape[0] == 0:
+            break
+        act = policy(obs)
+        step = model.sample(obs, act, generator)
+        pen = penalty(step) if penalty is not None else torch.zeros_like(step.reward)
+        last = torch.full_like(step.terminated, t == horizon - 1)
+        parts.append(Transitions(obs, act, step.reward - pen, step.next_obs, step.terminated, last & ~step.terminated))
+        penalties.append(pen)
+        obs = step.next_obs[~step.terminated]
+    data = Transitions.cat(parts)
+    n_start = max(start_obs.shape[0], 1)
+    stats = RolloutStats(
+        transitions=len(data),
+        mean_length=len(data) / n_start,
+        reward_mean=float(data.rew.mean()) if len(data) else 0.0,
+        penalty_mean=float(torch.cat(penalties).mean()) if penalties else 0.0,
+    )
+    return data, stats
+
+
+def model_buffer(cfg: RolloutConfig, obs_dim: int, act_dim: int, device: str | torch.device) -> ReplayBuffer:
+    """A FIFO buffer holding the last ``retain`` rounds of ``batch_size * horizon`` transitions."""
+    return ReplayBuffer(cfg.batch_size * cfg.horizon * cfg.retain, obs_dim, act_dim, device)
+
+
+def split_batch(batch_size: int, real_ratio: float) -> tuple[int, int]:
+    """``(real, model)`` rows per agent batch: ``int(batch_size * real_ratio)`` real, the rest model."""
+    n_real = int(batch_size * real_ratio)
+    return n_real, batch_size - n_real

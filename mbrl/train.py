@@ -1,0 +1,352 @@
+"""The training job: dataset -> dynamics -> {rollouts -> model buffer; agent updates} -> evaluation.
+
+Run it with Hydra (``mbrl-train`` or ``python -m mbrl.train``)::
+
+    mbrl-train                                   # default agent on the default dataset, cpu scale
+    mbrl-train agent=mopo scale=smoke seed=3     # any config group option, any key
+    mbrl-train hydra.run.dir=runs/x resume=true  # continue a killed run exactly
+
+or from Python::
+
+    from mbrl.train import compose, train
+    result = train(compose(["agent=mopo", "scale=smoke"]), run_dir="runs/x")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from agents import AGENTS
+from agents.base import AgentSpec
+from dynamics.base import DynamicsModel
+from dynamics.cache import fit_cached
+from dynamics.ensemble import EnsembleConfig
+from dynamics.factory import DYNAMICS_KINDS, build_dynamics
+from mbrl.checkpoint import load, restore_rng_state, rng_state, save_atomic
+from mbrl.data.builtin import DEFAULT_DATASET
+from mbrl.data.loading import load_dataset
+from mbrl.data.scores import normalized_scores, summarize
+from mbrl.data.validate import check_env_match
+from mbrl.envs import ENV_FAMILIES
+from mbrl.evaluate import evaluate
+from mbrl.filters.penalties import PENALTIES
+from mbrl.logging import LoggerConfig, RunLogger, to_float
+from mbrl.rollout import RolloutConfig, model_buffer, rollout, split_batch
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CHECKPOINT = "checkpoint.pt"
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, mistyped or inconsistent; the message names the fix."""
+
+
+class TrainingDivergedError(RuntimeError):
+    """A loss or parameter became NaN/inf; the last good checkpoint is kept."""
+
+
+@dataclass
+class DynamicsSection(EnsembleConfig):
+    """Which dynamics to use (``kind``) and, for learned ones, the ensemble's hyper-parameters."""
+
+    kind: str = "ensemble"  # ensemble | single | oracle | none
+    cache: bool = True
+    cache_dir: str | None = None  # default: $MBRL_CACHE or ~/.cache/mbrl
+
+
+@dataclass
+class TrainConfig:
+    """The full, typed schema of a run. Hydra composes ``configs/`` onto it."""
+
+    dataset: str = DEFAULT_DATASET  # built-in name, D4RL HDF5 path or name, or Minari id
+    download: bool = False  # allow Minari to download a dataset that is not on disk
+    allow_version_mismatch: bool = False  # e.g. D4RL's Hopper-v3 data evaluated in Hopper-v5
+    eval_env: str | None = None  # default: the dataset's env (D4RL: the family's v5 env)
+    dynamics: DynamicsSection = field(default_factory=DynamicsSection)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    agent: dict[str, Any] = field(default_factory=lambda: {"name": "sac"})
+    penalty: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    scale: str = "cpu"
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = None  # torch intra-op threads; None keeps torch's default
+    total_updates: int = 100_000
+    batch_size: int = 256
+    eval_every: int = 5_000
+    eval_episodes: int = 10
+    final_eval_episodes: int = 10
+    log_every: int = 1_000
+    checkpoint_every: int = 5_000
+    resume: bool = False
+
+
+# configs/config.yaml starts from this schema, so every key and type is checked before training.
+ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+
+
+def typed_section(section: dict[str, Any] | DictConfig, registry_name: str, cls: type) -> Any:
+    """Validate ``section`` (minus its ``name``) against the dataclass ``cls``; returns an instance."""
+    params = OmegaConf.to_container(section, resolve=True) if isinstance(section, DictConfig) else dict(section)
+    params.pop("name", None)
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), params))
+    except OmegaConfBaseException as e:
+        fields = ", ".join(f.name for f in dataclasses.fields(cls))
+        raise ConfigError(f"{registry_name}: {str(e).splitlines()[0]}. Valid options: {fields}") from None
+
+
+def _validate(cfg: TrainConfig) -> None:
+    if cfg.dynamics.kind not in DYNAMICS_KINDS:
+        raise ConfigError(f"dynamics.kind={cfg.dynamics.kind!r} is unknown; choose one of {', '.join(DYNAMICS_KINDS)}")
+    positive = {
+        "total_updates": cfg.total_updates,
+        "batch_size": cfg.batch_size,
+        "eval_every": cfg.eval_every,
+        "log_every": cfg.log_every,
+        "checkpoint_every": cfg.checkpoint_every,
+        "rollout.horizon": cfg.rollout.horizon,
+        "rollout.batch_size": cfg.rollout.batch_size,
+        "rollout.every": cfg.rollout.every,
+        "rollout.retain": cfg.rollout.retain,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{key} must be positive, got {value}")
+    if not 0.0 <= cfg.rollout.real_ratio <= 1.0:
+        raise ConfigError(f"rollout.real_ratio must lie in [0, 1], got {cfg.rollout.real_ratio}")
+
+
+def compose(overrides: list[str] | None = None) -> DictConfig:
+    """Compose ``configs/config.yaml`` with Hydra overrides, outside of a Hydra app."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides or []))
+
+
+def _git_revision() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=CONFIG_DIR.parent, capture_output=True, text=True)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def _eval_env(cfg: TrainConfig, spec) -> str:
+    if cfg.eval_env:
+        return cfg.eval_env
+    if spec.source == "d4rl" and spec.env_name.lower() in ENV_FAMILIES:
+        return f"{ENV_FAMILIES[spec.env_name.lower()]}-v5"
+    return spec.env_id
+
+
+def _all_finite(tree: Any) -> bool:
+    if isinstance(tree, torch.Tensor):
+        return not tree.is_floating_point() or bool(torch.isfinite(tree).all())
+    if isinstance(tree, dict):
+        return all(_all_finite(v) for v in tree.values())
+    if isinstance(tree, list | tuple):
+        return all(_all_finite(v) for v in tree)
+    return True
+
+
+def train(config: DictConfig | TrainConfig, run_dir: str | os.PathLike) -> dict[str, Any]:
+    """Run (or resume) one training job in ``run_dir``; returns the final results (also ``final.json``)."""
+    if isinstance(config, DictConfig):
+        try:
+            cfg: TrainConfig = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainConfig), config))
+        except OmegaConfBaseException as e:
+            raise ConfigError(str(e)) from None
+    else:
+        cfg = config
+    _validate(cfg)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = run_dir / CHECKPOINT
+    if cfg.resume and not ckpt_path.exists():
+        raise FileNotFoundError(f"resume=true but {ckpt_path} does not exist; drop resume=true to start a fresh run")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = torch.device(cfg.device)
+
+    agent_name = cfg.agent.get("name", "sac")
+    agent_cls = AGENTS.get(agent_name)
+    agent_cfg = typed_section(cfg.agent, f"agent {agent_name!r}", agent_cls.Config)
+    penalty_name = cfg.penalty.get("name", "none")
+    penalty_cls = PENALTIES.get(penalty_name)
+    penalty = penalty_cls(typed_section(cfg.penalty, f"penalty {penalty_name!r}", penalty_cls.Config))
+    model_based = cfg.dynamics.kind != "none"
+    if penalty_name != "none" and not model_based:
+        raise ConfigError(f"penalty={penalty_name} needs model rollouts; set dynamics=ensemble (or single/oracle)")
+
+    # -- data -------------------------------------------------------------------------------------
+    data = load_dataset(cfg.dataset, download=cfg.download, device=str(device))
+    spec = data.spec
+    eval_env = _eval_env(cfg, spec)
+    check_env_match(spec, eval_env, allow_version_mismatch=cfg.allow_version_mismatch)
+    real = data.transitions
+    ref = (spec.ref_min_score, spec.ref_max_score) if spec.ref_min_score is not None else None
+
+    torch.manual_seed(cfg.seed)
+    batch_gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    rollout_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+
+    # -- dynamics (fit once per dataset, config and seed; cached) --------------------------------
+    dynamics: DynamicsModel | None = None
+    if model_based:
+        dynamics = build_dynamics(cfg.dynamics.kind, cfg.dynamics, spec, eval_env, cfg.seed, str(device))
+        fit_cached(dynamics, real, spec.content_hash, enabled=cfg.dynamics.cache, cache_dir=cfg.dynamics.cache_dir)
+
+    agent = agent_cls(AgentSpec(spec.obs_dim, spec.act_dim, spec.act_low, spec.act_high, str(device)), agent_cfg)
+    buffer = model_buffer(cfg.rollout, spec.obs_dim, spec.act_dim, device) if model_based else None
+    n_real, n_model = split_batch(cfg.batch_size, cfg.rollout.real_ratio) if model_based else (cfg.batch_size, 0)
+
+    # -- resume -------------------------------------------------------------------------------------
+    start, wandb_id = 0, None
+    if ckpt_path.exists():
+        state = load(ckpt_path, map_location=device)
+        agent.load_state_dict(state["agent"])
+        if buffer is not None:
+            buffer.load_state_dict(state["model_buffer"])
+        restore_rng_state(state["rng"], batch_gen, rollout_gen)
+        start, wandb_id = state["step"], state.get("wandb_id")
+        print(f"resuming {run_dir} from update {start}", flush=True)
+
+    resolved = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
+    (run_dir / "git_revision.txt").write_text(_git_revision() + "\n")
+    logger = RunLogger(run_dir, cfg.logger, resolved, wandb_id=wandb_id)
+    logger.truncate_after(start)
+
+    def save_checkpoint(step: int) -> None:
+        agent_state = agent.state_dict()
+        if not _all_finite(agent_state):
+            raise TrainingDivergedError(
+                f"non-finite agent parameters at update {step}; the last good checkpoint ({ckpt_path}) is kept. "
+                "Lower the learning rates or check the dataset for extreme values, then resume."
+            )
+        save_atomic(
+            {
+                "step": step,
+                "agent": agent_state,
+                "rng": rng_state(batch_gen, rollout_gen),
+                "model_buffer": buffer.state_dict() if buffer is not None else None,
+                "wandb_id": logger.wandb_id,
+            },
+            ckpt_path,
+        )
+
+    def policy_eval(step: int, episodes: int) -> dict[str, float]:
+        res = evaluate(
+            lambda o: agent.act(o, deterministic=True),
+            eval_env,
+            episodes,
+            seed=10_000 * (cfg.seed + 1) + step,
+            ref_scores=ref,
+            device=device,
+        )
+        return res.summary()
+
+    # -- the loop -----------------------------------------------------------------------------------
+    progress = _progress(cfg, start)
+    t0, last_eval = time.time(), {}
+    try:
+        for step in range(start + 1, cfg.total_updates + 1):
+            if model_based and (step - 1) % cfg.rollout.every == 0:
+                idx = torch.randint(len(real), (cfg.rollout.batch_size,), device=device, generator=rollout_gen)
+                new, stats = rollout(
+                    dynamics, lambda o: agent.act(o), real.obs[idx], cfg.rollout.horizon, rollout_gen, penalty
+                )
+                buffer.add(new)
+                logger.log("rollout", step, dataclasses.asdict(stats))
+            metrics = agent.update(
+                real.sample(n_real, batch_gen), buffer.sample(n_model, batch_gen) if n_model else None
+            )
+            if step % cfg.log_every == 0:
+                values = to_float(metrics)
+                bad = [k for k, v in values.items() if not torch.isfinite(torch.tensor(v))]
+                if bad:
+                    raise TrainingDivergedError(
+                        f"non-finite {', '.join(bad)} at update {step}; the last good checkpoint ({ckpt_path}) is "
+                        "kept. Lower the learning rates or check the dataset for extreme values, then resume."
+                    )
+                logger.log("train", step, {**values, "updates_per_s": (step - start) / (time.time() - t0)})
+            if step % cfg.eval_every == 0:
+                last_eval = logger.log("eval", step, policy_eval(step, cfg.eval_episodes))
+            if step % cfg.checkpoint_every == 0:
+                save_checkpoint(step)
+            progress.update(1)
+            if last_eval:
+                progress.set_postfix(
+                    score=f"{last_eval.get('score_mean', last_eval['return_mean']):.1f}", refresh=False
+                )
+    finally:
+        progress.close()
+
+    final = policy_eval(cfg.total_updates + 1, cfg.final_eval_episodes)
+    logger.log("final", cfg.total_updates, final)
+    save_checkpoint(cfg.total_updates)
+    behaviour = summarize(normalized_scores(data.episode_returns, *ref)) if ref else None
+    result = {
+        "dataset": cfg.dataset,
+        "agent": agent_name,
+        "seed": cfg.seed,
+        "eval_env": eval_env,
+        "final": final,
+        "behaviour_score_mean": behaviour.mean if behaviour else None,
+        "behaviour_return_mean": float(data.episode_returns.double().mean()),
+    }
+    (run_dir / "final.json").write_text(json.dumps(result, indent=2))
+    logger.close()
+    if behaviour is not None:
+        print(
+            f"final normalised score {final['score_mean']:.1f} +- {final['score_std']:.1f} "
+            f"(behaviour policy in the dataset: {behaviour.mean:.1f}); run folder {run_dir}",
+            flush=True,
+        )
+    else:
+        print(f"final return {final['return_mean']:.1f} (dataset episodes: {result['behaviour_return_mean']:.1f})")
+    return result
+
+
+def _progress(cfg: TrainConfig, start: int):
+    from tqdm import tqdm
+
+    return tqdm(
+        total=cfg.total_updates,
+        initial=start,
+        disable=not cfg.logger.progress,
+        unit="upd",
+        dynamic_ncols=True,
+        mininterval=2.0,
+    )
+
+
+def main() -> None:
+    """Console entry point (``mbrl-train``): a Hydra app over ``configs/``."""
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    @hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
+    def _app(cfg: DictConfig) -> None:
+        train(cfg, HydraConfig.get().runtime.output_dir)
+
+    _app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""The training job end to end at smoke scale: every agent preset through the Hydra command,
+exact kill-and-resume, config errors and divergence handling."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from mbrl.checkpoint import load
+from mbrl.data.generate import collect, write_minari
+from mbrl.train import ConfigError, TrainingDivergedError, compose, train
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASET = "test/hopper/tiny-v0"
+SMOKE = ["scale=smoke", f"dataset={DATASET}", "logger.progress=false"]
+
+
+@pytest.fixture(scope="module")
+def env_vars(tmp_path_factory):
+    """A tiny Hopper dataset and a private dynamics cache, shared by the tests of this module."""
+    root = tmp_path_factory.mktemp("minari")
+    write_minari(DATASET, collect("Hopper-v5", None, 1500, seed=0), "Hopper-v5", "random", "tiny", root)
+    cache = tmp_path_factory.mktemp("cache")
+    return {"MINARI_DATASETS_PATH": str(root), "MBRL_CACHE": str(cache)}
+
+
+@pytest.fixture
+def in_env(env_vars, monkeypatch):
+    for k, v in env_vars.items():
+        monkeypatch.setenv(k, v)
+
+
+def run_cli(args, env_vars, **kw):
+    env = {**os.environ, **env_vars}
+    return subprocess.run(
+        [sys.executable, "-m", "mbrl.train", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        **kw,
+    )
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["agent=ravl"],
+        ["agent=mopo"],
+        ["agent=sac"],
+        ["agent=sac", "dynamics=none"],
+        ["agent=ravl", "dynamics=single"],
+        ["agent=sac", "dynamics=oracle"],
+    ],
+    ids=["ravl", "mopo", "mbpo-sac", "sac-model-free", "ravl-single", "sac-oracle"],
+)
+def test_smoke_run_through_hydra_command(overrides, env_vars, tmp_path):
+    out = run_cli([*SMOKE, *overrides, f"hydra.run.dir={tmp_path}"], env_vars)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads((tmp_path / "final.json").read_text())
+    assert "score_mean" in result["final"] and result["behaviour_score_mean"] is not None
+    assert "final normalised score" in out.stdout
+    for name in ("config.yaml", "git_revision.txt", "train.csv", "eval.csv", "metrics.jsonl", "checkpoint.pt"):
+        assert (tmp_path / name).exists(), name
+    if "dynamics=none" not in overrides:
+        assert (tmp_path / "rollout.csv").exists()
+
+
+def _params(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load(run_dir / "checkpoint.pt")["agent"]["actor"]
+
+
+def test_killed_and_resumed_run_ends_with_the_same_parameters(env_vars, tmp_path):
+    args = [*SMOKE, "agent=ravl", "total_updates=200", "checkpoint_every=20", "eval_every=1000"]
+    full = tmp_path / "full"
+    assert run_cli([*args, f"hydra.run.dir={full}"], env_vars).returncode == 0
+
+    killed = tmp_path / "killed"
+    env = {**os.environ, **env_vars}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mbrl.train", *args, f"hydra.run.dir={killed}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 120
+    while not (killed / "checkpoint.pt").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    interrupted_at = load(killed / "checkpoint.pt")["step"]
+    assert interrupted_at < 200, "the run finished before it could be killed; make it longer"
+
+    out = run_cli([*args, f"hydra.run.dir={killed}", "resume=true"], env_vars)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"from update {interrupted_at}" in out.stdout
+    a, b = _params(full), _params(killed)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    steps = [int(line.split(",")[0]) for line in (killed / "train.csv").read_text().splitlines()[1:]]
+    assert steps == sorted(set(steps)), "logged rows must not repeat after resume"
+
+
+def test_same_seed_same_result_different_seed_different(in_env, tmp_path):
+    def final_actor(seed, name):
+        cfg = compose([*SMOKE, "agent=mopo", f"seed={seed}"])
+        train(cfg, tmp_path / name)
+        return _params(tmp_path / name)
+
+    a, b, c = final_actor(0, "a"), final_actor(0, "b"), final_actor(1, "c")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_misspelt_key_fails_before_training(env_vars, tmp_path):
+    out = run_cli([*SMOKE, "total_update=5", f"hydra.run.dir={tmp_path}"], env_vars)
+    assert out.returncode != 0 and "total_update" in out.stderr
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_wrong_type_and_unknown_agent_option_are_named(in_env, tmp_path):
+    with pytest.raises(Exception, match="total_updates"):
+        train(compose([*SMOKE, "total_updates=many"]), tmp_path)
+    with pytest.raises(ConfigError, match=r"num_critic.*Valid options.*num_critics"):
+        train(compose([*SMOKE, "+agent.num_critic=3"]), tmp_path)
+    with pytest.raises(ConfigError, match=r"rollout\.real_ratio"):
+        train(compose([*SMOKE, "rollout.real_ratio=1.5"]), tmp_path)
+
+
+def test_unknown_agent_lists_registered_agents(in_env, tmp_path):
+    with pytest.raises(KeyError, match=r"registered: .*sac"):
+        train(compose([*SMOKE, "agent.name=nope"]), tmp_path)
+
+
+def test_resume_without_checkpoint_is_refused(in_env, tmp_path):
+    with pytest.raises(FileNotFoundError, match="drop resume=true"):
+        train(compose([*SMOKE, "resume=true"]), tmp_path / "empty")
+
+
+def test_divergence_stops_with_a_clear_error_and_keeps_the_good_checkpoint(in_env, tmp_path):
+    base = [*SMOKE, "agent=sac", "dynamics=none", "checkpoint_every=20", "log_every=10"]
+    train(compose([*base, "total_updates=20"]), tmp_path)
+    good = load(tmp_path / "checkpoint.pt")
+    # Continue the same run with an absurd discount: the TD targets, then the losses, blow up.
+    with pytest.raises(TrainingDivergedError, match=r"non-finite.*last good checkpoint"):
+        train(compose([*base, "total_updates=200", "agent.gamma=1e30"]), tmp_path)
+    kept = load(tmp_path / "checkpoint.pt")
+    assert kept["step"] == good["step"] == 20
+    for k, v in kept["agent"]["actor"].items():
+        assert torch.equal(v, good["agent"]["actor"][k])
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (ROOT / "configs" / "agent").glob("*.yaml")))
+def test_agent_presets_list_every_option_of_their_agent(preset):
+    import dataclasses
+
+    from agents import AGENTS
+
+    section = compose([f"agent={preset}"]).agent
+    cls = AGENTS.get(section.name)
+    assert set(section) - {"name"} == {f.name for f in dataclasses.fields(cls.Config)}
+
+
+def test_command_line_penalty_wins_over_the_preset():
+    assert compose(["agent=mopo"]).penalty.name == "mopo"
+    assert compose(["agent=mopo", "penalty=none"]).penalty.name == "none"
+    assert compose(["agent=ravl"]).penalty.name == "none"
