@@ -10,6 +10,7 @@ import torch
 
 from mbrl.data.scores import ScoreSummary, normalized_scores, summarize
 from mbrl.envs import make_vector_env
+from mbrl.torch_utils import one_thread
 
 Policy = Callable[[torch.Tensor], torch.Tensor]  # obs [B, obs_dim] -> action [B, act_dim]
 
@@ -49,6 +50,16 @@ def evaluate(
     Pass a deterministic policy (e.g. ``lambda o: agent.act(o, deterministic=True)``) for the
     usual evaluation protocol.
     """
+    with one_thread():
+        returns, lengths = _run_episodes(policy, env_id, num_episodes, seed, device, max_parallel)
+    ret = torch.tensor(returns, dtype=torch.float64)
+    norm = normalized_scores(ret, *ref_scores) if ref_scores is not None else None
+    return EvalResult(ret, torch.tensor(lengths), norm)
+
+
+def _run_episodes(
+    policy: Policy, env_id: str, num_episodes: int, seed: int, device: str | torch.device, max_parallel: int
+) -> tuple[list[float], list[int]]:
     returns: list[float] = []
     lengths: list[int] = []
     for start in range(0, num_episodes, max_parallel):
@@ -70,6 +81,4 @@ def evaluate(
             envs.close()
         returns += ep_ret.tolist()
         lengths += ep_len.tolist()
-    ret = torch.tensor(returns, dtype=torch.float64)
-    norm = normalized_scores(ret, *ref_scores) if ref_scores is not None else None
-    return EvalResult(ret, torch.tensor(lengths), norm)
+    return returns, lengths

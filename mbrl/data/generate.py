@@ -28,6 +28,7 @@ from agents.actor import TanhGaussianActor
 from mbrl.data.behavior import BehaviorBundle
 from mbrl.data.scores import D4RL_REFERENCE_SCORES
 from mbrl.envs import env_family, make_env
+from mbrl.torch_utils import one_thread
 
 LEVELS = ("random", "medium", "medium-replay", "expert", "medium-expert")
 NUM_PARALLEL_ENVS = 10
@@ -58,6 +59,11 @@ def collect(env_id: str, actor: TanhGaussianActor | None, num_steps: int, seed: 
     end with ``truncations[-1] = True`` (as in a replay buffer cut mid-episode). Order and content
     depend only on ``seed``.
     """
+    with one_thread():
+        return _collect(env_id, actor, num_steps, seed)
+
+
+def _collect(env_id: str, actor: TanhGaussianActor | None, num_steps: int, seed: int) -> list[Episode]:
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     envs = [make_env(env_id) for _ in range(NUM_PARALLEL_ENVS)]
