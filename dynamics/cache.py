@@ -11,6 +11,7 @@ import dataclasses
 import fcntl
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from dynamics.ensemble import GaussianEnsemble
 from mbrl.checkpoint import save_atomic
 from mbrl.data.transitions import Transitions
 
+log = logging.getLogger(__name__)
 CACHE_FORMAT = 1  # bump when a change to the model code makes old cached fits invalid
 
 
@@ -64,9 +66,9 @@ def fit_cached(
         if path.exists():
             state = torch.load(path, map_location=model.device, weights_only=False)
             model.load_state_dict(state["model"])
-            print(f"loaded cached dynamics {path}", flush=True)
+            log.info("loaded cached dynamics %s", path)
             return None
         report = model.fit(data)
         save_atomic({"model": model.state_dict(), "report": dataclasses.asdict(report)}, path)
-        print(f"fitted dynamics in {report.epochs} epochs; cached at {path}", flush=True)
+        log.info("fitted dynamics in %d epochs; cached at %s", report.epochs, path)
         return report

@@ -355,7 +355,14 @@ class GaussianEnsemble(nn.Module):
                 stale = 0
             else:
                 stale += 1
-            log.debug("epoch %d: train nll %.4f, holdout mse %s", epoch, train_history[-1], mse.tolist())
+            log.info(
+                "dynamics epoch %d%s: train nll %.4f, holdout mse %.5f (best members %.5f)",
+                epoch,
+                f"/{cfg.max_epochs}" if cfg.max_epochs else "",
+                train_history[-1],
+                holdout_history[-1],
+                float(best_mse.min()),
+            )
             if stale >= cfg.max_epochs_since_update:
                 break
 

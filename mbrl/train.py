@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import subprocess
 import time
@@ -45,6 +46,7 @@ from mbrl.filters.penalties import PENALTIES
 from mbrl.logging import LoggerConfig, RunLogger, to_float
 from mbrl.rollout import RolloutConfig, model_buffer, rollout, split_batch
 
+log = logging.getLogger(__name__)
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 CHECKPOINT = "checkpoint.pt"
 
@@ -174,6 +176,8 @@ def train(config: DictConfig | TrainConfig, run_dir: str | os.PathLike) -> dict[
     else:
         cfg = config
     _validate(cfg)
+    if not logging.getLogger().handlers:  # called from Python without Hydra: still show progress
+        logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / CHECKPOINT
@@ -224,7 +228,7 @@ def train(config: DictConfig | TrainConfig, run_dir: str | os.PathLike) -> dict[
             buffer.load_state_dict(state["model_buffer"])
         restore_rng_state(state["rng"], batch_gen, rollout_gen)
         start, wandb_id = state["step"], state.get("wandb_id")
-        print(f"resuming {run_dir} from update {start}", flush=True)
+        log.info("resuming %s from update %d", run_dir, start)
 
     resolved = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
@@ -313,13 +317,15 @@ def train(config: DictConfig | TrainConfig, run_dir: str | os.PathLike) -> dict[
     (run_dir / "final.json").write_text(json.dumps(result, indent=2))
     logger.close()
     if behaviour is not None:
-        print(
-            f"final normalised score {final['score_mean']:.1f} +- {final['score_std']:.1f} "
-            f"(behaviour policy in the dataset: {behaviour.mean:.1f}); run folder {run_dir}",
-            flush=True,
+        log.info(
+            "final normalised score %.1f +- %.1f (behaviour policy in the dataset: %.1f); run folder %s",
+            final["score_mean"],
+            final["score_std"],
+            behaviour.mean,
+            run_dir,
         )
     else:
-        print(f"final return {final['return_mean']:.1f} (dataset episodes: {result['behaviour_return_mean']:.1f})")
+        log.info("final return %.1f (dataset episodes: %.1f)", final["return_mean"], result["behaviour_return_mean"])
     return result
 
 

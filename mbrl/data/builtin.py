@@ -7,6 +7,7 @@ later uses load it from disk.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from mbrl.data.behavior import BehaviorBundle, packaged_bundle_path
 from mbrl.data.generate import level_episodes, write_minari
 from mbrl.envs import ENV_FAMILIES
 
+log = logging.getLogger(__name__)
 DEFAULT_DATASET = "halfcheetah-medium"
 BUILTIN_LEVELS = ("random", "medium", "medium-replay")
 BUILTIN_SIZE = 100_000  # transitions of the random and medium levels
@@ -73,6 +75,6 @@ def ensure_builtin(name: str, root: str | os.PathLike | None = None) -> str:
     if name not in BUILTIN_DATASETS:
         raise KeyError(f"unknown built-in dataset {name!r}; built-in: {', '.join(sorted(BUILTIN_DATASETS))}")
     if not builtin_exists(name, root):
-        print(f"building built-in dataset {name} (first use only) ...", flush=True)
+        log.info("building built-in dataset %s (first use only)", name)
         build_builtin(name, root)
     return BUILTIN_DATASETS[name].minari_id

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import math
 import sys
 from collections.abc import Sequence
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mbrl-dataset``; returns the exit status (0, or 2 on a dataset error)."""
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # progress notes go to stderr
     try:
         return args.func(args)
     except (DatasetError, FileNotFoundError) as exc:

@@ -13,6 +13,7 @@ Any level from your own behaviour-policy bundle (see ``mbrl-train-behavior``)::
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from mbrl.data.behavior import BehaviorBundle
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=100_000, help="transitions of the custom dataset")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # progress notes go to stderr
 
     if a.bundle:
         if not (a.level and a.dataset_id):
