@@ -18,8 +18,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 train: setup
-	$(BIN)/mbrl-make-dataset halfcheetah-medium
-	$(BIN)/mbrl-dataset info halfcheetah-medium
+	$(BIN)/mbrl-train
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from mbrl.checkpoint import load
 from mbrl.data.generate import collect, write_minari
@@ -58,8 +59,9 @@ def run_cli(args, env_vars, **kw):
         ["agent=sac", "dynamics=none"],
         ["agent=ravl", "dynamics=single"],
         ["agent=sac", "dynamics=oracle"],
+        ["agent=bc"],
     ],
-    ids=["ravl", "mopo", "mbpo-sac", "sac-model-free", "ravl-single", "sac-oracle"],
+    ids=["ravl", "mopo", "mbpo-sac", "sac-model-free", "ravl-single", "sac-oracle", "bc"],
 )
 def test_smoke_run_through_hydra_command(overrides, env_vars, tmp_path):
     out = run_cli([*SMOKE, *overrides, f"hydra.run.dir={tmp_path}"], env_vars)
@@ -69,8 +71,8 @@ def test_smoke_run_through_hydra_command(overrides, env_vars, tmp_path):
     assert "final normalised score" in out.stdout
     for name in ("config.yaml", "git_revision.txt", "train.csv", "eval.csv", "metrics.jsonl", "checkpoint.pt"):
         assert (tmp_path / name).exists(), name
-    if "dynamics=none" not in overrides:
-        assert (tmp_path / "rollout.csv").exists()
+    resolved = OmegaConf.load(tmp_path / "config.yaml")
+    assert (tmp_path / "rollout.csv").exists() == (resolved.dynamics.kind != "none")
 
 
 def _params(run_dir: Path) -> dict[str, torch.Tensor]:

@@ -1,0 +1,53 @@
+"""Behaviour cloning: regress the dataset's actions with a deterministic tanh policy.
+
+The floor every offline agent should beat; it ignores rewards and model data alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from agents.actor import TanhGaussianActor
+from agents.base import AgentSpec, register_agent
+from mbrl.data.transitions import Transitions
+
+
+@dataclass
+class BCConfig:
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    lr: float = 1e-3
+
+
+@register_agent("bc")
+class BCAgent:
+    Config = BCConfig
+
+    def __init__(self, spec: AgentSpec, config: BCConfig) -> None:
+        self.cfg = config
+        self.actor = TanhGaussianActor(
+            spec.obs_dim, spec.act_dim, tuple(config.hidden_sizes), spec.act_low, spec.act_high
+        ).to(spec.device)
+        self.opt = torch.optim.Adam(self.actor.parameters(), lr=config.lr)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        # The mean action either way: BC has no exploration noise worth sampling.
+        return self.actor(obs, deterministic=True, with_log_prob=False)[0]
+
+    def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
+        pred, _ = self.actor(real.obs, deterministic=True, with_log_prob=False)
+        loss = (pred - real.act).pow(2).sum(-1).mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return {"bc_loss": loss.detach()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"actor": self.actor.state_dict(), "opt": self.opt.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.actor.load_state_dict(state["actor"])
+        self.opt.load_state_dict(state["opt"])
