@@ -7,6 +7,7 @@ later uses load it from disk.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ DEFAULT_DATASET = "halfcheetah-medium"
 BUILTIN_LEVELS = ("random", "medium", "medium-replay")
 BUILTIN_SIZE = 100_000  # transitions of the random and medium levels
 DATASET_VERSION = 0  # bump when the generation recipe changes
+RECORDED_HASHES = Path(__file__).with_name("builtin_hashes.json")
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,32 @@ def build_builtin(
     write_minari(
         ds.minari_id, episodes, ds.env_id, f"mbrl-sac/{ds.family}/{ds.level}", description, _datasets_root(root)
     )
+    content_hash = builtin_hash(name, root)
+    expected = recorded_hashes().get(name)
+    if expected is not None and expected != content_hash:
+        log.warning(
+            "built-in dataset %s regenerated with content hash %s, but %s records %s: the data differ from the "
+            "published ones, most likely because gymnasium or mujoco differ from the pinned versions",
+            name,
+            content_hash[:12],
+            RECORDED_HASHES.name,
+            expected[:12],
+        )
     return ds.minari_id
+
+
+def builtin_hash(name: str, root: str | os.PathLike | None = None) -> str:
+    """The content hash of built-in dataset ``name`` as it is on disk."""
+    from mbrl.data.generate import minari_root
+    from mbrl.data.minari_io import load_minari
+
+    with minari_root(_datasets_root(root)):
+        return load_minari(BUILTIN_DATASETS[name].minari_id).spec.content_hash
+
+
+def recorded_hashes() -> dict[str, str]:
+    """The content hashes of the built-in datasets as published with this version of the package."""
+    return json.loads(RECORDED_HASHES.read_text()) if RECORDED_HASHES.exists() else {}
 
 
 def ensure_builtin(name: str, root: str | os.PathLike | None = None) -> str:

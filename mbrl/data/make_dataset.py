@@ -13,11 +13,19 @@ Any level from your own behaviour-policy bundle (see ``mbrl-train-behavior``)::
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 
 from mbrl.data.behavior import BehaviorBundle
-from mbrl.data.builtin import BUILTIN_DATASETS, build_builtin, builtin_exists
+from mbrl.data.builtin import (
+    BUILTIN_DATASETS,
+    RECORDED_HASHES,
+    build_builtin,
+    builtin_exists,
+    builtin_hash,
+    recorded_hashes,
+)
 from mbrl.data.generate import LEVELS, level_episodes, minari_root, write_minari
 from mbrl.data.minari_io import load_minari
 
@@ -44,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--id", dest="dataset_id", help="Minari id of the custom dataset, namespace/env/name-vN")
     p.add_argument("--size", type=int, default=100_000, help="transitions of the custom dataset")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--record-hashes", action="store_true", help="write the built datasets' content hashes to builtin_hashes.json"
+    )
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # progress notes go to stderr
 
@@ -70,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         if a.force or not builtin_exists(name, a.root):
             build_builtin(name, a.root)
         _report(BUILTIN_DATASETS[name].minari_id, a.root)
+    if a.record_hashes:
+        hashes = {**recorded_hashes(), **{name: builtin_hash(name, a.root) for name in names}}
+        RECORDED_HASHES.write_text(json.dumps(dict(sorted(hashes.items())), indent=2) + "\n")
+        print(f"recorded {len(names)} content hashes in {RECORDED_HASHES}")
     return 0
 
 
