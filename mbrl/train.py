@@ -213,7 +213,16 @@ def train(config: DictConfig | TrainConfig, run_dir: str | os.PathLike) -> dict[
     dynamics: DynamicsModel | None = None
     if model_based:
         dynamics = build_dynamics(cfg.dynamics.kind, cfg.dynamics, spec, eval_env, cfg.seed, str(device))
-        fit_cached(dynamics, real, spec.content_hash, enabled=cfg.dynamics.cache, cache_dir=cfg.dynamics.cache_dir)
+        # D4RL files without next_observations carry next_obs = obs on terminal rows (a placeholder):
+        # the agent may use them (no bootstrap), the dynamics must not learn "stand still" from them.
+        placeholder = real.terminated & (real.next_obs == real.obs).all(dim=1)
+        fit_cached(
+            dynamics,
+            real.index(~placeholder),
+            spec.content_hash,
+            enabled=cfg.dynamics.cache,
+            cache_dir=cfg.dynamics.cache_dir,
+        )
 
     agent = agent_cls(AgentSpec(spec.obs_dim, spec.act_dim, spec.act_low, spec.act_high, str(device)), agent_cfg)
     buffer = model_buffer(cfg.rollout, spec.obs_dim, spec.act_dim, device) if model_based else None

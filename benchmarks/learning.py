@@ -1,0 +1,95 @@
+"""Learning benchmark: agents x datasets x seeds through the training job, summarised over seeds.
+
+    python benchmarks/learning.py --datasets halfcheetah-medium --agents ravl mopo bc \
+        --seeds 0 1 2 --scale cpu --workers 2 --name learning_cpu
+
+Each run is an ordinary ``mbrl-train`` run in ``benchmarks/runs/<name>/<dataset>/<agent>/seed<k>``
+(one torch thread each, ``--workers`` at a time), so any of them can be inspected or resumed.
+Writes ``benchmarks/results/<name>.json`` and ``.md`` with the machine, the commit and, per
+(dataset, agent), the final normalised score of every seed, their mean, std and a bootstrap CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+from mbrl.data.scores import summarize
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_one(dataset: str, agent: str, seed: int, scale: str, out: Path, extra: list[str]) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / "final.json").exists():
+        cmd = [sys.executable, "-m", "mbrl.train", f"agent={agent}", f"dataset={dataset}", f"seed={seed}",
+               f"scale={scale}", "threads=1", "logger.progress=false", f"hydra.run.dir={out}", *extra]
+        with open(out / "stdout.log", "w") as log:
+            subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
+    return json.loads((out / "final.json").read_text())
+
+
+def machine() -> dict:
+    rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__,
+            "python": platform.python_version(), "commit": rev}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--datasets", nargs="+", default=["halfcheetah-medium"])
+    p.add_argument("--agents", nargs="+", default=["ravl", "mopo", "bc"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--scale", default="cpu")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--name", default="learning_cpu")
+    p.add_argument("--extra", nargs="*", default=[], help="further overrides for every run")
+    a = p.parse_args(argv)
+
+    grid = [(d, ag, s) for d in a.datasets for ag in a.agents for s in a.seeds]
+    runs_dir = ROOT / "benchmarks" / "runs" / a.name
+    t0 = time.time()
+    with ThreadPoolExecutor(a.workers) as pool:
+        futures = {
+            key: pool.submit(run_one, *key, a.scale, runs_dir / key[0] / key[1] / f"seed{key[2]}", a.extra)
+            for key in grid
+        }
+        finals = {key: f.result() for key, f in futures.items()}
+
+    rows = []
+    for d in a.datasets:
+        for ag in a.agents:
+            scores = [finals[(d, ag, s)]["final"]["score_mean"] for s in a.seeds]
+            summary = summarize(torch.tensor(scores))
+            behaviour = finals[(d, ag, a.seeds[0])]["behaviour_score_mean"]
+            rows.append({"dataset": d, "agent": ag, "seeds": a.seeds, "scores": scores, "mean": summary.mean,
+                         "std": summary.std, "ci95": [summary.ci_low, summary.ci_high], "behaviour": behaviour})
+    result = {"machine": machine(), "scale": a.scale, "extra": a.extra, "wall_minutes": (time.time() - t0) / 60,
+              "rows": rows}
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{a.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [f"# {a.name}: scale={a.scale} {' '.join(a.extra)}", "",
+             f"commit {result['machine']['commit'][:10]}, {result['machine']['cores']} cores, torch "
+             f"{result['machine']['torch']}, {result['wall_minutes']:.0f} min wall", "",
+             "| dataset | agent | normalised score (mean ± std over seeds) | 95 % CI | per seed | behaviour |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['dataset']} | {r['agent']} | {r['mean']:.1f} ± {r['std']:.1f} | "
+                     f"[{r['ci95'][0]:.1f}, {r['ci95'][1]:.1f}] | {', '.join(f'{s:.1f}' for s in r['scores'])} | "
+                     f"{r['behaviour']:.1f} |")
+    (out / f"{a.name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
