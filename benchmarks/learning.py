@@ -12,6 +12,7 @@ Writes ``benchmarks/results/<name>.json`` and ``.md`` with the machine, the comm
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import platform
@@ -36,6 +37,16 @@ def run_one(dataset: str, agent: str, seed: int, scale: str, out: Path, extra: l
         with open(out / "stdout.log", "w") as log:
             subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
     return json.loads((out / "final.json").read_text())
+
+
+def q_values(run_dir: Path) -> tuple[float | None, float | None]:
+    """Last and largest logged mean Q-value of a run (None for agents without critics)."""
+    with open(run_dir / "train.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "q_mean" not in rows[0]:
+        return None, None
+    qs = [float(r["q_mean"]) for r in rows]
+    return qs[-1], max(qs)
 
 
 def machine() -> dict:
@@ -71,8 +82,10 @@ def main(argv: list[str] | None = None) -> None:
             scores = [finals[(d, ag, s)]["final"]["score_mean"] for s in a.seeds]
             summary = summarize(torch.tensor(scores))
             behaviour = finals[(d, ag, a.seeds[0])]["behaviour_score_mean"]
+            q = [q_values(runs_dir / d / ag / f"seed{s}") for s in a.seeds]
             rows.append({"dataset": d, "agent": ag, "seeds": a.seeds, "scores": scores, "mean": summary.mean,
-                         "std": summary.std, "ci95": [summary.ci_low, summary.ci_high], "behaviour": behaviour})
+                         "std": summary.std, "ci95": [summary.ci_low, summary.ci_high], "behaviour": behaviour,
+                         "q_last": [x[0] for x in q], "q_max": [x[1] for x in q]})
     result = {"machine": machine(), "scale": a.scale, "extra": a.extra, "wall_minutes": (time.time() - t0) / 60,
               "rows": rows}
     out = ROOT / "benchmarks" / "results"
@@ -81,12 +94,17 @@ def main(argv: list[str] | None = None) -> None:
     lines = [f"# {a.name}: scale={a.scale} {' '.join(a.extra)}", "",
              f"commit {result['machine']['commit'][:10]}, {result['machine']['cores']} cores, torch "
              f"{result['machine']['torch']}, {result['wall_minutes']:.0f} min wall", "",
-             "| dataset | agent | normalised score (mean ± std over seeds) | 95 % CI | per seed | behaviour |",
-             "|---|---|---|---|---|---|"]
+             "| dataset | agent | normalised score (mean ± std over seeds) | 95 % CI | per seed | behaviour "
+             "| final mean Q per seed | max mean Q per seed |",
+             "|---|---|---|---|---|---|---|---|"]
+
+    def fmt(values: list) -> str:
+        return ", ".join("–" if v is None else f"{v:.4g}" for v in values)
+
     for r in rows:
         lines.append(f"| {r['dataset']} | {r['agent']} | {r['mean']:.1f} ± {r['std']:.1f} | "
-                     f"[{r['ci95'][0]:.1f}, {r['ci95'][1]:.1f}] | {', '.join(f'{s:.1f}' for s in r['scores'])} | "
-                     f"{r['behaviour']:.1f} |")
+                     f"[{r['ci95'][0]:.1f}, {r['ci95'][1]:.1f}] | {fmt(r['scores'])} | {r['behaviour']:.1f} | "
+                     f"{fmt(r['q_last'])} | {fmt(r['q_max'])} |")
     (out / f"{a.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
