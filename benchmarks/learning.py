@@ -32,8 +32,19 @@ ROOT = Path(__file__).resolve().parent.parent
 def run_one(dataset: str, agent: str, seed: int, scale: str, out: Path, extra: list[str]) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     if not (out / "final.json").exists():
-        cmd = [sys.executable, "-m", "mbrl.train", f"agent={agent}", f"dataset={dataset}", f"seed={seed}",
-               f"scale={scale}", "threads=1", "logger.progress=false", f"hydra.run.dir={out}", *extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "mbrl.train",
+            f"agent={agent}",
+            f"dataset={dataset}",
+            f"seed={seed}",
+            f"scale={scale}",
+            "threads=1",
+            "logger.progress=false",
+            f"hydra.run.dir={out}",
+            *extra,
+        ]
         with open(out / "stdout.log", "w") as log:
             subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
     return json.loads((out / "final.json").read_text())
@@ -51,8 +62,13 @@ def q_values(run_dir: Path) -> tuple[float | None, float | None]:
 
 def machine() -> dict:
     rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__,
-            "python": platform.python_version(), "commit": rev}
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "commit": rev,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -83,28 +99,50 @@ def main(argv: list[str] | None = None) -> None:
             summary = summarize(torch.tensor(scores))
             behaviour = finals[(d, ag, a.seeds[0])]["behaviour_score_mean"]
             q = [q_values(runs_dir / d / ag / f"seed{s}") for s in a.seeds]
-            rows.append({"dataset": d, "agent": ag, "seeds": a.seeds, "scores": scores, "mean": summary.mean,
-                         "std": summary.std, "ci95": [summary.ci_low, summary.ci_high], "behaviour": behaviour,
-                         "q_last": [x[0] for x in q], "q_max": [x[1] for x in q]})
-    result = {"machine": machine(), "scale": a.scale, "extra": a.extra, "wall_minutes": (time.time() - t0) / 60,
-              "rows": rows}
+            rows.append(
+                {
+                    "dataset": d,
+                    "agent": ag,
+                    "seeds": a.seeds,
+                    "scores": scores,
+                    "mean": summary.mean,
+                    "std": summary.std,
+                    "ci95": [summary.ci_low, summary.ci_high],
+                    "behaviour": behaviour,
+                    "q_last": [x[0] for x in q],
+                    "q_max": [x[1] for x in q],
+                }
+            )
+    result = {
+        "machine": machine(),
+        "scale": a.scale,
+        "extra": a.extra,
+        "wall_minutes": (time.time() - t0) / 60,
+        "rows": rows,
+    }
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{a.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = [f"# {a.name}: scale={a.scale} {' '.join(a.extra)}", "",
-             f"commit {result['machine']['commit'][:10]}, {result['machine']['cores']} cores, torch "
-             f"{result['machine']['torch']}, {result['wall_minutes']:.0f} min wall", "",
-             "| dataset | agent | normalised score (mean ± std over seeds) | 95 % CI | per seed | behaviour "
-             "| final mean Q per seed | max mean Q per seed |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# {a.name}: scale={a.scale} {' '.join(a.extra)}",
+        "",
+        f"commit {result['machine']['commit'][:10]}, {result['machine']['cores']} cores, torch "
+        f"{result['machine']['torch']}, {result['wall_minutes']:.0f} min wall",
+        "",
+        "| dataset | agent | normalised score (mean ± std over seeds) | 95 % CI | per seed | behaviour "
+        "| final mean Q per seed | max mean Q per seed |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
 
     def fmt(values: list) -> str:
         return ", ".join("–" if v is None else f"{v:.4g}" for v in values)
 
     for r in rows:
-        lines.append(f"| {r['dataset']} | {r['agent']} | {r['mean']:.1f} ± {r['std']:.1f} | "
-                     f"[{r['ci95'][0]:.1f}, {r['ci95'][1]:.1f}] | {fmt(r['scores'])} | {r['behaviour']:.1f} | "
-                     f"{fmt(r['q_last'])} | {fmt(r['q_max'])} |")
+        lines.append(
+            f"| {r['dataset']} | {r['agent']} | {r['mean']:.1f} ± {r['std']:.1f} | "
+            f"[{r['ci95'][0]:.1f}, {r['ci95'][1]:.1f}] | {fmt(r['scores'])} | {r['behaviour']:.1f} | "
+            f"{fmt(r['q_last'])} | {fmt(r['q_max'])} |"
+        )
     (out / f"{a.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import types
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
+from mbrl.data import loading
 from mbrl.data.loading import load_dataset
 from mbrl.data.minari_io import load_minari
 from mbrl.data.scores import D4RL_REFERENCE_SCORES
@@ -149,16 +149,14 @@ def test_qpos_with_wrong_row_count_is_refused(minari_root):
 def test_load_dataset_routes_ids_and_builtin_names(minari_root, monkeypatch):
     minari_from_buffers("test/hopper/builtin-v0", minari_episode_buffers([3, 2], terminal_last=[True, False]))
     assert load_dataset("test/hopper/builtin-v0").spec.source == "minari"
-    fake = types.ModuleType("mbrl.data.builtin")
-    fake.BUILTIN_DATASETS = {"hopper-tiny": object()}
-    fake.ensure_builtin = lambda name: {"hopper-tiny": "test/hopper/builtin-v0"}[name]
-    monkeypatch.setitem(sys.modules, "mbrl.data.builtin", fake)
+    # A built-in name resolves through ensure_builtin to its Minari id (here: a tiny stand-in).
+    monkeypatch.setattr(loading, "BUILTIN_DATASETS", {"hopper-tiny": None})
+    monkeypatch.setattr(loading, "ensure_builtin", {"hopper-tiny": "test/hopper/builtin-v0"}.__getitem__)
     ds = load_dataset("hopper-tiny", env_id="Hopper-v5")
     assert ds.spec.name == "test/hopper/builtin-v0"
 
 
-def test_load_dataset_skips_builtins_when_that_module_cannot_be_imported(minari_root, monkeypatch):
-    monkeypatch.setitem(sys.modules, "mbrl.data.builtin", None)  # import raises ImportError
-    monkeypatch.setitem(sys.modules, "d4rl", None)
+def test_bare_unknown_name_is_taken_for_d4rl_and_explains_it_is_missing(minari_root, monkeypatch):
+    monkeypatch.setitem(sys.modules, "d4rl", None)  # import raises ImportError
     with pytest.raises(DatasetError, match="d4rl package is not installed"):
-        load_dataset("hopper-medium")
+        load_dataset("hopper-medium-v2")

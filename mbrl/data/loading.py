@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from mbrl.data.builtin import BUILTIN_DATASETS, ensure_builtin
 from mbrl.data.d4rl import HDF5_SUFFIXES, d4rl_env_id, load_d4rl
 from mbrl.data.minari_io import load_minari
 from mbrl.data.transitions import OfflineDataset
@@ -43,23 +44,11 @@ def load_dataset(
 
 
 def _dispatch(name_or_path: str, *, download: bool, env_id: str | None, device: str | torch.device) -> OfflineDataset:
-    minari_id = _builtin_minari_id(name_or_path)
-    if minari_id is not None:
-        return load_minari(minari_id, download=False, device=device)
+    if name_or_path in BUILTIN_DATASETS:
+        return load_minari(ensure_builtin(name_or_path), download=False, device=device)
     path = Path(name_or_path).expanduser()
     if path.is_file() or path.suffix in HDF5_SUFFIXES:
         return load_d4rl(name_or_path, env_id=d4rl_env_id(name_or_path) or env_id, device=device)
     if "/" in name_or_path:
         return load_minari(name_or_path, download=download, device=device)
     return load_d4rl(name_or_path, env_id=d4rl_env_id(name_or_path) or env_id, device=device)
-
-
-def _builtin_minari_id(name: str) -> str | None:
-    """The Minari id of built-in dataset ``name`` (generating it if needed), or ``None`` if not built-in."""
-    try:
-        from mbrl.data.builtin import BUILTIN_DATASETS, ensure_builtin
-    except ImportError:  # the built-in datasets are optional for loading anything else
-        return None
-    if name not in BUILTIN_DATASETS:
-        return None
-    return ensure_builtin(name)
