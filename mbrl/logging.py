@@ -32,7 +32,14 @@ def to_float(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 class RunLogger:
-    def __init__(self, run_dir: Path, cfg: LoggerConfig, config_dict: dict[str, Any], wandb_id: str | None = None):
+    def __init__(
+        self,
+        run_dir: Path,
+        cfg: LoggerConfig,
+        config_dict: dict[str, Any],
+        wandb_id: str | None = None,
+        git_revision: str = "unknown",
+    ):
         self.run_dir = run_dir
         self.cfg = cfg
         self._wandb = None
@@ -44,8 +51,8 @@ class RunLogger:
                 project=cfg.project,
                 entity=cfg.entity,
                 group=cfg.group,
-                tags=list(cfg.tags),
-                config=config_dict,
+                tags=[*cfg.tags, f"git-{git_revision[:10]}"],
+                config={**config_dict, "git_revision": git_revision},
                 dir=str(run_dir),
                 mode=cfg.wandb_mode,
                 id=wandb_id,

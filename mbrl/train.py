@@ -241,8 +241,9 @@ def train(config: DictConfig | TrainConfig, run_dir: str | os.PathLike) -> dict[
 
     resolved = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
-    (run_dir / "git_revision.txt").write_text(_git_revision() + "\n")
-    logger = RunLogger(run_dir, cfg.logger, resolved, wandb_id=wandb_id)
+    revision = _git_revision()
+    (run_dir / "git_revision.txt").write_text(revision + "\n")
+    logger = RunLogger(run_dir, cfg.logger, resolved, wandb_id=wandb_id, git_revision=revision)
     logger.truncate_after(start)
 
     def save_checkpoint(step: int) -> None:
