@@ -277,7 +277,7 @@ def train(config: DictConfig | TrainConfig, run_dir: str | os.PathLike) -> dict[
 
     # -- the loop -----------------------------------------------------------------------------------
     progress = _progress(cfg, start)
-    t0, last_eval = time.time(), {}
+    t0 = time.time()
     try:
         for step in range(start + 1, cfg.total_updates + 1):
             if model_based and (step - 1) % cfg.rollout.every == 0:
@@ -300,14 +300,11 @@ def train(config: DictConfig | TrainConfig, run_dir: str | os.PathLike) -> dict[
                     )
                 logger.log("train", step, {**values, "updates_per_s": (step - start) / (time.time() - t0)})
             if step % cfg.eval_every == 0:
-                last_eval = logger.log("eval", step, policy_eval(step, cfg.eval_episodes))
+                scores = logger.log("eval", step, policy_eval(step, cfg.eval_episodes))
+                progress.set_postfix(score=f"{scores.get('score_mean', scores['return_mean']):.1f}", refresh=False)
             if step % cfg.checkpoint_every == 0:
                 save_checkpoint(step)
             progress.update(1)
-            if last_eval:
-                progress.set_postfix(
-                    score=f"{last_eval.get('score_mean', last_eval['return_mean']):.1f}", refresh=False
-                )
     finally:
         progress.close()
 
