@@ -40,6 +40,8 @@ class SACConfig:
     auto_alpha: bool = True
     target_entropy: float | None = None  # None: -act_dim
     eta: float = 0.0  # EDAC gradient-diversity weight; 0 is plain SAC-N
+    spectral_norm: bool = False  # spectrally normalised critic hidden layers (Zheng et al. 2023)
+    adv_target_eps: float = 0.0  # radius of the adversarial perturbation of model next states; 0 is off
 
 
 @register_agent("sac")
@@ -52,7 +54,9 @@ class SACAgent:
         dev = torch.device(spec.device)
         hidden = tuple(config.hidden_sizes)
         self.actor = TanhGaussianActor(spec.obs_dim, spec.act_dim, hidden, spec.act_low, spec.act_high).to(dev)
-        self.critic = VectorizedCritic(spec.obs_dim, spec.act_dim, hidden, config.num_critics).to(dev)
+        self.critic = VectorizedCritic(
+            spec.obs_dim, spec.act_dim, hidden, config.num_critics, spectral_norm=config.spectral_norm
+        ).to(dev)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(config.init_alpha), device=dev, requires_grad=True)
         self.target_entropy = -float(spec.act_dim) if config.target_entropy is None else config.target_entropy
@@ -84,9 +88,13 @@ class SACAgent:
         actor_loss.backward()
         self.actor_opt.step()
 
+        next_obs = batch.next_obs
+        if self.cfg.adv_target_eps > 0 and model is not None:
+            n_real = len(real)
+            next_obs = torch.cat([next_obs[:n_real], self.adversarial_states(next_obs[n_real:])])
         with torch.no_grad():
-            next_action, next_log_prob = self.actor(batch.next_obs)
-            next_q = self.target_critic(batch.next_obs, next_action).min(dim=0).values
+            next_action, next_log_prob = self.actor(next_obs)
+            next_q = self.target_critic(next_obs, next_action).min(dim=0).values
             not_done = (~batch.terminated).float()
             target = batch.rew + self.cfg.gamma * not_done * (next_q - alpha * next_log_prob)
         if self.cfg.eta > 0:
@@ -109,6 +117,20 @@ class SACAgent:
             "entropy": -log_prob.detach().mean(),
             "diversity": diversity.detach(),
         }
+
+    def adversarial_states(self, states: torch.Tensor) -> torch.Tensor:
+        """``states [B, obs_dim]`` moved by ``adv_target_eps`` (L2) in the direction that lowers the value.
+
+        The value is the target critics' min at the policy's mean action; one normalised gradient
+        step stands in for the inner minimisation over the ball (Zheng et al. 2023), so targets
+        bootstrap from the worst nearby model state instead of the sampled one.
+        """
+        s = states.detach().requires_grad_(True)
+        action, _ = self.actor(s, deterministic=True, with_log_prob=False)
+        value = self.target_critic(s, action).min(dim=0).values.sum()
+        (grad,) = torch.autograd.grad(value, s)
+        step = grad / (grad.norm(dim=-1, keepdim=True) + 1e-12)
+        return (states - self.cfg.adv_target_eps * step).detach()
 
     def _q_and_diversity(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Q-values ``[N, B]`` and EDAC's diversity term from one forward pass.
