@@ -1,0 +1,126 @@
+"""TD3+BC (Fujimoto & Gu, NeurIPS 2021): TD3 whose actor also regresses the dataset actions.
+
+Actor loss ``-lambda * Q_1(s, pi(s)) + (pi(s) - a)^2`` with ``lambda = alpha / mean|Q_1(s, pi(s))|``;
+the behaviour-cloning term uses real rows only (model rows carry the current policy's own actions).
+Critics: clipped double-Q with target policy smoothing; the actor and targets update every
+``policy_freq`` critic updates. Published defaults: alpha 2.5, noise 0.2 clipped at 0.5, delay 2.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from agents.actor import mlp
+from agents.base import AgentSpec, register_agent
+from agents.critics import VectorizedCritic
+from mbrl.data.transitions import Transitions
+
+
+class DeterministicActor(nn.Module):
+    """``obs [B, obs_dim] -> action [B, act_dim]`` squashed into the action box."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], low: tuple, high: tuple) -> None:
+        super().__init__()
+        self.net = nn.Sequential(mlp(obs_dim, hidden), nn.Linear(hidden[-1], act_dim), nn.Tanh())
+        low_t, high_t = torch.as_tensor(low, dtype=torch.float32), torch.as_tensor(high, dtype=torch.float32)
+        self.register_buffer("act_scale", (high_t - low_t) / 2)
+        self.register_buffer("act_bias", (high_t + low_t) / 2)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs) * self.act_scale + self.act_bias
+
+
+@dataclass
+class TD3BCConfig:
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    gamma: float = 0.99
+    tau: float = 5e-3
+    alpha: float = 2.5  # weight of the RL term relative to behaviour cloning
+    policy_noise: float = 0.2  # target smoothing noise, as a fraction of the action half-range
+    noise_clip: float = 0.5
+    policy_freq: int = 2
+    exploration_noise: float = 0.1  # std of the noise added by act(deterministic=False)
+
+
+@register_agent("td3bc")
+class TD3BCAgent:
+    Config = TD3BCConfig
+
+    def __init__(self, spec: AgentSpec, config: TD3BCConfig) -> None:
+        self.cfg = config
+        hidden = tuple(config.hidden_sizes)
+        self.actor = DeterministicActor(spec.obs_dim, spec.act_dim, hidden, spec.act_low, spec.act_high).to(spec.device)
+        self.critic = VectorizedCritic(spec.obs_dim, spec.act_dim, hidden, num_critics=2).to(spec.device)
+        self.target_actor = copy.deepcopy(self.actor).requires_grad_(False)
+        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
+        self.updates = 0
+
+    def _clip_to_box(self, action: torch.Tensor) -> torch.Tensor:
+        low = self.actor.act_bias - self.actor.act_scale
+        high = self.actor.act_bias + self.actor.act_scale
+        return torch.maximum(torch.minimum(action, high), low)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        action = self.actor(obs)
+        if deterministic:
+            return action
+        noise = torch.randn_like(action) * self.cfg.exploration_noise * self.actor.act_scale
+        return self._clip_to_box(action + noise)
+
+    def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
+        batch = real if model is None else Transitions.cat([real, model])
+        cfg = self.cfg
+        with torch.no_grad():
+            scale = self.actor.act_scale
+            noise = (torch.randn_like(batch.act) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip) * scale
+            next_action = self._clip_to_box(self.target_actor(batch.next_obs) + noise)
+            next_q = self.target_critic(batch.next_obs, next_action).min(dim=0).values
+            target = batch.rew + cfg.gamma * (~batch.terminated).float() * next_q
+        q = self.critic(batch.obs, batch.act)
+        critic_loss = (q - target.unsqueeze(0)).pow(2).mean(dim=1).sum()
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+        self.updates += 1
+
+        metrics = {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean()}
+        if self.updates % cfg.policy_freq == 0:
+            pi = self.actor(batch.obs)
+            q_pi = self.critic(batch.obs, pi)[0]
+            lam = cfg.alpha / q_pi.abs().mean().detach()
+            bc = (pi[: len(real)] - real.act).pow(2).mean()
+            actor_loss = -lam * q_pi.mean() + bc
+            self.actor_opt.zero_grad(set_to_none=True)
+            actor_loss.backward()
+            self.actor_opt.step()
+            with torch.no_grad():
+                for target_net, net in ((self.target_actor, self.actor), (self.target_critic, self.critic)):
+                    torch._foreach_lerp_(list(target_net.parameters()), list(net.parameters()), cfg.tau)
+            metrics.update(actor_loss=actor_loss.detach(), bc_loss=bc.detach())
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "target_actor": self.target_actor.state_dict(),
+            "target_critic": self.target_critic.state_dict(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in ("actor", "critic", "target_actor", "target_critic", "actor_opt", "critic_opt"):
+            getattr(self, name).load_state_dict(state[name])
+        self.updates = state["updates"]
