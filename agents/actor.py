@@ -48,6 +48,29 @@ class TanhGaussianActor(nn.Module):
         self.register_buffer("act_scale", (high - low) / 2)
         self.register_buffer("act_bias", (high + low) / 2)
 
+    def _head(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.trunk(obs)
+        return self.mu(h), self.log_std(h).clamp(self.LOG_STD_MIN, self.LOG_STD_MAX)
+
+    def log_prob(self, obs: torch.Tensor, action: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+        """Log-density ``[B]`` of given actions ``[B, act_dim]`` (e.g. dataset actions, for IQL/AWR).
+
+        Actions are pulled ``eps`` inside the box first: ``atanh`` is infinite on its boundary.
+        """
+        mu, log_std = self._head(obs)
+        u = torch.atanh(((action - self.act_bias) / self.act_scale).clamp(-1 + eps, 1 - eps))
+        return self._log_density(u, mu, log_std)
+
+    def _log_density(self, u: torch.Tensor, mu: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+        """``log N(u; mu, std) - log|d tanh(u)/du| - log(scale)``, summed over action dims -> ``[B]``.
+
+        The tanh term uses the stable form ``2 * (log 2 - u - softplus(-2u))``.
+        """
+        noise = (u - mu) / log_std.exp()
+        log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_prob = log_prob - (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
+        return log_prob - self.act_scale.log().sum()
+
     def forward(
         self, obs: torch.Tensor, deterministic: bool = False, with_log_prob: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -55,17 +78,9 @@ class TanhGaussianActor(nn.Module):
 
         Sampling uses the reparameterisation trick, so the action carries gradients.
         """
-        h = self.trunk(obs)
-        mu = self.mu(h)
-        log_std = self.log_std(h).clamp(self.LOG_STD_MIN, self.LOG_STD_MAX)
+        mu, log_std = self._head(obs)
         u = mu if deterministic else mu + log_std.exp() * torch.randn_like(mu)
         action = torch.tanh(u) * self.act_scale + self.act_bias
         if not with_log_prob:
             return action, None
-        # log N(u; mu, std) - log|d tanh(u)/du| - log(scale); the tanh term in the stable
-        # form 2 * (log 2 - u - softplus(-2u)).
-        noise = (u - mu) / log_std.exp()
-        log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-        log_prob = log_prob - (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
-        log_prob = log_prob - self.act_scale.log().sum()
-        return action, log_prob
+        return action, self._log_density(u, mu, log_std)

@@ -132,3 +132,10 @@ def test_edac_update_lowers_gradient_similarity():
         metrics = agent.update(b)
     _, after = agent._q_and_diversity(b.obs, b.act)
     assert after < before and torch.isfinite(metrics["critic_loss"])
+
+
+def test_log_prob_of_given_actions_matches_the_sampled_log_prob():
+    actor = make_agent("sac", SPEC, SMALL).actor
+    obs = torch.randn(8, 4)
+    a, logp = actor(obs)
+    torch.testing.assert_close(actor.log_prob(obs, a), logp, atol=1e-3, rtol=1e-3)

@@ -61,9 +61,21 @@ def run_cli(args, env_vars, **kw):
         ["agent=sac", "dynamics=oracle"],
         ["agent=bc"],
         ["agent=td3bc"],
+        ["agent=iql"],
         ["agent=sac", "dynamics=single", "agent.spectral_norm=true", "agent.adv_target_eps=0.01"],
     ],
-    ids=["ravl", "mopo", "mbpo-sac", "sac-model-free", "ravl-single", "sac-oracle", "bc", "td3bc", "single-lipschitz"],
+    ids=[
+        "ravl",
+        "mopo",
+        "mbpo-sac",
+        "sac-model-free",
+        "ravl-single",
+        "sac-oracle",
+        "bc",
+        "td3bc",
+        "iql",
+        "single-lipschitz",
+    ],
 )
 def test_smoke_run_through_hydra_command(overrides, env_vars, tmp_path):
     out = run_cli([*SMOKE, *overrides, f"hydra.run.dir={tmp_path}"], env_vars)
