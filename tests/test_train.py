@@ -62,6 +62,7 @@ def run_cli(args, env_vars, **kw):
         ["agent=bc"],
         ["agent=td3bc"],
         ["agent=iql"],
+        ["agent=edac"],
         ["agent=sac", "dynamics=single", "agent.spectral_norm=true", "agent.adv_target_eps=0.01"],
     ],
     ids=[
