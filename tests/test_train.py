@@ -75,6 +75,7 @@ def run_cli(args, env_vars, **kw):
         "bc",
         "td3bc",
         "iql",
+        "edac",
         "single-lipschitz",
     ],
 )
