@@ -19,8 +19,10 @@ import json
 import logging
 import os
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -131,13 +133,24 @@ def _validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"rollout.real_ratio must lie in [0, 1], got {cfg.rollout.real_ratio}")
 
 
+def plugin_search_path_override() -> list[str]:
+    """``hydra.searchpath`` with the config folders that installed plugins declare.
+
+    A plugin package exposes its Hydra configs (e.g. ``configs/agent/<name>.yaml``) through the
+    ``mbrl.configs`` entry-point group, its value the dotted name of the package that holds them
+    (``mypkg.configs``), so ``agent=<name>`` finds them with no change to this repository.
+    """
+    paths = sorted(f"pkg://{ep.value}" for ep in entry_points(group="mbrl.configs"))
+    return [f"hydra.searchpath=[{','.join(paths)}]"] if paths else []
+
+
 def compose(overrides: list[str] | None = None) -> DictConfig:
     """Compose ``configs/config.yaml`` with Hydra overrides, outside of a Hydra app."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=list(overrides or []))
+        return hydra_compose(config_name="config", overrides=[*plugin_search_path_override(), *(overrides or [])])
 
 
 def _git_revision() -> str:
@@ -358,6 +371,7 @@ def main() -> None:
     def _app(cfg: DictConfig) -> None:
         train(cfg, HydraConfig.get().runtime.output_dir)
 
+    sys.argv[1:1] = plugin_search_path_override()
     _app()
 
 

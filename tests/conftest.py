@@ -1,6 +1,10 @@
 import pytest
 import torch
 
+from mbrl.data.generate import collect, write_minari
+
+TINY_DATASET = "test/hopper/tiny-v0"
+
 
 @pytest.fixture(autouse=True)
 def _seed_and_threads():
@@ -8,3 +12,12 @@ def _seed_and_threads():
     torch.manual_seed(0)
     torch.set_num_threads(1)
     yield
+
+
+@pytest.fixture(scope="session")
+def env_vars(tmp_path_factory):
+    """Environment for training-job subprocesses: a tiny Hopper dataset and a private dynamics cache."""
+    root = tmp_path_factory.mktemp("minari")
+    write_minari(TINY_DATASET, collect("Hopper-v5", None, 1500, seed=0), "Hopper-v5", "random", "tiny", root)
+    cache = tmp_path_factory.mktemp("cache")
+    return {"MINARI_DATASETS_PATH": str(root), "MBRL_CACHE": str(cache)}

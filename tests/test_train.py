@@ -14,21 +14,12 @@ import torch
 from omegaconf import OmegaConf
 
 from mbrl.checkpoint import load
-from mbrl.data.generate import collect, write_minari
 from mbrl.train import ConfigError, TrainingDivergedError, compose, train
+from tests.conftest import TINY_DATASET as DATASET
 
 ROOT = Path(__file__).resolve().parent.parent
-DATASET = "test/hopper/tiny-v0"
+
 SMOKE = ["scale=smoke", f"dataset={DATASET}", "logger.progress=false"]
-
-
-@pytest.fixture(scope="module")
-def env_vars(tmp_path_factory):
-    """A tiny Hopper dataset and a private dynamics cache, shared by the tests of this module."""
-    root = tmp_path_factory.mktemp("minari")
-    write_minari(DATASET, collect("Hopper-v5", None, 1500, seed=0), "Hopper-v5", "random", "tiny", root)
-    cache = tmp_path_factory.mktemp("cache")
-    return {"MINARI_DATASETS_PATH": str(root), "MBRL_CACHE": str(cache)}
 
 
 @pytest.fixture

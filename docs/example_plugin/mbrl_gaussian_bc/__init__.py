@@ -1,0 +1,1 @@
+"""An mbrl agent plugin: behaviour cloning by maximum likelihood under a tanh-Gaussian policy."""
