@@ -21,13 +21,11 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -35,102 +33,25 @@ from agents import AGENTS
 from agents.base import AgentSpec
 from dynamics.base import DynamicsModel
 from dynamics.cache import fit_cached
-from dynamics.ensemble import EnsembleConfig
-from dynamics.factory import DYNAMICS_KINDS, build_dynamics
+from dynamics.factory import build_dynamics
 from mbrl.checkpoint import load, restore_rng_state, rng_state, save_atomic
-from mbrl.data.builtin import DEFAULT_DATASET
+from mbrl.config import ConfigError, TrainConfig, typed_section, validate
 from mbrl.data.loading import load_dataset
 from mbrl.data.scores import normalized_scores, summarize
 from mbrl.data.validate import check_env_match
 from mbrl.envs import ENV_FAMILIES
 from mbrl.evaluate import evaluate
 from mbrl.filters.penalties import PENALTIES
-from mbrl.logging import LoggerConfig, RunLogger, to_float
-from mbrl.rollout import RolloutConfig, model_buffer, rollout, split_batch
+from mbrl.logging import RunLogger, to_float
+from mbrl.rollout import model_buffer, rollout, split_batch
 
 log = logging.getLogger(__name__)
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 CHECKPOINT = "checkpoint.pt"
 
 
-class ConfigError(ValueError):
-    """A configuration value is unknown, mistyped or inconsistent; the message names the fix."""
-
-
 class TrainingDivergedError(RuntimeError):
     """A loss or parameter became NaN/inf; the last good checkpoint is kept."""
-
-
-@dataclass
-class DynamicsSection(EnsembleConfig):
-    """Which dynamics to use (``kind``) and, for learned ones, the ensemble's hyper-parameters."""
-
-    kind: str = "ensemble"  # ensemble | single | oracle | none
-    cache: bool = True
-    cache_dir: str | None = None  # default: $MBRL_CACHE or ~/.cache/mbrl
-
-
-@dataclass
-class TrainConfig:
-    """The full, typed schema of a run. Hydra composes ``configs/`` onto it."""
-
-    dataset: str = DEFAULT_DATASET  # built-in name, D4RL HDF5 path or name, or Minari id
-    download: bool = False  # allow Minari to download a dataset that is not on disk
-    allow_version_mismatch: bool = False  # e.g. D4RL's Hopper-v3 data evaluated in Hopper-v5
-    eval_env: str | None = None  # default: the dataset's env (D4RL: the family's v5 env)
-    dynamics: DynamicsSection = field(default_factory=DynamicsSection)
-    rollout: RolloutConfig = field(default_factory=RolloutConfig)
-    agent: dict[str, Any] = field(default_factory=lambda: {"name": "sac"})
-    penalty: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
-    logger: LoggerConfig = field(default_factory=LoggerConfig)
-    scale: str = "cpu"
-    seed: int = 0
-    device: str = "cpu"
-    threads: int | None = None  # torch intra-op threads; None keeps torch's default
-    total_updates: int = 100_000
-    batch_size: int = 256
-    eval_every: int = 5_000
-    eval_episodes: int = 10
-    final_eval_episodes: int = 10
-    log_every: int = 1_000
-    checkpoint_every: int = 5_000
-    resume: bool = False
-
-
-# configs/config.yaml starts from this schema, so every key and type is checked before training.
-ConfigStore.instance().store(name="train_schema", node=TrainConfig)
-
-
-def typed_section(section: dict[str, Any] | DictConfig, registry_name: str, cls: type) -> Any:
-    """Validate ``section`` (minus its ``name``) against the dataclass ``cls``; returns an instance."""
-    params = OmegaConf.to_container(section, resolve=True) if isinstance(section, DictConfig) else dict(section)
-    params.pop("name", None)
-    try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), params))
-    except OmegaConfBaseException as e:
-        fields = ", ".join(f.name for f in dataclasses.fields(cls))
-        raise ConfigError(f"{registry_name}: {str(e).splitlines()[0]}. Valid options: {fields}") from None
-
-
-def _validate(cfg: TrainConfig) -> None:
-    if cfg.dynamics.kind not in DYNAMICS_KINDS:
-        raise ConfigError(f"dynamics.kind={cfg.dynamics.kind!r} is unknown; choose one of {', '.join(DYNAMICS_KINDS)}")
-    positive = {
-        "total_updates": cfg.total_updates,
-        "batch_size": cfg.batch_size,
-        "eval_every": cfg.eval_every,
-        "log_every": cfg.log_every,
-        "checkpoint_every": cfg.checkpoint_every,
-        "rollout.horizon": cfg.rollout.horizon,
-        "rollout.batch_size": cfg.rollout.batch_size,
-        "rollout.every": cfg.rollout.every,
-        "rollout.retain": cfg.rollout.retain,
-    }
-    for key, value in positive.items():
-        if value <= 0:
-            raise ConfigError(f"{key} must be positive, got {value}")
-    if not 0.0 <= cfg.rollout.real_ratio <= 1.0:
-        raise ConfigError(f"rollout.real_ratio must lie in [0, 1], got {cfg.rollout.real_ratio}")
 
 
 def plugin_search_path_override() -> list[str]:
@@ -188,7 +109,7 @@ def train(config: DictConfig | TrainConfig, run_dir: str | os.PathLike) -> dict[
             raise ConfigError(str(e)) from None
     else:
         cfg = config
-    _validate(cfg)
+    validate(cfg)
     if not logging.getLogger().handlers:  # called from Python without Hydra: still show progress
         logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")
     run_dir = Path(run_dir)

@@ -183,3 +183,23 @@ def test_command_line_penalty_wins_over_the_preset():
     assert compose(["agent=mopo"]).penalty.name == "mopo"
     assert compose(["agent=mopo", "penalty=none"]).penalty.name == "none"
     assert compose(["agent=ravl"]).penalty.name == "none"
+
+
+def test_parallel_multirun_with_the_joblib_launcher(env_vars, tmp_path):
+    out = run_cli(
+        [
+            "-m",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            f"hydra.sweep.dir={tmp_path}",
+            *SMOKE,
+            "agent=bc,td3bc",
+            "seed=0,1",
+        ],
+        env_vars,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    runs = sorted(p.parent for p in tmp_path.glob("*/final.json"))
+    assert len(runs) == 4
+    combos = {(OmegaConf.load(r / "config.yaml").agent.name, OmegaConf.load(r / "config.yaml").seed) for r in runs}
+    assert combos == {("bc", 0), ("bc", 1), ("td3bc", 0), ("td3bc", 1)}

@@ -7,6 +7,7 @@ later uses load it from disk.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -102,6 +103,11 @@ def ensure_builtin(name: str, root: str | os.PathLike | None = None) -> str:
     if name not in BUILTIN_DATASETS:
         raise KeyError(f"unknown built-in dataset {name!r}; built-in: {', '.join(sorted(BUILTIN_DATASETS))}")
     if not builtin_exists(name, root):
-        log.info("building built-in dataset %s (first use only)", name)
-        build_builtin(name, root)
+        folder = _datasets_root(root)
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / f".{name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # parallel runs of a sweep: one builds, the others wait
+            if not builtin_exists(name, root):
+                log.info("building built-in dataset %s (first use only)", name)
+                build_builtin(name, root)
     return BUILTIN_DATASETS[name].minari_id
