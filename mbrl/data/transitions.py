@@ -187,6 +187,13 @@ class OfflineDataset:
     num_terminals: int
     num_timeouts: int
 
+    def _normalized_mean(self, returns: torch.Tensor) -> float | None:
+        """Mean normalised episode return (the behaviour policy's score), if reference returns exist."""
+        lo, hi = self.spec.ref_min_score, self.spec.ref_max_score
+        if lo is None or hi is None or hi == lo or not returns.numel():
+            return None
+        return float((100.0 * (returns - lo) / (hi - lo)).mean())
+
     def summary(self) -> dict[str, Any]:
         """The numbers ``mbrl-dataset info`` prints."""
         returns = self.episode_returns.double()
@@ -206,6 +213,7 @@ class OfflineDataset:
             "return_max": float(returns.max()) if returns.numel() else float("nan"),
             "ref_min_score": self.spec.ref_min_score,
             "ref_max_score": self.spec.ref_max_score,
+            "score_mean": self._normalized_mean(returns),
             "has_qpos_qvel": self.transitions.qpos is not None,
             "content_hash": self.spec.content_hash,
         }
