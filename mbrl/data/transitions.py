@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from mbrl.data.scores import normalized_scores
+
 
 class DatasetError(ValueError):
     """A dataset is malformed or does not fit the environment it is used with.
@@ -192,7 +194,7 @@ class OfflineDataset:
         lo, hi = self.spec.ref_min_score, self.spec.ref_max_score
         if lo is None or hi is None or hi == lo or not returns.numel():
             return None
-        return float((100.0 * (returns - lo) / (hi - lo)).mean())
+        return float(normalized_scores(returns, lo, hi).mean())
 
     def summary(self) -> dict[str, Any]:
         """The numbers ``mbrl-dataset info`` prints."""
