@@ -5,6 +5,7 @@ environment) and put on PYTHONPATH for the subprocesses.
 """
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path

@@ -1,1 +1,0 @@
-"""An mbrl agent plugin: behaviour cloning by maximum likelihood under a tanh-Gaussian policy."""
