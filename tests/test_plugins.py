@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def plugin_env(env_vars, tmp_path_factory):
     site = tmp_path_factory.mktemp("site")
-    build = tmp_path_factory.mktemp("build")
+    # Build from a copy: setuptools writes build/ and *.egg-info into the source folder.
+    source = tmp_path_factory.mktemp("plugin") / "example_plugin"
+    shutil.copytree(ROOT / "docs" / "example_plugin", source)
     subprocess.run(
         [
             sys.executable,
@@ -32,10 +34,9 @@ def plugin_env(env_vars, tmp_path_factory):
             "--no-build-isolation",
             "--target",
             str(site),
-            str(ROOT / "docs" / "example_plugin"),
+            str(source),
         ],
         check=True,
-        cwd=build,
         capture_output=True,
     )
     return {**os.environ, **env_vars, "PYTHONPATH": str(site)}
