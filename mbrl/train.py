@@ -38,6 +38,7 @@ from mbrl.checkpoint import load, restore_rng_state, rng_state, save_atomic
 from mbrl.config import ConfigError, TrainConfig, typed_section, validate
 from mbrl.data.loading import load_dataset
 from mbrl.data.scores import normalized_scores, summarize
+from mbrl.data.transitions import Transitions
 from mbrl.data.validate import check_env_match
 from mbrl.envs import ENV_FAMILIES
 from mbrl.evaluate import evaluate
@@ -137,6 +138,9 @@ def train(config: DictConfig | TrainConfig, run_dir: str | os.PathLike) -> dict[
     eval_env = _eval_env(cfg, spec)
     check_env_match(spec, eval_env, allow_version_mismatch=cfg.allow_version_mismatch)
     real = data.transitions
+    # Agent batches need only the six core fields: gathering episode ids and simulator states on
+    # every update would be wasted work (the batch concatenation drops them anyway).
+    core = Transitions(real.obs, real.act, real.rew, real.next_obs, real.terminated, real.truncated)
     ref = (spec.ref_min_score, spec.ref_max_score) if spec.ref_min_score is not None else None
 
     torch.manual_seed(cfg.seed)
@@ -222,7 +226,7 @@ def train(config: DictConfig | TrainConfig, run_dir: str | os.PathLike) -> dict[
                 buffer.add(new)
                 logger.log("rollout", step, dataclasses.asdict(stats))
             metrics = agent.update(
-                real.sample(n_real, batch_gen), buffer.sample(n_model, batch_gen) if n_model else None
+                core.sample(n_real, batch_gen), buffer.sample(n_model, batch_gen) if n_model else None
             )
             if step % cfg.log_every == 0:
                 values = to_float(metrics)
