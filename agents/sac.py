@@ -70,6 +70,18 @@ class SACAgent:
         action, _ = self.actor(obs, deterministic=deterministic, with_log_prob=False)
         return action
 
+    @torch.no_grad()
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        """Pessimistic state value ``[B]`` of ``obs [B, obs_dim]``: ``min_j Qbar_j(s, a)``, ``a ~ pi(s)``
+        (used by value-based penalties such as MOBILE's)."""
+        action, _ = self.actor(obs, with_log_prob=False)
+        return self.target_critic(obs, action).min(dim=0).values
+
+    @torch.no_grad()
+    def q_values(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """Every critic's ``Q(s, a)``: ``obs [B, obs_dim]``, ``act [B, act_dim]`` -> ``[N, B]`` (diagnostics)."""
+        return self.critic(obs, act)
+
     # -- learning ---------------------------------------------------------------------------------
     def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
         batch = real if model is None else Transitions.cat([real, model])
@@ -85,7 +97,8 @@ class SACAgent:
         q_pi = self.critic(batch.obs, pi_action).min(dim=0).values
         actor_loss = (alpha * log_prob - q_pi).mean()
         self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
+        # Gradients for the actor only: the critics' weight gradients would be discarded anyway.
+        actor_loss.backward(inputs=list(self.actor.parameters()))
         self.actor_opt.step()
 
         next_obs = batch.next_obs

@@ -57,6 +57,13 @@ class DynamicsModel(Protocol):
         """One stochastic step per row: a uniformly drawn elite per row, then a Gaussian sample."""
         ...
 
+    def sample_candidates(
+        self, obs: torch.Tensor, act: torch.Tensor, samples_per_elite: int, generator: torch.Generator
+    ) -> StepResult:
+        """``K = samples_per_elite * len(elites)`` candidates per row: next_obs ``[K, B, o]``, reward and
+        terminated ``[K, B]``, info ``"member" [K]`` (for filters and value-based penalties)."""
+        ...
+
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...

@@ -1,6 +1,7 @@
-"""Fit a dynamics model once per (dataset, model config, seed) and reuse it across runs.
+"""Fit a learned component once per (dataset, config, seed) and reuse it across runs.
 
-Agent ablations then only pay for the cheap stage. The cache is safe under concurrent runs of a
+Used for dynamics models and for MOREC's dynamics reward, so agent ablations only pay for the
+cheap stage. The cache is safe under concurrent runs of a
 sweep: the first run to take the file lock fits and writes the model atomically; the others wait
 and load it.
 """
@@ -14,11 +15,10 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 
-from dynamics.base import DynamicsModel, FitReport
-from dynamics.ensemble import GaussianEnsemble
 from mbrl.checkpoint import save_atomic
 from mbrl.data.transitions import Transitions
 
@@ -30,7 +30,22 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     return Path(cache_dir or os.environ.get("MBRL_CACHE") or Path.home() / ".cache" / "mbrl")
 
 
-def cache_key(model: GaussianEnsemble, dataset_hash: str) -> str:
+class Fittable(Protocol):
+    """A component learned from data: a dataclass config (seed included), sizes, ``fit`` and a state dict."""
+
+    cfg: Any
+    obs_dim: int
+    act_dim: int
+    device: torch.device
+
+    def fit(self, data: Transitions) -> Any: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> Any: ...
+
+
+def cache_key(model: Fittable, dataset_hash: str) -> str:
     payload = {
         "format": CACHE_FORMAT,
         "dataset": dataset_hash,
@@ -42,22 +57,22 @@ def cache_key(model: GaussianEnsemble, dataset_hash: str) -> str:
 
 
 def fit_cached(
-    model: DynamicsModel,
+    model: Fittable,
     data: Transitions,
     dataset_hash: str,
     *,
+    kind: str = "dynamics",
     enabled: bool = True,
     cache_dir: str | os.PathLike | None = None,
-) -> FitReport | None:
+) -> Any:
     """Fit ``model`` on ``data`` or load the cached fit; returns the report of a fresh fit, else None.
 
-    Models without learned parameters (the oracle) are left as they are.
+    Fits live in ``<cache root>/<kind>/<key>.pt``. Objects without a ``cfg`` have nothing learned to
+    cache (the oracle simulator): their ``fit`` only checks the data.
     """
-    if not isinstance(model, GaussianEnsemble):
-        return None
-    if not enabled:
+    if not enabled or getattr(model, "cfg", None) is None:
         return model.fit(data)
-    root = cache_root(cache_dir) / "dynamics"
+    root = cache_root(cache_dir) / kind
     root.mkdir(parents=True, exist_ok=True)
     key = cache_key(model, dataset_hash)
     path = root / f"{key}.pt"
@@ -66,9 +81,10 @@ def fit_cached(
         if path.exists():
             state = torch.load(path, map_location=model.device, weights_only=False)
             model.load_state_dict(state["model"])
-            log.info("loaded cached dynamics %s", path)
+            log.info("loaded cached %s %s", kind, path)
             return None
         report = model.fit(data)
-        save_atomic({"model": model.state_dict(), "report": dataclasses.asdict(report)}, path)
-        log.info("fitted dynamics in %d epochs; cached at %s", report.epochs, path)
+        summary = dataclasses.asdict(report) if dataclasses.is_dataclass(report) else report
+        save_atomic({"model": model.state_dict(), "report": summary}, path)
+        log.info("fitted %s; cached at %s", kind, path)
         return report

@@ -247,6 +247,34 @@ class GaussianEnsemble(nn.Module):
             terminated = self._termination(obs.to(draw), act.to(draw), next_obs)
         return StepResult(next_obs, draw[:, -1], terminated, {"member": member, "mean": mean, "std": std})
 
+    @torch.no_grad()
+    def sample_candidates(
+        self, obs: torch.Tensor, act: torch.Tensor, samples_per_elite: int, generator: torch.Generator
+    ) -> StepResult:
+        """``K = samples_per_elite * num_elites`` candidate steps per row (MOREC's filter, MOBILE's penalty).
+
+        Candidate ``k`` is Gaussian draw ``k // num_elites`` of elite ``k % num_elites``. Returns
+        next_obs ``[K, B, o]``, reward and terminated ``[K, B]``; info ``"member" [K]`` and, as in
+        ``sample``, ``"mean"``/``"std"`` ``[E, B, o+1]`` of every member.
+        """
+        mean, logvar = self.predict(obs, act)
+        std = (0.5 * logvar).exp()
+        n_elites = len(self.elites)
+        member = self.elites.repeat(samples_per_elite)  # [K]
+        noise = torch.randn(
+            (samples_per_elite, n_elites, *mean.shape[1:]), device=self.device, dtype=mean.dtype, generator=generator
+        )
+        draw = (mean[self.elites] + std[self.elites] * noise).flatten(0, 1)  # [K, B, o+1]
+        obs_k = obs.to(draw).expand(len(member), -1, -1)
+        next_obs = obs_k + draw[..., :-1]
+        if self._termination is None:
+            terminated = torch.zeros(draw.shape[:2], dtype=torch.bool, device=self.device)
+        else:
+            act_k = act.to(draw).expand(len(member), -1, -1)
+            terminated = self._termination(obs_k.flatten(0, 1), act_k.flatten(0, 1), next_obs.flatten(0, 1))
+            terminated = terminated.view(draw.shape[:2])
+        return StepResult(next_obs, draw[..., -1], terminated, {"member": member, "mean": mean, "std": std})
+
     # -- training --------------------------------------------------------------------------------
     def _loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Batched inputs ``[E, b, o+a]``, targets ``[E, b, D]`` -> (total loss, mean per-member NLL)."""

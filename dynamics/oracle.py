@@ -159,6 +159,24 @@ class OracleDynamics:
         result.info["std"] = torch.zeros_like(result.info["mean"])
         return result
 
+    @torch.no_grad()
+    def sample_candidates(
+        self, obs: torch.Tensor, act: torch.Tensor, samples_per_elite: int, generator: torch.Generator | None = None
+    ) -> StepResult:
+        """``samples_per_elite`` copies of the true step (``[K, B, ...]``): the simulator has one outcome."""
+        one = self.sample(obs, act)
+        k = samples_per_elite
+        return StepResult(
+            one.next_obs.expand(k, -1, -1),
+            one.reward.expand(k, -1),
+            one.terminated.expand(k, -1),
+            {
+                "member": torch.zeros(k, dtype=torch.long, device=self.device),
+                "mean": one.info["mean"],
+                "std": one.info["std"],
+            },
+        )
+
     def state_dict(self) -> dict[str, Any]:
         return {"env_id": self.env_id}
 

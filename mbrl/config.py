@@ -17,6 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 from dynamics.ensemble import EnsembleConfig
 from dynamics.factory import DYNAMICS_KINDS
 from mbrl.data.builtin import DEFAULT_DATASET
+from mbrl.diagnostics import DiagnosticsConfig
 from mbrl.logging import LoggerConfig
 from mbrl.rollout import RolloutConfig
 
@@ -46,6 +47,8 @@ class TrainConfig:
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     agent: dict[str, Any] = field(default_factory=lambda: {"name": "sac"})
     penalty: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
+    filter: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     scale: str = "cpu"
     seed: int = 0

@@ -3,7 +3,9 @@
 Every ``every`` agent updates, ``batch_size`` start states are drawn from the real data and
 rolled ``horizon`` steps through the dynamics model. Rows that terminate stop; the last step
 of the surviving rows is marked ``truncated`` (its next state is an edge-of-reach state: it is
-bootstrapped from but never regressed). Everything stays on the device.
+bootstrapped from but never regressed). With a transition filter (MOREC's reward consistency),
+each step draws ``K`` candidates per row, the filter keeps one and may stop the row (a terminal
+step). Everything stays on the device.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 from dynamics.base import DynamicsModel
 from mbrl.data.buffer import ReplayBuffer
 from mbrl.data.transitions import Transitions
+from mbrl.filters.base import TransitionFilter
 from mbrl.filters.penalties import RewardPenalty
 
 
@@ -30,12 +33,15 @@ class RolloutConfig:
 
 @dataclass
 class RolloutStats:
-    """Per-round diagnostics: transitions produced, mean rollout length, mean model reward and penalty."""
+    """Per-round diagnostics: transitions produced, mean rollout length, mean model reward and penalty;
+    with a filter also the fraction of transitions it stopped and their mean filter score."""
 
     transitions: int
     mean_length: float
     reward_mean: float
     penalty_mean: float
+    stopped_fraction: float = 0.0
+    filter_score_mean: float = 0.0
 
 
 @torch.no_grad()
@@ -46,20 +52,32 @@ def rollout(
     horizon: int,
     generator: torch.Generator,
     penalty: RewardPenalty | None = None,
+    transition_filter: TransitionFilter | None = None,
 ) -> tuple[Transitions, RolloutStats]:
     """Roll ``start_obs [B, obs_dim]`` for up to ``horizon`` steps; returns the stacked transitions.
 
     ``policy`` maps ``obs [b, obs_dim]`` to actions ``[b, act_dim]`` (stochastic during rollouts).
-    Rewards are the model's minus ``penalty`` when given.
+    Rewards are the model's minus ``penalty`` when given (a rollout-stage penalty). A filter that
+    asks for candidates picks each step among ``K`` of them; the rows it stops end terminated.
     """
     obs = start_obs
     parts: list[Transitions] = []
     penalties: list[torch.Tensor] = []
+    stops: list[torch.Tensor] = []
+    scores: list[torch.Tensor] = []
+    filtering = transition_filter is not None and transition_filter.samples_per_elite > 0
     for t in range(horizon):
         if obs.shape[0] == 0:
             break
         act = policy(obs)
-        step = model.sample(obs, act, generator)
+        if filtering:
+            cand = model.sample_candidates(obs, act, transition_filter.samples_per_elite, generator)
+            chosen = transition_filter(obs, act, cand, generator)
+            step = chosen.step
+            stops.append(chosen.stop)
+            scores.append(chosen.score)
+        else:
+            step = model.sample(obs, act, generator)
         pen = penalty(step) if penalty is not None else torch.zeros_like(step.reward)
         last = torch.full_like(step.terminated, t == horizon - 1)
         parts.append(Transitions(obs, act, step.reward - pen, step.next_obs, step.terminated, last & ~step.terminated))
@@ -72,6 +90,8 @@ def rollout(
         mean_length=len(data) / n_start,
         reward_mean=float(data.rew.mean()) if len(data) else 0.0,
         penalty_mean=float(torch.cat(penalties).mean()) if penalties else 0.0,
+        stopped_fraction=float(torch.cat(stops).float().mean()) if stops else 0.0,
+        filter_score_mean=float(torch.cat(scores).mean()) if scores else 0.0,
     )
     return data, stats
 

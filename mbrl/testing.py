@@ -56,7 +56,8 @@ def check_agent(agent: str | type, config: Any | None = None, updates: int = 3) 
 
     Checks: actions have the right shape and lie inside asymmetric bounds (deterministic and
     stochastic); ``update`` returns finite detached scalars and changes the parameters, both with
-    and without a model batch; a ``state_dict`` round trip (optimisers included) continues
+    and without a model batch (with one only, and a model-free update must raise ``ValueError``, for an
+    agent with ``requires_model = True``); a ``state_dict`` round trip (optimisers included) continues
     bit-for-bit like the original; the same seed gives the same parameters.
     """
     make = _build(agent, config)
@@ -70,7 +71,17 @@ def check_agent(agent: str | type, config: Any | None = None, updates: int = 3) 
         low, high = torch.tensor(SPEC.act_low), torch.tensor(SPEC.act_high)
         assert ((act >= low - 1e-6) & (act <= high + 1e-6)).all(), "actions leave the action bounds"
 
-    for model in (None, random_batch(24, seed=99)):
+    # An agent that learns only from model rollouts (``requires_model = True``, e.g. COMBO) must refuse a
+    # model-free update with a ValueError instead of learning from something else.
+    requires_model = getattr(a, "requires_model", False)
+    if requires_model:
+        try:
+            a.update(random_batch(32, seed=1))
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("an agent with requires_model=True accepted an update without a model batch")
+    for model in (random_batch(24, seed=99),) if requires_model else (None, random_batch(24, seed=99)):
         before = [t.clone() for t in _flat(a.state_dict())]
         metrics = a.update(random_batch(32, seed=1), model)
         assert metrics, "update returned no metrics"

@@ -33,16 +33,19 @@ from agents import AGENTS
 from agents.base import AgentSpec
 from dynamics.base import DynamicsModel
 from dynamics.cache import fit_cached
+from dynamics.ensemble import GaussianEnsemble
 from dynamics.factory import build_dynamics
+from dynamics.oracle import OracleDynamics
 from mbrl.checkpoint import load, restore_rng_state, rng_state, save_atomic
 from mbrl.config import ConfigError, TrainConfig, typed_section, validate
 from mbrl.data.loading import load_dataset
 from mbrl.data.scores import normalized_scores, summarize
 from mbrl.data.transitions import Transitions
 from mbrl.data.validate import check_env_match
+from mbrl.diagnostics import model_error_by_step, value_diagnostics
 from mbrl.envs import ENV_FAMILIES
 from mbrl.evaluate import evaluate
-from mbrl.filters.penalties import PENALTIES
+from mbrl.filters import FILTERS, PENALTIES
 from mbrl.logging import RunLogger, to_float
 from mbrl.rollout import model_buffer, rollout, split_batch
 
@@ -128,9 +131,21 @@ def train(config: DictConfig | TrainConfig, run_dir: str | os.PathLike) -> dict[
     penalty_name = cfg.penalty.get("name", "none")
     penalty_cls = PENALTIES.get(penalty_name)
     penalty = penalty_cls(typed_section(cfg.penalty, f"penalty {penalty_name!r}", penalty_cls.Config))
+    filter_name = cfg.filter.get("name", "none")
+    filter_cls = FILTERS.get(filter_name)
+    filter_cfg = typed_section(cfg.filter, f"filter {filter_name!r}", filter_cls.Config)
     model_based = cfg.dynamics.kind != "none"
-    if penalty_name != "none" and not model_based:
-        raise ConfigError(f"penalty={penalty_name} needs model rollouts; set dynamics=ensemble (or single/oracle)")
+    for group, name in (("penalty", penalty_name), ("filter", filter_name)):
+        if name != "none" and not model_based:
+            raise ConfigError(f"{group}={name} needs model rollouts; set dynamics=ensemble (or single/oracle)")
+    if getattr(agent_cls, "requires_model", False) and not model_based:
+        raise ConfigError(f"agent={agent_name} learns from model rollouts; set dynamics=ensemble (or single/oracle)")
+    # MOPO-style penalties are stored with the rollouts; MOBILE-style ones need the agent's current value.
+    value_penalty = penalty if penalty.stage == "update" else None
+    if value_penalty is not None and not hasattr(agent_cls, "value"):
+        raise ConfigError(
+            f"penalty={penalty_name} needs an agent with a value(obs) method (e.g. agent=sac); {agent_name!r} has none"
+        )
 
     # -- data -------------------------------------------------------------------------------------
     data = load_dataset(cfg.dataset, download=cfg.download, device=str(device))
@@ -149,18 +164,18 @@ def train(config: DictConfig | TrainConfig, run_dir: str | os.PathLike) -> dict[
 
     # -- dynamics (fit once per dataset, config and seed; cached) --------------------------------
     dynamics: DynamicsModel | None = None
+    transition_filter = filter_cls(filter_cfg, spec.obs_dim, spec.act_dim, cfg.seed, str(device))
     if model_based:
         dynamics = build_dynamics(cfg.dynamics.kind, cfg.dynamics, spec, eval_env, cfg.seed, str(device))
         # D4RL files without next_observations carry next_obs = obs on terminal rows (a placeholder):
         # the agent may use them (no bootstrap), the dynamics must not learn "stand still" from them.
         placeholder = real.terminated & (real.next_obs == real.obs).all(dim=1)
-        fit_cached(
-            dynamics,
-            real.index(~placeholder),
-            spec.content_hash,
-            enabled=cfg.dynamics.cache,
-            cache_dir=cfg.dynamics.cache_dir,
-        )
+        cache = {"enabled": cfg.dynamics.cache, "cache_dir": cfg.dynamics.cache_dir}
+        fit_cached(dynamics, real.index(~placeholder), spec.content_hash, **cache)
+        for component in transition_filter.learned:  # e.g. MOREC's dynamics reward
+            fit_cached(component, real.index(~placeholder), spec.content_hash, kind=f"filter_{filter_name}", **cache)
+    oracle = _diagnostics_oracle(cfg, eval_env, dynamics, str(device))
+    diag_gen = torch.Generator(device=device).manual_seed(cfg.seed + 2)
 
     agent = agent_cls(AgentSpec(spec.obs_dim, spec.act_dim, spec.act_low, spec.act_high, str(device)), agent_cfg)
     buffer = model_buffer(cfg.rollout, spec.obs_dim, spec.act_dim, device) if model_based else None
@@ -213,6 +228,20 @@ def train(config: DictConfig | TrainConfig, run_dir: str | os.PathLike) -> dict[
         )
         return res.summary()
 
+    def diagnostics() -> dict[str, float]:
+        """Reach-aware diagnostics (``mbrl.diagnostics``) on fresh samples; own generator, so the run's
+        batches do not depend on whether diagnostics are on."""
+        rows = cfg.diagnostics.rows
+        sample = buffer.sample(min(rows, len(buffer)), diag_gen) if buffer is not None and len(buffer) else None
+        out: dict[str, float] = {}
+        if hasattr(agent, "q_values"):
+            out |= value_diagnostics(agent.q_values, agent.act, core.sample(rows, diag_gen), sample)
+        if isinstance(dynamics, GaussianEnsemble):
+            out |= model_error_by_step(
+                dynamics, real, cfg.rollout.horizon, rows, diag_gen, lambda o: agent.act(o, deterministic=True), oracle
+            )
+        return out
+
     # -- the loop -----------------------------------------------------------------------------------
     progress = _progress(cfg, start)
     t0 = time.time()
@@ -221,13 +250,23 @@ def train(config: DictConfig | TrainConfig, run_dir: str | os.PathLike) -> dict[
             if model_based and (step - 1) % cfg.rollout.every == 0:
                 idx = torch.randint(len(real), (cfg.rollout.batch_size,), device=device, generator=rollout_gen)
                 new, stats = rollout(
-                    dynamics, lambda o: agent.act(o), real.obs[idx], cfg.rollout.horizon, rollout_gen, penalty
+                    dynamics,
+                    lambda o: agent.act(o),
+                    real.obs[idx],
+                    cfg.rollout.horizon,
+                    rollout_gen,
+                    penalty if value_penalty is None else None,
+                    transition_filter,
                 )
                 buffer.add(new)
                 logger.log("rollout", step, dataclasses.asdict(stats))
-            metrics = agent.update(
-                core.sample(n_real, batch_gen), buffer.sample(n_model, batch_gen) if n_model else None
-            )
+            model_batch = buffer.sample(n_model, batch_gen) if n_model else None
+            if value_penalty is not None and model_batch is not None:
+                pen = value_penalty(model_batch.obs, model_batch.act, dynamics, agent.value, batch_gen)
+                model_batch = dataclasses.replace(model_batch, rew=model_batch.rew - pen)
+            metrics = agent.update(core.sample(n_real, batch_gen), model_batch)
+            if value_penalty is not None and model_batch is not None:
+                metrics["model_penalty"] = pen.mean()
             if step % cfg.log_every == 0:
                 values = to_float(metrics)
                 bad = [k for k, v in values.items() if not torch.isfinite(torch.tensor(v))]
@@ -237,6 +276,8 @@ def train(config: DictConfig | TrainConfig, run_dir: str | os.PathLike) -> dict[
                         "kept. Lower the learning rates or check the dataset for extreme values, then resume."
                     )
                 logger.log("train", step, {**values, "updates_per_s": (step - start) / (time.time() - t0)})
+            if cfg.diagnostics.enabled and step % (cfg.diagnostics.every or cfg.eval_every) == 0:
+                logger.log("diagnostics", step, diagnostics())
             if step % cfg.eval_every == 0:
                 scores = logger.log("eval", step, policy_eval(step, cfg.eval_episodes))
                 progress.set_postfix(score=f"{scores.get('score_mean', scores['return_mean']):.1f}", refresh=False)
@@ -272,6 +313,19 @@ def train(config: DictConfig | TrainConfig, run_dir: str | os.PathLike) -> dict[
     else:
         log.info("final return %.1f (dataset episodes: %.1f)", final["return_mean"], result["behaviour_return_mean"])
     return result
+
+
+def _diagnostics_oracle(
+    cfg: TrainConfig, eval_env: str, dynamics: DynamicsModel | None, device: str
+) -> OracleDynamics | None:
+    """The true simulator to measure a learned model against, when asked for and available."""
+    if not (cfg.diagnostics.enabled and cfg.diagnostics.oracle and isinstance(dynamics, GaussianEnsemble)):
+        return None
+    try:
+        return OracleDynamics(eval_env, num_threads=1, device=device)
+    except ValueError as e:  # envs without a MuJoCo model or with another observation layout
+        log.info("no oracle diagnostics: %s", e)
+        return None
 
 
 def _progress(cfg: TrainConfig, start: int):

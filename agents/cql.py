@@ -1,0 +1,236 @@
+"""Conservative Q-Learning, CQL(H) (Kumar et al., NeurIPS 2020): SAC whose critics push down a soft maximum
+of Q over actions and push up Q on the data.
+
+Per critic ``i`` the loss is the Bellman error plus ``cql_weight`` times the gap
+
+    E_s[ T * logsumexp_k((Q_i(s, a_k) - log mu(a_k | s)) / T) ] - E_(s,a)~D[ Q_i(s, a) ],
+
+where the ``3 * num_samples`` proposals ``a_k`` per state are ``num_samples`` uniform actions, as many from
+``pi(.|s)`` and as many from ``pi(.|s')`` (all scored at ``s``), each corrected by its log density: the
+importance-sampled estimate of ``log integral exp Q(s, a) da`` (``min_q_version=3`` of the authors' code, and
+CORL's ``cql_importance_sample``). The logsumexp runs over all proposals of a state, as in the authors' code
+and CORL; OfflineRL-Kit's ``cql.py``/``combo.py`` drop a reshape and take it over 3 values per row instead.
+
+With ``with_lagrange`` the weight becomes ``alpha' * (cql_weight * gap - target_action_gap)`` and
+``alpha' >= 0`` is trained by gradient ascent on that term (CQL-Lagrange), so the gap is held near the target.
+
+Target: ``y = r + gamma * (1 - terminated) * min_j Qbar_j(s', a')`` with ``a' ~ pi(.|s')``; the entropy bonus
+``-alpha * log pi(a'|s')`` is left out (``deterministic_backup``) unless asked for. ``max_q_backup`` takes the
+max over ``num_samples`` next actions instead of one. For the first ``bc_steps`` updates the actor maximises
+the likelihood of the dataset actions instead of Q (the authors' ``policy_eval_start`` warm-up).
+
+Defaults are OfflineRL-Kit's D4RL locomotion setting (``run_cql.py``: cql_weight 5 and temperature 1 "for all
+D4RL-Gym tasks"): 3x256 networks, actor lr 1e-4, critic lr 3e-4, temperature lr 1e-4 with automatic tuning,
+10 samples, deterministic backup, no Lagrange, no max-Q backup, no warm-up.
+
+A model batch is treated like data: Bellman error, push-down and push-up on every row. COMBO
+(``agents.combo``) is the model-based variant that separates the two.
+Update order: temperature, actor, critics (and Lagrange multiplier), Polyak averaging.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from agents.actor import TanhGaussianActor
+from agents.base import AgentSpec, register_agent
+from agents.critics import VectorizedCritic
+from mbrl.data.transitions import Transitions
+
+
+@dataclass
+class CQLConfig:
+    """Hyper-parameters; defaults are OfflineRL-Kit's CQL setting for D4RL locomotion."""
+
+    hidden_sizes: tuple[int, ...] = (256, 256, 256)
+    num_critics: int = 2
+    actor_lr: float = 1e-4
+    critic_lr: float = 3e-4
+    alpha_lr: float = 1e-4
+    gamma: float = 0.99
+    tau: float = 5e-3
+    init_alpha: float = 1.0
+    auto_alpha: bool = True
+    target_entropy: float | None = None  # None: -act_dim
+    cql_weight: float = 5.0  # weight of the conservative gap (alpha in the paper)
+    temperature: float = 1.0  # of the logsumexp; 1 is the plain soft maximum
+    num_samples: int = 10  # proposals per state from each of: uniform, pi(.|s), pi(.|s')
+    with_lagrange: bool = False  # tune a multiplier on the gap instead of a fixed weight
+    target_action_gap: float = 10.0  # the Lagrange threshold on cql_weight * gap
+    cql_alpha_lr: float = 3e-4  # learning rate of the Lagrange multiplier
+    max_q_backup: bool = False  # bootstrap from the max over num_samples next actions
+    deterministic_backup: bool = True  # leave the entropy bonus out of the target
+    bc_steps: int = 0  # initial updates in which the actor clones the dataset actions
+
+
+@register_agent("cql")
+class CQLAgent:
+    Config = CQLConfig
+
+    def __init__(self, spec: AgentSpec, config: CQLConfig) -> None:
+        self.spec = spec
+        self.cfg = config
+        dev = torch.device(spec.device)
+        hidden = tuple(config.hidden_sizes)
+        self.actor = TanhGaussianActor(spec.obs_dim, spec.act_dim, hidden, spec.act_low, spec.act_high).to(dev)
+        self.critic = VectorizedCritic(spec.obs_dim, spec.act_dim, hidden, config.num_critics).to(dev)
+        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.tensor(math.log(config.init_alpha), device=dev, requires_grad=True)
+        self.target_entropy = -float(spec.act_dim) if config.target_entropy is None else config.target_entropy
+        # The Lagrange multiplier alpha' starts at 1, as in the authors' code.
+        self.log_cql_alpha = torch.zeros((), device=dev, requires_grad=True)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=config.alpha_lr)
+        self.cql_alpha_opt = torch.optim.Adam([self.log_cql_alpha], lr=config.cql_alpha_lr)
+        self.updates = 0
+
+    # -- acting -----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        action, _ = self.actor(obs, deterministic=deterministic, with_log_prob=False)
+        return action
+
+    # -- learning ---------------------------------------------------------------------------------
+    def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        batch = real if model is None else Transitions.cat([real, model])
+        alpha = self.log_alpha.exp().detach()
+
+        # Temperature and actor share one policy sample.
+        pi_action, log_prob = self.actor(batch.obs)
+        if cfg.auto_alpha:
+            alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
+            self.alpha_opt.zero_grad(set_to_none=True)
+            alpha_loss.backward()
+            self.alpha_opt.step()
+        if self.updates < cfg.bc_steps:
+            # Behaviour cloning on the real rows: model rows carry the policy's own actions.
+            actor_loss = (alpha * log_prob).mean() - self.actor.log_prob(real.obs, real.act).mean()
+        else:
+            q_pi = self.critic(batch.obs, pi_action).min(dim=0).values
+            actor_loss = (alpha * log_prob - q_pi).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+
+        target = self._td_target(batch, alpha)
+        q = self.critic(batch.obs, batch.act)  # [N, B]
+        bellman_loss = (q - target.unsqueeze(0)).pow(2).mean(dim=1).sum()
+
+        down, up = self.conservative_rows(len(real), len(batch) - len(real))
+        actions, log_density = self.proposals(batch.obs[down], batch.next_obs[down])
+        gap = self.conservative_gap(batch.obs[down], actions, log_density, q[:, up])  # [N]
+        metrics: dict[str, torch.Tensor] = {}
+        if cfg.with_lagrange:
+            cql_alpha = self.log_cql_alpha.exp().clamp(0.0, 1e6)
+            # Ascent on alpha' * (weighted gap - threshold): alpha' grows while the gap exceeds the threshold.
+            cql_alpha_loss = -(cql_alpha * (cfg.cql_weight * gap.detach() - cfg.target_action_gap)).mean()
+            self.cql_alpha_opt.zero_grad(set_to_none=True)
+            cql_alpha_loss.backward()
+            self.cql_alpha_opt.step()
+            cql_loss = (cql_alpha.detach() * (cfg.cql_weight * gap - cfg.target_action_gap)).sum()
+            metrics["cql_alpha"] = cql_alpha.detach()
+        else:
+            cql_loss = cfg.cql_weight * gap.sum()
+        critic_loss = bellman_loss + cql_loss
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+
+        with torch.no_grad():
+            torch._foreach_lerp_(list(self.target_critic.parameters()), list(self.critic.parameters()), cfg.tau)
+        self.updates += 1
+
+        return {
+            "critic_loss": critic_loss.detach(),
+            "bellman_loss": bellman_loss.detach(),
+            "cql_loss": cql_loss.detach(),
+            "cql_gap": gap.detach().mean(),
+            "actor_loss": actor_loss.detach(),
+            "alpha": alpha,
+            "q_mean": q.detach().mean(),
+            "entropy": -log_prob.detach().mean(),
+            **metrics,
+        }
+
+    @torch.no_grad()
+    def _td_target(self, batch: Transitions, alpha: torch.Tensor) -> torch.Tensor:
+        """Bootstrapped target ``[B]`` from the target critics' min at the current policy's next action."""
+        cfg = self.cfg
+        if cfg.max_q_backup:
+            n = cfg.num_samples
+            next_obs = batch.next_obs.repeat_interleave(n, dim=0)  # [B * n, obs_dim]: row b repeated n times
+            next_action, next_log_prob = self.actor(next_obs)
+            next_q = self.target_critic(next_obs, next_action).min(dim=0).values.view(-1, n)
+            next_q, best = next_q.max(dim=1)
+            next_log_prob = next_log_prob.view(-1, n).gather(1, best.unsqueeze(1)).squeeze(1)
+        else:
+            next_action, next_log_prob = self.actor(batch.next_obs)
+            next_q = self.target_critic(batch.next_obs, next_action).min(dim=0).values
+        if not cfg.deterministic_backup:
+            next_q = next_q - alpha * next_log_prob
+        return batch.rew + cfg.gamma * (~batch.terminated).float() * next_q
+
+    def conservative_rows(self, n_real: int, n_model: int) -> tuple[slice, slice]:
+        """Rows of the batch (real rows first, then model rows) whose states the conservative term pushes
+        down and whose ``(s, a)`` pairs it pushes up. CQL treats every row as data."""
+        return slice(None), slice(None)
+
+    @torch.no_grad()
+    def proposals(self, obs: torch.Tensor, next_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Actions ``[M, 3n, act_dim]`` at which to evaluate Q for the states ``obs [M, obs_dim]``, and their
+        log densities ``[M, 3n]``: ``n`` uniform in the action box, ``n`` from ``pi(.|s)``, ``n`` from
+        ``pi(.|s')`` (``next_obs [M, obs_dim]``). Sampled without gradients: only the critics learn here."""
+        m, n, act_dim = obs.shape[0], self.cfg.num_samples, self.spec.act_dim
+        width = 2 * self.actor.act_scale
+        uniform = self.actor.act_bias - self.actor.act_scale + width * torch.rand(m, n, act_dim, device=obs.device)
+        uniform_log_density = (-width.log().sum()).expand(m, n)
+        states = torch.cat([obs, next_obs]).repeat_interleave(n, dim=0)  # [2 * M * n, obs_dim]
+        pi_action, pi_log_prob = self.actor(states)
+        pi_action, pi_log_prob = pi_action.view(2, m, n, act_dim), pi_log_prob.view(2, m, n)
+        actions = torch.cat([uniform, pi_action[0], pi_action[1]], dim=1)
+        log_density = torch.cat([uniform_log_density, pi_log_prob[0], pi_log_prob[1]], dim=1)
+        return actions, log_density
+
+    def conservative_gap(
+        self, obs: torch.Tensor, actions: torch.Tensor, log_density: torch.Tensor, q_data: torch.Tensor
+    ) -> torch.Tensor:
+        """Per critic ``[N]``: ``mean_s T * logsumexp_k((Q(s, a_k) - log_density_k) / T) - mean(q_data)``.
+
+        ``obs [M, obs_dim]``, ``actions [M, K, act_dim]``, ``log_density [M, K]``, ``q_data [N, D]``: the
+        critics' values on the data pairs that are pushed up.
+        """
+        m, k, act_dim = actions.shape
+        q = self.critic(obs.repeat_interleave(k, dim=0), actions.reshape(m * k, act_dim)).view(-1, m, k)
+        t = self.cfg.temperature
+        soft_max = t * torch.logsumexp((q - log_density) / t, dim=-1)  # [N, M]
+        return soft_max.mean(dim=1) - q_data.mean(dim=1)
+
+    # -- persistence ------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "target_critic": self.target_critic.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "log_cql_alpha": self.log_cql_alpha.detach().clone(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "alpha_opt": self.alpha_opt.state_dict(),
+            "cql_alpha_opt": self.cql_alpha_opt.state_dict(),
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in ("actor", "critic", "target_critic", "actor_opt", "critic_opt", "alpha_opt", "cql_alpha_opt"):
+            getattr(self, name).load_state_dict(state[name])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+            self.log_cql_alpha.copy_(state["log_cql_alpha"])
+        self.updates = state["updates"]

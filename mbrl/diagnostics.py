@@ -1,0 +1,131 @@
+"""Reach-aware diagnostics: what the critics and the model do where the data ends.
+
+Written to ``diagnostics.csv`` of a run (``scripts/plot_diagnostics.py`` draws them):
+
+* ``value_diagnostics``: the critics' mean Q on real vs model ``(s, a)``, and their disagreement
+  (std over the ensemble of ``Q(s', pi(s'))``) at *edge-of-reach* states (next states of the last
+  rollout step: bootstrapped from, never trained on) vs the other model next states and the real
+  next states. RAVL's claim is that the first is where value errors hide and where an ensemble's
+  disagreement is largest.
+* ``model_error_by_step``: how far the learned model drifts over a rollout, as the mean squared
+  state error at each step ``1..h``: against the dataset (replaying its actions along real
+  trajectory segments) and, when a simulator is available, against the true dynamics under the
+  current policy (the same actions fed to both from the same start states).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from dynamics.base import DynamicsModel
+from mbrl.data.transitions import Transitions
+
+
+@dataclass
+class DiagnosticsConfig:
+    """``every``: updates between diagnostics (``None``: at every evaluation); ``rows``: sample size;
+    ``oracle``: also compare the learned model with the true simulator when the env has one."""
+
+    enabled: bool = True
+    every: int | None = None
+    rows: int = 1024
+    oracle: bool = True
+
+
+@torch.no_grad()
+def value_diagnostics(
+    q_values: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    policy: Callable[[torch.Tensor], torch.Tensor],
+    real: Transitions,
+    model: Transitions | None,
+) -> dict[str, float]:
+    """Q and critic-disagreement statistics on a real and a model sample.
+
+    ``q_values`` maps ``obs [B, o]``, ``act [B, a]`` to the ensemble's ``[N, B]``; ``policy`` maps
+    ``obs [B, o]`` to actions. Model rows flagged ``truncated`` are the last rollout step, so their
+    ``next_obs`` are the edge-of-reach states. The keys are always the same (CSV columns); a
+    statistic a sample cannot give (no model data, no truncated rows) is NaN.
+    """
+    nan = float("nan")
+
+    def disagreement(states: torch.Tensor) -> float:
+        if not len(states):
+            return nan
+        q = q_values(states, policy(states))
+        return float(q.std(dim=0).mean()) if q.shape[0] > 1 else 0.0
+
+    def mean_q(obs: torch.Tensor, act: torch.Tensor) -> float:
+        return float(q_values(obs, act).mean()) if len(obs) else nan
+
+    empty = real.index(torch.zeros(0, dtype=torch.long, device=real.obs.device))
+    model = model if model is not None else empty
+    edge = model.next_obs[model.truncated]
+    inner = model.next_obs[~model.truncated & ~model.terminated]
+    return {
+        "q_real": mean_q(real.obs, real.act),
+        "q_model": mean_q(model.obs, model.act),
+        "q_edge_of_reach": mean_q(edge, policy(edge)) if len(edge) else nan,
+        "q_std_real_next": disagreement(real.next_obs),
+        "q_std_model_next": disagreement(inner),
+        "q_std_edge_of_reach": disagreement(edge),
+    }
+
+
+def trajectory_segments(data: Transitions, horizon: int, rows: int, generator: torch.Generator) -> torch.Tensor:
+    """Start indices ``[n <= rows]`` of ``horizon`` consecutive transitions that chain without a break.
+
+    A segment chains when every step's ``next_obs`` is the following row's ``obs`` and no step
+    before the last terminates or times out.
+    """
+    n = len(data)
+    if n < horizon:
+        return torch.zeros(0, dtype=torch.long, device=data.obs.device)
+    links = (data.next_obs[:-1] == data.obs[1:]).all(dim=1) & ~data.terminated[:-1] & ~data.truncated[:-1]  # [n-1]
+    ok = torch.ones(n - horizon + 1, dtype=torch.bool, device=links.device)
+    for k in range(horizon - 1):
+        ok &= links[k : k + n - horizon + 1]
+    starts = ok.nonzero().squeeze(1)
+    pick = torch.randperm(len(starts), generator=generator, device=starts.device)[:rows]
+    return starts[pick]
+
+
+@torch.no_grad()
+def model_error_by_step(
+    model: DynamicsModel,
+    data: Transitions,
+    horizon: int,
+    rows: int,
+    generator: torch.Generator,
+    policy: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    oracle: DynamicsModel | None = None,
+) -> dict[str, Any]:
+    """Mean squared next-state error of the model's mean prediction at each rollout step ``1..horizon``.
+
+    Returns ``{"data_step{k}": ...}`` from replaying the dataset's actions along real segments and,
+    with ``policy`` and ``oracle``, ``{"oracle_step{k}": ...}`` from rolling the policy's actions
+    (chosen on the model's states) through both from the same dataset start states.
+    """
+    out: dict[str, Any] = {}
+    starts = trajectory_segments(data, horizon, rows, generator)
+
+    def mean_step(obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        mean, _ = model.predict(obs, act)  # [E, B, o+1]
+        return obs + mean[model.elites].mean(dim=0)[:, :-1]
+
+    if len(starts):
+        obs = data.obs[starts]
+        for k in range(horizon):
+            obs = mean_step(obs, data.act[starts + k])
+            out[f"data_step{k + 1}"] = float((obs - data.next_obs[starts + k]).square().mean())
+    if policy is not None and oracle is not None:
+        idx = torch.randint(len(data), (rows,), generator=generator, device=data.obs.device)
+        sim = learned = data.obs[idx]
+        for k in range(horizon):
+            act = policy(learned)
+            learned, sim = mean_step(learned, act), oracle.sample(sim, act, generator).next_obs
+            out[f"oracle_step{k + 1}"] = float((learned - sim).square().mean())
+    return out

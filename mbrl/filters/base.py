@@ -1,0 +1,63 @@
+"""The ``TransitionFilter`` contract and the filter registry (``filter=<name>``).
+
+A filter sees ``K`` candidate model transitions per rollout row, keeps one per row and says which
+rows must stop. Filters that learn something from the data (MOREC's dynamics reward) list those
+components in ``learned``; the training job fits them once per (dataset, config, seed) and caches
+them like dynamics models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+import torch
+
+from dynamics.base import StepResult
+from mbrl.registry import Registry
+
+
+@dataclass
+class FilterResult:
+    """The chosen transition per row (``step`` with ``B`` rows), rows to stop ``[B]`` and their scores ``[B]``."""
+
+    step: StepResult
+    stop: torch.Tensor
+    score: torch.Tensor
+
+
+class TransitionFilter(Protocol):
+    Config: ClassVar[type]
+    samples_per_elite: int  # candidates asked of each elite model; 0 = no filtering (``model.sample``)
+    learned: list[Any]  # components with ``cfg``, ``fit(data)``, ``state_dict()``; fitted before rollouts
+
+    def __call__(
+        self, obs: torch.Tensor, act: torch.Tensor, cand: StepResult, generator: torch.Generator
+    ) -> FilterResult:
+        """``obs [B, o]``, ``act [B, a]``, candidates ``[K, B, ...]`` -> one transition per row."""
+        ...
+
+
+FILTERS: Registry[type] = Registry("filter", group="mbrl.filters")
+
+
+@dataclass
+class NoFilterConfig:
+    pass
+
+
+@FILTERS.register("none")
+class NoFilter:
+    """Rollouts take the model's own sample (a random elite per row); nothing is learned or stopped."""
+
+    Config = NoFilterConfig
+    samples_per_elite = 0
+
+    def __init__(self, config: NoFilterConfig, obs_dim: int, act_dim: int, seed: int, device: str) -> None:
+        self.cfg = config
+        self.learned: list[Any] = []
+
+    def __call__(
+        self, obs: torch.Tensor, act: torch.Tensor, cand: StepResult, generator: torch.Generator
+    ) -> FilterResult:
+        raise RuntimeError("NoFilter asks for no candidates; rollouts use model.sample instead")

@@ -1,0 +1,320 @@
+"""Reward-consistent rollouts (MOREC; Luo, Xu, Cao and Yu, ICLR 2024).
+
+A *dynamics reward* ``r_D(s, a, s')`` scores how plausible a transition is. It is learned from the
+offline data by adversarial imitation in which the transition function plays the agent: a
+*transition policy* ``G(Δs | s, a)`` proposes next states and a discriminator ``D(s, a, Δs)`` tells
+them from the dataset's. During rollouts the dynamics model proposes ``K`` candidates per row, the
+filter keeps the one with the highest ``r_D`` (or samples from a sharp softmax over them) and stops
+the trajectory, marking the step terminal, where even the best candidate scores below a threshold.
+
+The public MOREC code holds only the inference side (pretrained discriminators); the training loop
+below is written from the paper, with these choices of ours:
+
+* Inputs ``(s, a, Δs)`` are z-scored with the data's statistics (the public code min-max scales
+  ``s`` to [-0.8, 0.8] and ``a`` to [-1, 1]); one MLP reads their concatenation (the public code
+  first encodes ``(s, a)`` and ``Δs`` separately).
+* The transition policy is a Gaussian MLP over the z-scored ``Δs`` trained to maximise the
+  non-saturating GAIL reward ``log D``. It starts from scratch by default, so the historical
+  snapshots span coarse to fine errors; ``pretrain_steps`` of maximum likelihood first (like
+  starting GAIL from behaviour cloning) gave a weaker ensemble on our toy test (AUC 0.74 vs 0.84
+  against 5x noise). Each "episode" of this imitation problem is one step long,
+  so the return is the immediate reward and the reparameterised gradient through ``D`` gives the
+  policy gradient exactly and with far less variance than the score-function estimators (TRPO/PPO)
+  of general GAIL; an entropy bonus keeps the policy from collapsing onto one mode.
+* The discriminator is trained with binary cross-entropy plus an R1 gradient penalty on the real
+  transitions, which keeps it smooth enough to score transitions it never saw.
+* As in the paper, historical discriminators are kept: a snapshot every ``snapshot_every`` rounds,
+  the most recent ``max_snapshots`` of them. Each is calibrated when taken by its mean logit on
+  held-out real transitions (``expert``) and on the policy's transitions (``learner``); snapshots
+  that do not separate the two are dropped, as the public code masks snapshots without calibration.
+* Scoring follows the public inference code exactly: each snapshot's logit is clamped to
+  ``[learner, expert]``, mapped linearly to ``[-1, 1]`` and squashed, ``p_m = sigmoid(.)``, and
+  ``r_D = -log(1 - mean_m p_m + 1e-9)``, so ``r_D`` lies in ``[0.31, 1.31]``; the published
+  termination threshold is 0.6.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from dynamics.base import StepResult
+from dynamics.layers import EnsembleLinear
+from mbrl.data.transitions import Transitions
+from mbrl.filters.base import FILTERS, FilterResult
+
+log = logging.getLogger(__name__)
+
+# Rows per discriminator pass when scoring, bounding the [snapshots, rows, hidden] activations.
+_SCORE_CHUNK = 4096
+
+
+@dataclass
+class DynamicsRewardConfig:
+    """Hyper-parameters of :class:`DynamicsReward` (the adversarial learner of ``r_D``).
+
+    Attributes:
+        hidden_sizes: discriminator hidden widths (ReLU).
+        policy_hidden_sizes: transition-policy hidden widths (SiLU).
+        pretrain_steps: maximum-likelihood steps of the transition policy before adversarial play.
+        rounds: adversarial rounds; each makes one discriminator and one policy step.
+        batch_size: real transitions per step (and as many policy transitions).
+        lr: Adam learning rate of both networks.
+        r1_coef: weight of the R1 penalty ``E_real ||grad_x logit||^2``.
+        entropy_coef: weight of the transition policy's entropy bonus.
+        snapshot_every: rounds between historical discriminator snapshots.
+        max_snapshots: most recent snapshots kept and averaged when scoring.
+        calibration_rows: held-out real transitions used to calibrate each snapshot.
+        seed: seeds initialisation and every draw of ``fit``.
+    """
+
+    hidden_sizes: tuple[int, ...] = (128, 128)
+    policy_hidden_sizes: tuple[int, ...] = (200, 200, 200)
+    pretrain_steps: int = 0
+    rounds: int = 3000
+    batch_size: int = 256
+    lr: float = 3e-4
+    r1_coef: float = 0.1
+    entropy_coef: float = 1e-3
+    snapshot_every: int = 100
+    max_snapshots: int = 10
+    calibration_rows: int = 2048
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
+        self.policy_hidden_sizes = tuple(int(h) for h in self.policy_hidden_sizes)
+        for name in ("rounds", "batch_size", "snapshot_every", "max_snapshots", "calibration_rows"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"dynamics reward: {name} must be >= 1, got {getattr(self, name)}")
+        if self.rounds < self.snapshot_every:
+            raise ValueError(
+                f"dynamics reward: rounds={self.rounds} < snapshot_every={self.snapshot_every} takes no snapshot; "
+                "raise rounds or lower snapshot_every"
+            )
+
+
+def _mlp(
+    in_dim: int, hidden: tuple[int, ...], out_dim: int, members: int, activation: type[nn.Module]
+) -> nn.Sequential:
+    """``members`` independent MLPs on :class:`EnsembleLinear`: ``[B, in]`` or ``[M, B, in]`` -> ``[M, B, out]``."""
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [EnsembleLinear(in_dim, width, members), activation()]
+        in_dim = width
+    return nn.Sequential(*layers, EnsembleLinear(in_dim, out_dim, members))
+
+
+class DynamicsReward(nn.Module):
+    """The learned dynamics reward ``r_D``: an average of calibrated historical discriminators.
+
+    After ``fit``, ``snapshots`` is an ``M``-member discriminator evaluated in one batched pass, with
+    calibration bounds ``learner_logit``/``expert_logit`` ``[M]``; ``score`` maps transitions to ``r_D``.
+    """
+
+    learner_logit: torch.Tensor
+    expert_logit: torch.Tensor
+
+    def __init__(
+        self, obs_dim: int, act_dim: int, config: DynamicsRewardConfig | None = None, device: str | torch.device = "cpu"
+    ) -> None:
+        super().__init__()
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.cfg = config or DynamicsRewardConfig()
+        self.device = torch.device(device)
+        self.in_dim = 2 * obs_dim + act_dim
+        # Normaliser of [s, a, Δs]; fitted by ``fit``.
+        self.register_buffer("input_mean", torch.zeros(self.in_dim))
+        self.register_buffer("input_std", torch.ones(self.in_dim))
+        self.snapshots = _mlp(self.in_dim, self.cfg.hidden_sizes, 1, self.cfg.max_snapshots, nn.ReLU)
+        self.register_buffer("learner_logit", torch.zeros(self.cfg.max_snapshots))
+        self.register_buffer("expert_logit", torch.ones(self.cfg.max_snapshots))
+        self.register_buffer("num_snapshots", torch.zeros((), dtype=torch.long))
+        self.to(self.device)
+
+    # -- scoring -----------------------------------------------------------------------------------
+    def _normalise(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([obs, act, next_obs - obs], dim=-1).to(self.input_mean)
+        return (x - self.input_mean) / self.input_std
+
+    @torch.no_grad()
+    def score(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+        """``obs [..., o]``, ``act [..., a]``, ``next_obs [..., o]`` -> ``r_D [...]`` in ``[0.31, 1.31]``."""
+        if int(self.num_snapshots) == 0:
+            raise RuntimeError("the dynamics reward has no discriminator snapshots yet: call fit() first")
+        lead = obs.shape[:-1]
+        x = self._normalise(obs, act.expand(*lead, -1), next_obs).reshape(-1, self.in_dim)
+        m = int(self.num_snapshots)
+        lo, hi = self.learner_logit[:m, None], self.expert_logit[:m, None]
+        out = []
+        for start in range(0, x.shape[0], _SCORE_CHUNK):
+            logits = self.snapshots(x[start : start + _SCORE_CHUNK])[:m, :, 0]  # [m, n]
+            scaled = 2 * (torch.minimum(torch.maximum(logits, lo), hi) - lo) / (hi - lo) - 1
+            p = torch.sigmoid(scaled).mean(dim=0)
+            out.append(-torch.log(1 - p + 1e-9))
+        return torch.cat(out).view(lead).to(obs.dtype)
+
+    # -- learning ----------------------------------------------------------------------------------
+    def fit(self, data: Transitions) -> dict[str, Any]:
+        """Learn ``r_D`` from ``data`` (adversarially, see the module docstring); returns a summary."""
+        cfg = self.cfg
+        if data.obs_dim != self.obs_dim or data.act_dim != self.act_dim:
+            raise ValueError(
+                f"data has obs_dim={data.obs_dim}, act_dim={data.act_dim}; expected {self.obs_dim}, {self.act_dim}"
+            )
+        n_cal = min(cfg.calibration_rows, len(data) // 5)
+        if n_cal < 1 or len(data) - n_cal < cfg.batch_size:
+            raise ValueError(f"the dynamics reward needs more data: {len(data)} transitions for batch {cfg.batch_size}")
+        gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        data = data.to(self.device)
+        perm = torch.randperm(len(data), device=self.device, generator=gen)
+        cal, train = data.index(perm[:n_cal]), data.index(perm[n_cal:])
+        x_train = torch.cat([train.obs, train.act, train.next_obs - train.obs], dim=-1).to(self.input_mean)
+        self.input_mean.copy_(x_train.mean(dim=0))
+        std = x_train.std(dim=0, unbiased=False)
+        self.input_std.copy_(torch.where(std < 1e-12, torch.ones_like(std), std))
+        x_train = (x_train - self.input_mean) / self.input_std
+        x_cal = self._normalise(cal.obs, cal.act, cal.next_obs)
+        sa = self.obs_dim + self.act_dim
+
+        with torch.random.fork_rng(devices=[]):  # seeded initialisation that leaves the caller's RNG alone
+            torch.manual_seed(cfg.seed)
+            disc = _mlp(self.in_dim, cfg.hidden_sizes, 1, 1, nn.ReLU).to(self.device)
+            policy = _mlp(sa, cfg.policy_hidden_sizes, 2 * self.obs_dim, 1, nn.SiLU).to(self.device)
+        d_opt = torch.optim.Adam(disc.parameters(), lr=cfg.lr)
+        p_opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
+
+        def propose(x_sa: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            """z-scored ``(s, a) [b, o+a]`` -> reparameterised z-scored ``Δs [b, o]`` and its entropy ``[]``."""
+            mean, log_std = policy(x_sa)[0].chunk(2, dim=-1)
+            log_std = log_std.clamp(-5.0, 2.0)
+            noise = torch.randn(mean.shape, device=self.device, generator=gen)
+            return mean + log_std.exp() * noise, log_std.sum(dim=-1).mean()
+
+        def batch() -> torch.Tensor:
+            return x_train[torch.randint(len(x_train), (cfg.batch_size,), device=self.device, generator=gen)]
+
+        for _ in range(cfg.pretrain_steps):
+            x = batch()
+            mean, log_std = policy(x[:, :sa])[0].chunk(2, dim=-1)
+            log_std = log_std.clamp(-5.0, 2.0)
+            nll = (((x[:, sa:] - mean) / log_std.exp()) ** 2 / 2 + log_std).sum(dim=-1).mean()
+            p_opt.zero_grad(set_to_none=True)
+            nll.backward()
+            p_opt.step()
+
+        snapshots: list[tuple[dict[str, torch.Tensor], float, float]] = []
+        history = []
+        for round_ in range(1, cfg.rounds + 1):
+            # Discriminator: real transitions -> 1, proposed ones -> 0, R1 penalty on the real ones.
+            real = batch().requires_grad_(True)
+            with torch.no_grad():
+                fake_delta, _ = propose(real[:, :sa])
+            fake = torch.cat([real[:, :sa].detach(), fake_delta], dim=-1)
+            real_logit, fake_logit = disc(real)[0, :, 0], disc(fake)[0, :, 0]
+            (grad,) = torch.autograd.grad(real_logit.sum(), real, create_graph=True)
+            d_loss = (
+                F.softplus(-real_logit).mean()
+                + F.softplus(fake_logit).mean()
+                + cfg.r1_coef * grad.square().sum(dim=-1).mean()
+            )
+            d_opt.zero_grad(set_to_none=True)
+            d_loss.backward()
+            d_opt.step()
+
+            # Transition policy: maximise log D of its proposals (non-saturating GAIL reward) + entropy.
+            x_sa = batch()[:, :sa]
+            delta, entropy = propose(x_sa)
+            p_loss = F.softplus(-disc(torch.cat([x_sa, delta], dim=-1))[0, :, 0]).mean() - cfg.entropy_coef * entropy
+            p_opt.zero_grad(set_to_none=True)
+            p_loss.backward(inputs=list(policy.parameters()))
+            p_opt.step()
+
+            if round_ % cfg.snapshot_every == 0:
+                with torch.no_grad():
+                    expert = float(disc(x_cal)[0, :, 0].mean())
+                    learner = float(disc(torch.cat([x_cal[:, :sa], propose(x_cal[:, :sa])[0]], dim=-1))[0, :, 0].mean())
+                history.append(
+                    {"round": round_, "d_loss": float(d_loss.detach()), "expert": expert, "learner": learner}
+                )
+                log.info("dynamics reward round %d: d_loss %.4f, logit real %.3f vs policy %.3f", *history[-1].values())
+                if expert > learner + 1e-6:  # a snapshot that cannot tell the two apart carries no signal
+                    snapshots.append((copy.deepcopy(disc.state_dict()), learner, expert))
+                    snapshots = snapshots[-cfg.max_snapshots :]
+        if not snapshots:
+            raise RuntimeError(
+                "no discriminator snapshot separated real from generated transitions; raise rounds or lower r1_coef"
+            )
+        self._stack(snapshots)
+        return {"snapshots": len(snapshots), "history": history}
+
+    @torch.no_grad()
+    def _stack(self, snapshots: list[tuple[dict[str, torch.Tensor], float, float]]) -> None:
+        """Copy single-member snapshot weights into the first ``len(snapshots)`` members of ``self.snapshots``."""
+        params = dict(self.snapshots.named_parameters())
+        for m, (state, learner, expert) in enumerate(snapshots):
+            for name, value in state.items():
+                params[name][m].copy_(value[0])
+            self.learner_logit[m] = learner
+            self.expert_logit[m] = expert
+        self.num_snapshots.fill_(len(snapshots))
+
+
+# -- the rollout filter ---------------------------------------------------------------------------
+@dataclass
+class RewardConsistencyConfig:
+    """MOREC's filter. ``K = samples_per_elite * num_elites`` candidates (the published 2 x 5 = 10)."""
+
+    samples_per_elite: int = 2
+    select: str = "argmax"  # "argmax" (MOREC's select_elite) or "softmax" (softmax_elite)
+    temperature: float = 0.1  # of the softmax over r_D (the published 0.1)
+    threshold: float = 0.6  # stop the trajectory where the chosen r_D is below this
+    reward: DynamicsRewardConfig = field(default_factory=DynamicsRewardConfig)
+
+    def __post_init__(self) -> None:
+        if self.select not in ("argmax", "softmax"):
+            raise ValueError(f"filter select={self.select!r} is unknown; choose argmax or softmax")
+        if self.samples_per_elite < 1 or self.temperature <= 0:
+            raise ValueError("filter samples_per_elite must be >= 1 and temperature > 0")
+
+
+@FILTERS.register("reward_consistency")
+class RewardConsistencyFilter:
+    """Keep the candidate with the highest dynamics reward; stop rows whose best is below ``threshold``.
+
+    The stopped transition stays in the buffer, marked terminal (as in the public MOREC code), so the
+    agent does not bootstrap through an implausible state.
+    """
+
+    Config = RewardConsistencyConfig
+
+    def __init__(self, config: RewardConsistencyConfig, obs_dim: int, act_dim: int, seed: int, device: str) -> None:
+        self.cfg = config
+        self.samples_per_elite = config.samples_per_elite
+        self.reward = DynamicsReward(obs_dim, act_dim, dataclasses.replace(config.reward, seed=seed), device)
+        self.learned = [self.reward]  # fitted (and cached) by the training job before rollouts
+
+    def __call__(
+        self, obs: torch.Tensor, act: torch.Tensor, cand: StepResult, generator: torch.Generator
+    ) -> FilterResult:
+        """``obs [B, o]``, ``act [B, a]``, candidates ``[K, B, ...]`` -> the chosen ``[B]`` transitions."""
+        k, b = cand.reward.shape
+        scores = self.reward.score(obs.expand(k, -1, -1), act.expand(k, -1, -1), cand.next_obs)  # [K, B]
+        if self.cfg.select == "argmax":
+            pick = scores.argmax(dim=0)
+        else:
+            probs = torch.softmax(scores / self.cfg.temperature, dim=0).T  # [B, K]
+            pick = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        rows = torch.arange(b, device=pick.device)
+        score = scores[pick, rows]
+        stop = score < self.cfg.threshold
+        info = {**cand.info, "member": cand.info["member"][pick], "dynamics_reward": score}
+        step = StepResult(cand.next_obs[pick, rows], cand.reward[pick, rows], cand.terminated[pick, rows] | stop, info)
+        return FilterResult(step, stop, score)

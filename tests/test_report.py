@@ -1,0 +1,226 @@
+"""mbrl-report: run discovery, grouping, the IQM and bootstrap statistics, the written files, and a
+real Hydra multirun reported end to end."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from mbrl.data.scores import summarize
+from mbrl.report import condition_keys, find_runs, iqm, load_run, main, parse_group_by, stratified_bootstrap_ci
+from tests.test_train import ROOT, SMOKE, run_cli
+
+AGENT_PARAMS = {"bc": {"lr": 1e-3}, "td3bc": {"actor_lr": 3e-4, "alpha": 2.5}, "mopo": {"lr": 3e-4}}
+
+
+def fake_run(folder, dataset="hopper-medium", agent="bc", seed=0, coef=None, final_score=10.0, scored=True):
+    """A run folder as mbrl-train writes it: resolved config.yaml, an eval.csv curve ending at ``final_score``."""
+    folder.mkdir(parents=True)
+    penalty = {"name": "mopo", "coef": coef} if coef is not None else {"name": "none"}
+    config = {
+        "dataset": dataset,
+        "seed": seed,
+        "agent": {"name": agent, "hidden_sizes": [32, 32], **AGENT_PARAMS[agent]},
+        "penalty": penalty,
+        "dynamics": {"kind": "ensemble" if agent == "mopo" else "none", "cache_dir": str(folder)},
+        "logger": {"project": "mbrl", "progress": seed % 2 == 0},  # varies, but never a condition
+        "scale": "smoke",
+        "resume": False,
+    }
+    OmegaConf.save(OmegaConf.create(config), folder / "config.yaml")
+    ref = (0.0, 1000.0)  # return -> normalised score: 100 * (R - 0) / 1000
+    steps = [30, 60, 90]
+    curve = [final_score * s / steps[-1] for s in steps]
+    header = "step,return_mean,return_std" + (",score_mean,score_std,score_ci_low,score_ci_high" if scored else "")
+    rows = []
+    for step, score in zip(steps, curve, strict=True):
+        ret = score * ref[1] / 100
+        rows.append(f"{step},{ret},0.0" + (f",{score},0.0,{score},{score}" if scored else ""))
+    (folder / "eval.csv").write_text("\n".join([header, *rows]) + "\n")
+    final = {"return_mean": final_score * ref[1] / 100, "return_std": 0.0}
+    if scored:
+        final.update(score_mean=final_score, score_std=0.0, score_ci_low=final_score, score_ci_high=final_score)
+    result = {
+        "dataset": dataset,
+        "agent": agent,
+        "seed": seed,
+        "final": final,
+        "behaviour_score_mean": 31.5 if scored else None,
+        "behaviour_return_mean": 315.0,
+    }
+    (folder / "final.json").write_text(json.dumps(result))
+    return folder
+
+
+def sweep(root, scores):
+    """``scores``: {(dataset, agent, coef): [final score per seed]} -> numbered job folders as in a multirun."""
+    job = 0
+    for (dataset, agent, coef), per_seed in scores.items():
+        for seed, score in enumerate(per_seed):
+            fake_run(root / str(job), dataset, agent, seed, coef, score)
+            job += 1
+    return root
+
+
+SCORES = {
+    ("hopper-medium", "bc", None): [30.0, 34.0, 31.0],
+    ("hopper-medium", "td3bc", None): [40.0, 12.0, 45.0, 47.0, 41.0],
+    ("hopper-medium", "mopo", 1.0): [5.0, 9.0],
+    ("hopper-medium", "mopo", 2.5): [20.0, 26.0],
+    ("walker2d-medium", "bc", None): [20.0, 22.0],
+    ("walker2d-medium", "td3bc", None): [60.0, 50.0],
+}
+
+
+def test_iqm_matches_brute_force():
+    """Proportional trimming equals the plain middle-half mean of the sample with every value repeated 4 times."""
+    g = torch.Generator().manual_seed(0)
+    for n in range(1, 14):
+        x = torch.randn(n, generator=g, dtype=torch.float64) * 10
+        brute = x.repeat_interleave(4).sort().values[n : 3 * n].mean()
+        torch.testing.assert_close(iqm(x), brute)
+        if n % 4 == 0:  # then it is also rliable's definition: drop the lowest and highest quarter
+            torch.testing.assert_close(iqm(x), x.sort().values[n // 4 : n - n // 4].mean())
+    batch = torch.randn(6, 7, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(iqm(batch), torch.stack([iqm(row) for row in batch]))
+    assert float(iqm(torch.tensor([1.0, 2.0, 3.0, 4.0, 1e6]))) < 4.0  # an outlier barely moves it
+
+
+def test_stratified_bootstrap_with_one_stratum_reuses_the_resamples_of_summarize():
+    x = torch.tensor([3.0, 9.0, 4.0, 12.0, 7.0], dtype=torch.float64)
+    s = summarize(x, num_bootstrap=500, seed=3)
+    lo, hi = stratified_bootstrap_ci([x], lambda xs: xs[0].mean(dim=-1), num_bootstrap=500, seed=3)
+    assert (lo, hi) == pytest.approx((s.ci_low, s.ci_high))
+    lo, hi = stratified_bootstrap_ci([x], lambda xs: iqm(xs[0]), num_bootstrap=500, seed=3)
+    assert lo <= float(iqm(x)) <= hi and lo < hi
+
+
+def test_stratified_bootstrap_resamples_within_each_stratum():
+    low, high = torch.tensor([0.0, 1.0, 2.0]), torch.tensor([100.0, 101.0, 102.0, 103.0])
+    # Every resample keeps 3 values from the first stratum and 4 from the second.
+    lo, hi = stratified_bootstrap_ci([low, high], lambda xs: (torch.cat(xs, -1) > 50).sum(-1).double(), 300, 0)
+    assert lo == hi == 4.0
+
+
+def test_run_discovery_skips_unfinished_and_ignores_hydra_and_wandb_folders(tmp_path):
+    run = fake_run(tmp_path / "sweep" / "0")
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "config.yaml").write_text("seed: 0\n")
+    (run / "wandb" / "offline-run-1" / "files").mkdir(parents=True)
+    (run / "wandb" / "offline-run-1" / "files" / "config.yaml").write_text("seed: 0\n")
+    killed = fake_run(tmp_path / "sweep" / "1")
+    (killed / "final.json").unlink()
+    failed = tmp_path / "sweep" / "2"
+    (failed / ".hydra").mkdir(parents=True)
+    finished, unfinished = find_runs([tmp_path / "sweep"])
+    assert finished == [run]
+    assert unfinished == [killed, failed]
+
+
+def test_condition_is_the_smallest_set_of_varying_keys(tmp_path):
+    runs = [load_run(p) for p in find_runs([sweep(tmp_path, SCORES)])[0]]
+    # agent.name separates bc, td3bc and mopo (their hyper-parameters and penalty.name follow from it);
+    # penalty.coef separates the two mopo settings. seed, logger.* and cache_dir vary but are never conditions.
+    assert condition_keys(runs) == ["agent.name", "penalty.coef"]
+    assert parse_group_by("agent, dataset", runs) == ["agent.name"]
+    with pytest.raises(ValueError, match=r"agent\.nme.*agent\.name, penalty\.coef"):
+        parse_group_by("agent.nme", runs)
+
+
+def test_one_condition_falls_back_to_the_agent_name(tmp_path):
+    runs = [load_run(fake_run(tmp_path / str(s), seed=s)) for s in range(2)]
+    assert condition_keys(runs) == ["agent.name"]
+
+
+def test_report_numbers_markdown_json_and_plots(tmp_path, capsys):
+    root = sweep(tmp_path / "sweep", SCORES)
+    fake_run(root / "unscored", dataset="custom/env-v0", scored=False, final_score=7.0)
+    (root / "killed" / ".hydra").mkdir(parents=True)
+    out = tmp_path / "report"
+    assert main([str(root), "--out", str(out), "--bootstrap", "400"]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert printed == (out / "report.md").read_text()
+    assert report["num_runs"] == sum(len(v) for v in SCORES.values()) + 1
+    assert report["skipped_unfinished"] == [str(root / "killed")]
+    groups = {(g["dataset"], g["condition"]): g for g in report["groups"]}
+    assert set(groups) == {
+        ("custom/env-v0", "agent=bc"),
+        ("hopper-medium", "agent=bc"),
+        ("hopper-medium", "agent=td3bc"),
+        ("hopper-medium", "agent=mopo penalty.coef=1.0"),
+        ("hopper-medium", "agent=mopo penalty.coef=2.5"),
+        ("walker2d-medium", "agent=bc"),
+        ("walker2d-medium", "agent=td3bc"),
+    }
+    for (dataset, agent, coef), per_seed in SCORES.items():
+        label = f"agent={agent}" + (f" penalty.coef={coef}" if coef is not None else "")
+        g = groups[(dataset, label)]
+        x = torch.tensor(per_seed, dtype=torch.float64)
+        assert g["num_seeds"] == len(per_seed) and sorted(g["scores"]) == sorted(per_seed)
+        assert g["mean"] == pytest.approx(float(x.mean())) and g["std"] == pytest.approx(float(x.std(unbiased=False)))
+        assert g["iqm"] == pytest.approx(float(iqm(x)))
+        assert g["mean_ci"][0] <= g["mean"] <= g["mean_ci"][1]
+        assert g["iqm_ci"][0] <= g["iqm"] <= g["iqm_ci"][1]
+        assert g["behaviour"] == 31.5 and g["metric"] == "score"
+        row = f"| {dataset} | {label} | {len(per_seed)} | {g['mean']:.1f} ± {g['std']:.1f} |"
+        assert row in printed
+    td3bc = groups[("hopper-medium", "agent=td3bc")]
+    assert td3bc["iqm"] > td3bc["mean"]  # the 12.0 seed drags the mean down, not the IQM
+    unscored = groups[("custom/env-v0", "agent=bc")]
+    assert unscored["metric"] == "return" and unscored["mean"] == pytest.approx(70.0)
+    assert "| custom/env-v0 (return) | agent=bc | 1 |" in printed
+    # Two datasets with normalised scores: an aggregate over them for each condition run on both.
+    aggregate = {a["condition"]: a for a in report["aggregate"]}
+    assert set(aggregate) == {"agent=bc", "agent=td3bc"}
+    bc = aggregate["agent=bc"]
+    assert bc["datasets"] == ["hopper-medium", "walker2d-medium"] and bc["num_runs"] == 5
+    assert bc["mean_of_means"] == pytest.approx((sum(SCORES[("hopper-medium", "bc", None)]) / 3 + 21.0) / 2)
+    assert bc["mean_ci"][0] <= bc["mean_of_means"] <= bc["mean_ci"][1]
+    assert str(root / "killed") in printed
+    assert set(report["curves"]) == {"custom/env-v0", "hopper-medium", "walker2d-medium"}
+    for name in report["curves"].values():
+        png = (out / name).read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 5000
+        assert f"]({name})" in printed
+    assert (out / "curves_custom_env-v0.png").exists()
+
+
+def test_group_by_merges_conditions(tmp_path, capsys):
+    root = sweep(tmp_path, {k: v for k, v in SCORES.items() if k[0] == "hopper-medium"})
+    assert main([str(root), "--group-by", "agent", "--bootstrap", "100"]) == 0
+    report = json.loads((root / "report.json").read_text())  # --out defaults to the first folder
+    mopo = next(g for g in report["groups"] if g["condition"] == "agent=mopo")
+    assert sorted(mopo["scores"]) == [5.0, 9.0, 20.0, 26.0]
+    assert report["grouping"] == {"rule": "group-by", "keys": ["agent.name"]}
+
+
+def test_errors_name_the_problem(tmp_path, capsys):
+    assert main([str(tmp_path)]) == 2
+    assert "no finished runs" in capsys.readouterr().err
+    assert main([str(tmp_path / "nowhere")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+
+
+def test_real_multirun_reported_from_the_command_line(env_vars, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep_dir}", *SMOKE]
+    out = run_cli([*args, "agent=bc,td3bc", "seed=0,1"], env_vars)
+    assert out.returncode == 0, out.stderr[-3000:]
+    cli = [sys.executable, "-m", "mbrl.report", str(sweep_dir), "--out", str(tmp_path / "report"), "--bootstrap", "200"]
+    rep = subprocess.run(cli, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert rep.returncode == 0, rep.stderr[-3000:]
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["grouping"]["keys"] == ["agent.name"] and report["skipped_unfinished"] == []
+    assert [(g["condition"], g["seeds"]) for g in report["groups"]] == [("agent=bc", [0, 1]), ("agent=td3bc", [0, 1])]
+    for g in report["groups"]:
+        finals = [json.loads((Path(r) / "final.json").read_text()) for r in g["runs"]]
+        assert g["scores"] == [f["final"]["score_mean"] for f in finals]
+        assert g["behaviour"] == pytest.approx(finals[0]["behaviour_score_mean"])
+        assert f"| {g['dataset']} | {g['condition']} | 2 |" in rep.stdout
+    (png,) = (tmp_path / "report").glob("curves_*.png")
+    assert png.stat().st_size > 5000
