@@ -33,6 +33,11 @@ class Agent(Protocol):
 
     ``update`` returns detached scalar tensors; the logger turns them into floats only when it
     writes, so an update never forces a device synchronisation.
+
+    Optional hooks the training job uses when an agent has them: ``attach_dataset(transitions)``
+    (called once with the whole real dataset, e.g. PRDC's neighbour search), ``value(obs) -> [B]``
+    (value-based penalties such as MOBILE's), ``q_values(obs, act) -> [N, B]`` (diagnostics) and the
+    class attribute ``requires_model = True`` (refuse to run without dynamics).
     """
 
     Config: ClassVar[type]

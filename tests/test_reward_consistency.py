@@ -175,7 +175,7 @@ def test_rollout_with_the_filter_stops_rows_and_reports_it():
 def test_filters_and_penalties_are_registered_with_clear_errors():
     assert {"none", "reward_consistency"} <= set(FILTERS.names())
     assert {"none", "mopo", "mobile"} <= set(PENALTIES.names())
-    with pytest.raises(KeyError, match="registered: .*reward_consistency"):
+    with pytest.raises(KeyError, match=r"registered: .*reward_consistency"):
         FILTERS.get("morec")
     with pytest.raises(ValueError, match="argmax or softmax"):
         RewardConsistencyConfig(select="best")

@@ -1,6 +1,7 @@
 """The training job end to end at smoke scale: every agent preset through the Hydra command,
 exact kill-and-resume, config errors and divergence handling."""
 
+import csv
 import json
 import os
 import signal
@@ -20,6 +21,8 @@ from tests.conftest import TINY_DATASET as DATASET
 ROOT = Path(__file__).resolve().parent.parent
 
 SMOKE = ["scale=smoke", f"dataset={DATASET}", "logger.progress=false"]
+# A dynamics reward learned in a second (scale presets cannot size it: filter=none has no such keys).
+MOREC_SMOKE = [f"filter.reward.{k}={v}" for k, v in {"rounds": 40, "snapshot_every": 10, "batch_size": 32}.items()]
 
 
 @pytest.fixture
@@ -55,6 +58,9 @@ def run_cli(args, env_vars, **kw):
         ["agent=iql"],
         ["agent=edac"],
         ["agent=sac", "dynamics=single", "agent.spectral_norm=true", "agent.adv_target_eps=0.01"],
+        ["agent=mobile"],
+        ["agent=mopo", "filter=reward_consistency", *MOREC_SMOKE],
+        ["agent=ravl", "filter=reward_consistency", "filter.select=softmax", *MOREC_SMOKE],
     ],
     ids=[
         "ravl",
@@ -68,6 +74,9 @@ def run_cli(args, env_vars, **kw):
         "iql",
         "edac",
         "single-lipschitz",
+        "mobile",
+        "morec-mopo",
+        "morec-ravl",
     ],
 )
 def test_smoke_run_through_hydra_command(overrides, env_vars, tmp_path):
@@ -80,6 +89,10 @@ def test_smoke_run_through_hydra_command(overrides, env_vars, tmp_path):
         assert (tmp_path / name).exists(), name
     resolved = OmegaConf.load(tmp_path / "config.yaml")
     assert (tmp_path / "rollout.csv").exists() == (resolved.dynamics.kind != "none")
+    if resolved.filter.name != "none":
+        with open(tmp_path / "rollout.csv", newline="") as f:
+            rounds = list(csv.DictReader(f))
+        assert all(1.3134 > float(r["filter_score_mean"]) > 0.313 for r in rounds)  # the range of r_D
 
 
 def _params(run_dir: Path) -> dict[str, torch.Tensor]:

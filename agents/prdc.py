@@ -1,0 +1,133 @@
+"""PRDC (Ran et al., ICML 2023): TD3+BC whose actor is pulled to the nearest dataset pair, not the row's action.
+
+For a batch state ``s`` and ``a = pi(s)``, PRDC finds the dataset pair nearest to ``(s, a)`` in the
+metric ``|| (beta * s, a) - (beta * s_i, a_i) ||_2`` and regresses ``a`` on that pair's action:
+
+    actor loss = -lambda * Q_1(s, pi(s)) + mean((pi(s) - a_k)^2),   lambda = alpha / mean|Q_1(s, pi(s))|
+
+(the mean over rows and action dimensions, as the official code's ``mse_loss`` and TD3+BC).
+
+Unlike TD3+BC this constrains the policy to the dataset's support, not to the action taken in the
+same state: a state may borrow an action seen in a nearby state. ``beta`` trades the two: large,
+the neighbour comes from (nearly) the same state; small, from (nearly) the same action. States
+enter the metric standardised by the dataset's mean and std (``+1e-3``, as TD3+BC), so ``beta`` has
+the published meaning; the networks see raw states, as in this project's TD3+BC.
+
+The constraint needs the whole dataset: the training loop calls ``attach_dataset(transitions)``
+once, which builds an exact nearest-neighbour search (``agents.nn_search``: chunked matrix
+products by default, or a KD-tree). Without it (e.g. the generic agent tester), each update searches
+its own real batch instead and logs a warning once. The constraint applies to every row, model
+rows included: it needs only the state, not the row's action.
+
+Critics, target smoothing and delayed actor updates are TD3+BC's (this class extends it).
+Published defaults (official code): beta 2.0, alpha 2.5 for hopper and walker2d (40 for
+halfcheetah), one neighbour, TD3 noise 0.2 clipped at 0.5, delay 2.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+
+from agents.base import AgentSpec, register_agent
+from agents.nn_search import SEARCH_BACKENDS, NearestNeighbourSearch, build_search, exact_nearest
+from agents.td3bc import TD3BCAgent, TD3BCConfig
+from mbrl.data.transitions import Transitions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PRDCConfig(TD3BCConfig):
+    """TD3+BC's hyper-parameters (networks, learning rates, ``gamma``, ``tau``, target smoothing, ``policy_freq``,
+    ``exploration_noise``; ``alpha`` now weighs the RL term against the dataset constraint) plus the search's."""
+
+    beta: float = 2.0  # weight of the (standardised) state in the search metric
+    normalize_states: bool = True  # standardise states in the metric by the attached dataset's mean and std
+    search_backend: str = "auto"  # exact nearest-neighbour search: auto (= matmul), kdtree, matmul
+
+
+@register_agent("prdc")
+class PRDCAgent(TD3BCAgent):
+    Config = PRDCConfig
+
+    def __init__(self, spec: AgentSpec, config: PRDCConfig) -> None:
+        if config.search_backend not in SEARCH_BACKENDS:
+            raise ValueError(
+                f"agent.search_backend={config.search_backend!r} is unknown; choose one of {', '.join(SEARCH_BACKENDS)}"
+            )
+        super().__init__(spec, config)
+        device = self.actor.act_scale.device
+        self.state_mean = torch.zeros(spec.obs_dim, device=device)
+        self.state_std = torch.ones(spec.obs_dim, device=device)
+        self.search: NearestNeighbourSearch | None = None
+        self.dataset_actions: torch.Tensor | None = None
+        self._warned_no_dataset = False
+
+    # -- the dataset constraint ---------------------------------------------------------------------
+    def attach_dataset(self, data: Transitions) -> None:
+        """Index ``data``'s ``(obs, act)`` pairs for the constraint (once, before training).
+
+        Derived from the dataset alone, so it is not part of ``state_dict``: a resumed run attaches
+        the same dataset again.
+        """
+        if self.cfg.normalize_states:
+            self.state_mean = data.obs.mean(dim=0).to(self.state_mean)
+            self.state_std = (data.obs.std(dim=0, correction=0) + 1e-3).to(self.state_std)
+        keys = self._keys(data.obs.to(self.state_mean.device), data.act.to(self.state_mean.device))
+        self.search = build_search(keys, self.cfg.search_backend)
+        self.dataset_actions = data.act.to(self.state_mean.device)
+
+    def _keys(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """``obs [B, obs_dim]``, ``act [B, act_dim]`` -> points of the search metric ``[B, obs_dim + act_dim]``."""
+        return torch.cat([self.cfg.beta * (obs - self.state_mean) / self.state_std, act], dim=1)
+
+    @torch.no_grad()
+    def nearest_dataset_actions(self, obs: torch.Tensor, act: torch.Tensor, fallback: Transitions) -> torch.Tensor:
+        """The action ``[B, act_dim]`` of the dataset pair nearest to each ``(obs, act)`` row.
+
+        Searches the attached dataset or, when none is attached, the pairs of ``fallback`` (the real
+        batch), with raw states in the metric.
+        """
+        if self.search is not None:
+            return self.dataset_actions[self.search.query(self._keys(obs, act))]
+        if not self._warned_no_dataset:
+            log.warning("PRDC: no dataset attached; the constraint searches each real batch instead")
+            self._warned_no_dataset = True
+        return fallback.act[exact_nearest(self._keys(fallback.obs, fallback.act), self._keys(obs, act))]
+
+    # -- learning -----------------------------------------------------------------------------------
+    def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
+        batch = real if model is None else Transitions.cat([real, model])
+        cfg = self.cfg
+        with torch.no_grad():
+            scale = self.actor.act_scale
+            noise = (torch.randn_like(batch.act) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip) * scale
+            next_action = self._clip_to_box(self.target_actor(batch.next_obs) + noise)
+            next_q = self.target_critic(batch.next_obs, next_action).min(dim=0).values
+            target = batch.rew + cfg.gamma * (~batch.terminated).float() * next_q
+        q = self.critic(batch.obs, batch.act)
+        critic_loss = (q - target.unsqueeze(0)).pow(2).mean(dim=1).sum()
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+        self.updates += 1
+
+        metrics = {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean()}
+        if self.updates % cfg.policy_freq == 0:
+            pi = self.actor(batch.obs)
+            q_pi = self.critic(batch.obs, pi)[0]
+            lam = cfg.alpha / q_pi.abs().mean().detach()
+            # The search sees the current action but is not differentiated through: a_k is a fixed target.
+            dc = (pi - self.nearest_dataset_actions(batch.obs, pi, real)).pow(2).mean()
+            actor_loss = -lam * q_pi.mean() + dc
+            self.actor_opt.zero_grad(set_to_none=True)
+            actor_loss.backward()
+            self.actor_opt.step()
+            with torch.no_grad():
+                for target_net, net in ((self.target_actor, self.actor), (self.target_critic, self.critic)):
+                    torch._foreach_lerp_(list(target_net.parameters()), list(net.parameters()), cfg.tau)
+            metrics.update(actor_loss=actor_loss.detach(), dc_loss=dc.detach())
+        return metrics
