@@ -22,9 +22,25 @@ class LoggerConfig:
     wandb_mode: str = "offline"  # "online" needs a configured account; "offline" never does
     project: str = "mbrl"
     entity: str | None = None
-    group: str | None = None
+    group: str | None = None  # default in a Hydra multirun: the sweep folder, so a sweep's runs group together
+    job_type: str | None = None  # default in a multirun: the ablation, i.e. the overrides other than the seed
     tags: list[str] = field(default_factory=list)
     progress: bool = True  # console progress bar
+
+
+# Overrides that do not define an ablation: the seed varies within one, the rest only say where or how to log.
+_NOT_ABLATION = ("seed", "hydra", "logger", "resume", "threads", "device")
+
+
+def sweep_labels(task_overrides: list[str], sweep_dir: str) -> tuple[str, str]:
+    """W&B ``(group, job_type)`` of a multirun job: the sweep folder and its ablation name.
+
+    ``["agent=mopo", "seed=2", "penalty.coef=5"]`` in ``multirun/2026-11-21/10-00-00`` gives
+    ``("2026-11-21/10-00-00", "agent=mopo,penalty.coef=5")``; runs differing only in the seed share both.
+    """
+    keep = sorted(o for o in task_overrides if o.lstrip("+~").split("=", 1)[0].split(".")[0] not in _NOT_ABLATION)
+    parts = Path(sweep_dir).parts
+    return "/".join(parts[-2:]) if len(parts) >= 2 else sweep_dir, ",".join(keep) or "default"
 
 
 def to_float(metrics: dict[str, Any]) -> dict[str, float]:
@@ -51,6 +67,8 @@ class RunLogger:
                 project=cfg.project,
                 entity=cfg.entity,
                 group=cfg.group,
+                job_type=cfg.job_type,
+                name=f"{cfg.job_type} seed={config_dict.get('seed')}" if cfg.job_type else None,
                 tags=[*cfg.tags, f"git-{git_revision[:10]}"],
                 config={**config_dict, "git_revision": git_revision},
                 dir=str(run_dir),

@@ -46,7 +46,7 @@ from mbrl.diagnostics import model_error_by_step, value_diagnostics
 from mbrl.envs import ENV_FAMILIES
 from mbrl.evaluate import evaluate
 from mbrl.filters import FILTERS, PENALTIES
-from mbrl.logging import RunLogger, to_float
+from mbrl.logging import RunLogger, sweep_labels, to_float
 from mbrl.rollout import model_buffer, rollout, split_batch
 
 log = logging.getLogger(__name__)
@@ -347,10 +347,16 @@ def main() -> None:
     """Console entry point (``mbrl-train``): a Hydra app over ``configs/``."""
     import hydra
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     @hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
     def _app(cfg: DictConfig) -> None:
-        train(cfg, HydraConfig.get().runtime.output_dir)
+        hydra_cfg = HydraConfig.get()
+        if hydra_cfg.mode == RunMode.MULTIRUN:  # group W&B runs by sweep, name them by ablation
+            group, ablation = sweep_labels(list(hydra_cfg.overrides.task), hydra_cfg.sweep.dir)
+            cfg.logger.group = cfg.logger.group or group
+            cfg.logger.job_type = cfg.logger.job_type or ablation
+        train(cfg, hydra_cfg.runtime.output_dir)
 
     sys.argv[1:1] = plugin_search_path_override()
     _app()
