@@ -227,8 +227,14 @@ def train(config: DictConfig | TrainConfig, run_dir: str | os.PathLike) -> dict[
             seed=10_000 * (cfg.seed + 1) + step,
             ref_scores=ref,
             device=device,
+            gamma=agent_cfg.gamma if hasattr(agent_cfg, "gamma") else 0.99,
         )
-        return res.summary()
+        out = res.summary()
+        if hasattr(agent, "q_values"):  # the critics' value of the start states against what the policy obtained
+            start = res.start_obs.to(device)
+            q = agent.q_values(start, agent.act(start, deterministic=True))
+            out |= {"q_start": float(q.min(dim=0).values.mean()), "discounted_return": float(res.discounted.mean())}
+        return out
 
     def diagnostics() -> dict[str, float]:
         """Reach-aware diagnostics (``mbrl.diagnostics``) on fresh samples; own generator, so the run's

@@ -11,24 +11,32 @@ def linear_policy(obs: torch.Tensor) -> torch.Tensor:
     return torch.tanh(obs @ w)
 
 
-def sequential_returns(env_id: str, n: int, seed: int) -> list[float]:
-    out = []
+def sequential_returns(env_id: str, n: int, seed: int, gamma: float = 0.99) -> tuple[list, list, list]:
+    """Plain one-env loops: per-episode return, discounted return and start state."""
+    out, disc, starts = [], [], []
     for i in range(n):
         env = make_env(env_id)
         obs, _ = env.reset(seed=seed + i)
-        total, done = 0.0, False
+        starts.append(obs)
+        total, discounted, t, done = 0.0, 0.0, 0, False
         while not done:
             a = linear_policy(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
             obs, r, term, trunc, _ = env.step(a)
             total += r
+            discounted += gamma**t * r
+            t += 1
             done = term or trunc
         out.append(total)
-    return out
+        disc.append(discounted)
+    return out, disc, starts
 
 
 def test_vectorised_matches_sequential_episodes():
-    res = evaluate(linear_policy, "Hopper-v5", num_episodes=5, seed=3, max_parallel=2)
-    np.testing.assert_allclose(res.returns.numpy(), sequential_returns("Hopper-v5", 5, 3), rtol=1e-6)
+    res = evaluate(linear_policy, "Hopper-v5", num_episodes=5, seed=3, max_parallel=2, gamma=0.9)
+    returns, discounted, starts = sequential_returns("Hopper-v5", 5, 3, gamma=0.9)
+    np.testing.assert_allclose(res.returns.numpy(), returns, rtol=1e-6)
+    np.testing.assert_allclose(res.discounted.numpy(), discounted, rtol=1e-6)
+    np.testing.assert_allclose(res.start_obs.numpy(), np.stack(starts), rtol=1e-6)
     assert (res.lengths > 0).all() and (res.lengths <= 1000).all()
 
 
