@@ -96,6 +96,11 @@ class CQLAgent:
         action, _ = self.actor(obs, deterministic=deterministic, with_log_prob=False)
         return action
 
+    @torch.no_grad()
+    def q_values(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """Every critic's ``Q(s, a)``: ``obs [B, obs_dim]``, ``act [B, act_dim]`` -> ``[N, B]`` (diagnostics)."""
+        return self.critic(obs, act)
+
     # -- learning ---------------------------------------------------------------------------------
     def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
         cfg = self.cfg
@@ -116,7 +121,7 @@ class CQLAgent:
             q_pi = self.critic(batch.obs, pi_action).min(dim=0).values
             actor_loss = (alpha * log_prob - q_pi).mean()
         self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
+        actor_loss.backward(inputs=list(self.actor.parameters()))  # the critics' gradients would be discarded
         self.actor_opt.step()
 
         target = self._td_target(batch, alpha)

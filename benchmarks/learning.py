@@ -1,12 +1,19 @@
-"""Learning benchmark: agents x datasets x seeds through the training job, summarised over seeds.
+"""Learning benchmark: conditions x datasets x seeds through the training job, summarised over seeds.
 
-    python benchmarks/learning.py --datasets halfcheetah-medium --agents ravl mopo bc \
+    python benchmarks/learning.py --datasets halfcheetah-medium hopper-medium --agents ravl mopo bc \
         --seeds 0 1 2 --scale cpu --workers 2 --name learning_cpu
+    python benchmarks/learning.py --name morec_cpu --conditions mopo="agent=mopo" \
+        morec-mopo="agent=mopo filter=reward_consistency"
+    python benchmarks/learning.py --name learning_cpu ... --report-only   # summarise the finished runs
 
-Each run is an ordinary ``mbrl-train`` run in ``benchmarks/runs/<name>/<dataset>/<agent>/seed<k>``
-(one torch thread each, ``--workers`` at a time), so any of them can be inspected or resumed.
-Writes ``benchmarks/results/<name>.json`` and ``.md`` with the machine, the commit and, per
-(dataset, agent), the final normalised score of every seed, their mean, std and a bootstrap CI.
+A condition is a name and the overrides that define it (``--agents a b`` is short for
+``--conditions a="agent=a" b="agent=b"``). Each run is an ordinary ``mbrl-train`` run in
+``benchmarks/runs/<name>/<dataset>/<condition>/seed<k>`` (one torch thread each, ``--workers`` at a
+time), so any of them can be inspected, plotted or resumed; finished runs are never rerun. Writes
+``benchmarks/results/<name>.json`` and ``.md``: the machine, the commits the runs were made with,
+and per (dataset, condition) the final normalised score of every finished seed, their mean, std,
+a bootstrap CI, the mean score curve, and the critics' Q against the return the final policy
+obtained from the start states (``q_start`` vs ``discounted_return``, the overestimation check).
 """
 
 from __future__ import annotations
@@ -29,135 +36,177 @@ from mbrl.data.scores import summarize
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_one(dataset: str, agent: str, seed: int, scale: str, out: Path, extra: list[str]) -> dict:
+def run_one(dataset: str, overrides: list[str], seed: int, scale: str, out: Path) -> None:
+    """Train one run into ``out`` unless it already finished there."""
     out.mkdir(parents=True, exist_ok=True)
-    if not (out / "final.json").exists():
-        cmd = [
-            sys.executable,
-            "-m",
-            "mbrl.train",
-            f"agent={agent}",
-            f"dataset={dataset}",
-            f"seed={seed}",
-            f"scale={scale}",
-            "threads=1",
-            "logger.progress=false",
-            f"hydra.run.dir={out}",
-            *extra,
-        ]
-        with open(out / "stdout.log", "w") as log:
-            subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
-    return json.loads((out / "final.json").read_text())
+    if (out / "final.json").exists():
+        return
+    cmd = [
+        sys.executable,
+        "-m",
+        "mbrl.train",
+        f"dataset={dataset}",
+        f"seed={seed}",
+        f"scale={scale}",
+        "threads=1",
+        "logger.progress=false",
+        f"hydra.run.dir={out}",
+        *overrides,
+    ]
+    with open(out / "stdout.log", "w") as log:
+        subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def q_values(run_dir: Path) -> tuple[float | None, float | None]:
-    """Last and largest logged mean Q-value of a run (None for agents without critics)."""
-    with open(run_dir / "train.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    """Last and largest logged mean Q-value of a run's training batches (None for agents without critics)."""
+    rows = read_rows(run_dir / "train.csv")
     if not rows or "q_mean" not in rows[0]:
         return None, None
     qs = [float(r["q_mean"]) for r in rows]
     return qs[-1], max(qs)
 
 
+def final_value_check(run_dir: Path) -> tuple[float | None, float | None]:
+    """The critics' value of the final evaluation's start states and the discounted return obtained."""
+    rows = read_rows(run_dir / "final.csv")
+    if not rows or "q_start" not in rows[-1]:
+        return None, None
+    return float(rows[-1]["q_start"]), float(rows[-1]["discounted_return"])
+
+
 def score_curve(run_dirs: list[Path]) -> list[tuple[int, float]]:
     """Mean over runs of the normalised evaluation score at each evaluation step they share."""
-    curves = []
-    for run_dir in run_dirs:
-        with open(run_dir / "eval.csv", newline="") as f:
-            curves.append({int(r["step"]): float(r["score_mean"]) for r in csv.DictReader(f)})
-    steps = sorted(set.intersection(*(set(c) for c in curves)))
+    curves = [{int(r["step"]): float(r["score_mean"]) for r in read_rows(d / "eval.csv")} for d in run_dirs]
+    steps = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
     return [(step, sum(c[step] for c in curves) / len(curves)) for step in steps]
 
 
-def machine() -> dict:
-    rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+def machine(run_dirs: list[Path]) -> dict:
+    revisions = [d / "git_revision.txt" for d in run_dirs]
+    commits = sorted({r.read_text().strip() for r in revisions if r.exists()})
     return {
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "commit": rev,
+        "commits": commits,
     }
+
+
+def parse_conditions(agents: list[str], conditions: list[str]) -> dict[str, list[str]]:
+    out = {a: [f"agent={a}"] for a in agents}
+    for item in conditions:
+        name, sep, overrides = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f'--conditions takes name="overrides" items, got {item!r}')
+        out[name] = overrides.split()
+    if not out:
+        raise SystemExit("give --agents or --conditions")
+    return out
+
+
+def summarise_rows(datasets: list[str], conditions: dict[str, list[str]], seeds: list[int], runs_dir: Path) -> list:
+    rows = []
+    for d in datasets:
+        for name, overrides in conditions.items():
+            dirs = [runs_dir / d / name / f"seed{s}" for s in seeds]
+            done = [(s, x) for s, x in zip(seeds, dirs, strict=True) if (x / "final.json").exists()]
+            if not done:
+                continue
+            finals = [json.loads((x / "final.json").read_text()) for _, x in done]
+            scores = [f["final"]["score_mean"] for f in finals]
+            summary = summarize(torch.tensor(scores))
+            q = [q_values(x) for _, x in done]
+            check = [final_value_check(x) for _, x in done]
+            rows.append(
+                {
+                    "dataset": d,
+                    "condition": name,
+                    "overrides": overrides,
+                    "seeds": [s for s, _ in done],
+                    "scores": scores,
+                    "mean": summary.mean,
+                    "std": summary.std,
+                    "ci95": [summary.ci_low, summary.ci_high],
+                    "behaviour": finals[0]["behaviour_score_mean"],
+                    "q_last": [x[0] for x in q],
+                    "q_max": [x[1] for x in q],
+                    "q_start": [x[0] for x in check],
+                    "discounted_return": [x[1] for x in check],
+                    "curve": score_curve([x for _, x in done]),
+                }
+            )
+    return rows
+
+
+def render(name: str, scale: str, result: dict) -> str:
+    def fmt(values: list) -> str:
+        return ", ".join("–" if v is None else f"{v:.4g}" for v in values)
+
+    m = result["machine"]
+    lines = [
+        f"# {name}: scale={scale}",
+        "",
+        f"commits {', '.join(c[:10] for c in m['commits'])}; {m['cores']} cores, torch {m['torch']}, "
+        f"{result['wall_minutes']:.0f} min wall for this invocation",
+        "",
+        "| dataset | condition | score (mean ± std over seeds) | 95 % CI | per seed | behaviour | final mean Q "
+        "per seed | max mean Q per seed | Q(s0) vs discounted return per seed | mean score at each evaluation |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        pairs = zip(r["q_start"], r["discounted_return"], strict=True)
+        check = ", ".join("–" if q is None else f"{q:.0f} vs {g:.0f}" for q, g in pairs)
+        lines.append(
+            f"| {r['dataset']} | {r['condition']} | {r['mean']:.1f} ± {r['std']:.1f} | "
+            f"[{r['ci95'][0]:.1f}, {r['ci95'][1]:.1f}] | {fmt(r['scores'])} | {r['behaviour']:.1f} | "
+            f"{fmt(r['q_last'])} | {fmt(r['q_max'])} | {check} | {', '.join(f'{v:.1f}' for _, v in r['curve'])} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", nargs="+", default=["halfcheetah-medium"])
-    p.add_argument("--agents", nargs="+", default=["ravl", "mopo", "bc"])
+    p.add_argument("--agents", nargs="*", default=[], help="conditions that differ only in agent=<name>")
+    p.add_argument("--conditions", nargs="*", default=[], help='name="override override ..." items')
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--scale", default="cpu")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--name", default="learning_cpu")
     p.add_argument("--extra", nargs="*", default=[], help="further overrides for every run")
+    p.add_argument("--report-only", action="store_true", help="summarise the finished runs, start none")
     a = p.parse_args(argv)
+    conditions = {k: [*v, *a.extra] for k, v in parse_conditions(a.agents, a.conditions).items()}
 
-    # Agent-major order, so the cheap agents of a grid finish first when it runs one at a time.
-    grid = [(d, ag, s) for ag in a.agents for d in a.datasets for s in a.seeds]
     runs_dir = ROOT / "benchmarks" / "runs" / a.name
+    # Condition-major order, so the cheap conditions listed first finish first.
+    grid = [(d, c, s) for c in conditions for d in a.datasets for s in a.seeds]
     t0 = time.time()
-    with ThreadPoolExecutor(a.workers) as pool:
-        futures = {
-            key: pool.submit(run_one, *key, a.scale, runs_dir / key[0] / key[1] / f"seed{key[2]}", a.extra)
-            for key in grid
-        }
-        finals = {key: f.result() for key, f in futures.items()}
+    if not a.report_only:
+        with ThreadPoolExecutor(a.workers) as pool:
+            jobs = [
+                pool.submit(run_one, d, conditions[c], s, a.scale, runs_dir / d / c / f"seed{s}") for d, c, s in grid
+            ]
+            for job in jobs:
+                job.result()
 
-    rows = []
-    for d in a.datasets:
-        for ag in a.agents:
-            scores = [finals[(d, ag, s)]["final"]["score_mean"] for s in a.seeds]
-            summary = summarize(torch.tensor(scores))
-            behaviour = finals[(d, ag, a.seeds[0])]["behaviour_score_mean"]
-            dirs = [runs_dir / d / ag / f"seed{s}" for s in a.seeds]
-            q = [q_values(x) for x in dirs]
-            rows.append(
-                {
-                    "dataset": d,
-                    "agent": ag,
-                    "seeds": a.seeds,
-                    "scores": scores,
-                    "mean": summary.mean,
-                    "std": summary.std,
-                    "ci95": [summary.ci_low, summary.ci_high],
-                    "behaviour": behaviour,
-                    "q_last": [x[0] for x in q],
-                    "q_max": [x[1] for x in q],
-                    "curve": score_curve(dirs),
-                }
-            )
-    result = {
-        "machine": machine(),
-        "scale": a.scale,
-        "extra": a.extra,
-        "wall_minutes": (time.time() - t0) / 60,
-        "rows": rows,
-    }
+    rows = summarise_rows(a.datasets, conditions, a.seeds, runs_dir)
+    dirs = [runs_dir / d / c / f"seed{s}" for d, c, s in grid]
+    result = {"machine": machine(dirs), "scale": a.scale, "wall_minutes": (time.time() - t0) / 60, "rows": rows}
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{a.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = [
-        f"# {a.name}: scale={a.scale} {' '.join(a.extra)}",
-        "",
-        f"commit {result['machine']['commit'][:10]}, {result['machine']['cores']} cores, torch "
-        f"{result['machine']['torch']}, {result['wall_minutes']:.0f} min wall",
-        "",
-        "| dataset | agent | normalised score (mean ± std over seeds) | 95 % CI | per seed | behaviour "
-        "| final mean Q per seed | max mean Q per seed | mean score at each evaluation |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-
-    def fmt(values: list) -> str:
-        return ", ".join("–" if v is None else f"{v:.4g}" for v in values)
-
-    for r in rows:
-        lines.append(
-            f"| {r['dataset']} | {r['agent']} | {r['mean']:.1f} ± {r['std']:.1f} | "
-            f"[{r['ci95'][0]:.1f}, {r['ci95'][1]:.1f}] | {fmt(r['scores'])} | {r['behaviour']:.1f} | "
-            f"{fmt(r['q_last'])} | {fmt(r['q_max'])} | {', '.join(f'{v:.1f}' for _, v in r['curve'])} |"
-        )
-    (out / f"{a.name}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    text = render(a.name, a.scale, result)
+    (out / f"{a.name}.md").write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":
