@@ -35,7 +35,9 @@ class Agent(Protocol):
     writes, so an update never forces a device synchronisation.
 
     Optional hooks the training job uses when an agent has them: ``attach_dataset(transitions)``
-    (called once with the whole real dataset, e.g. PRDC's neighbour search), ``value(obs) -> [B]``
+    (called once with the whole real dataset, e.g. PRDC's neighbour search), ``attach_dynamics(model)``
+    (called once after the model is fitted or loaded, e.g. RAMBO's adversarial model training; the
+    agent then saves and restores the model's state itself), ``value(obs) -> [B]``
     (value-based penalties such as MOBILE's), ``q_values(obs, act) -> [N, B]`` (diagnostics) and the
     class attribute ``requires_model = True`` (refuse to run without dynamics).
     """

@@ -180,6 +180,8 @@ def train(config: DictConfig | TrainConfig, run_dir: str | os.PathLike) -> dict[
     agent = agent_cls(AgentSpec(spec.obs_dim, spec.act_dim, spec.act_low, spec.act_high, str(device)), agent_cfg)
     if hasattr(agent, "attach_dataset"):  # agents whose loss needs the whole dataset (PRDC's neighbour search)
         agent.attach_dataset(core)
+    if hasattr(agent, "attach_dynamics") and dynamics is not None:  # agents that train the model further (RAMBO)
+        agent.attach_dynamics(dynamics)
     buffer = model_buffer(cfg.rollout, spec.obs_dim, spec.act_dim, device) if model_based else None
     n_real, n_model = split_batch(cfg.batch_size, cfg.rollout.real_ratio) if model_based else (cfg.batch_size, 0)
 

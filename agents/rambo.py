@@ -1,0 +1,246 @@
+"""RAMBO-RL (Rigter, Lacerda and Hawes, NeurIPS 2022): SAC on real and model data, with a dynamics model
+that is trained as an adversary of the policy.
+
+The agent is SAC with two critics (this class extends :class:`~agents.sac.SACAgent`) learning from
+batches that are half real and half model rollouts. Every ``adv_every`` agent updates the model takes
+``adv_steps`` gradient steps on
+
+    loss = adv_weight * sum_b log p_phi(s'_b, r_b | s_b, a_b) * A_b  +  supervised loss on real data,
+
+where ``(s, a)`` walk short on-policy rollouts through the model (``adv_horizon`` steps from real
+start states, actions from the current stochastic policy), ``(s', r)`` is drawn from the model itself
+(a uniformly chosen elite, then its Gaussian), ``p_phi`` is the density of that draw under the uniform
+mixture of the elites, and the advantage
+
+    A = r + gamma * (1 - terminated) * min_j Q_j(s', pi_mean(s')) - min_j Q_j(s, a)
+
+uses the current (not the target) critics, is normalised over the batch and carries no gradient.
+Descending the first term is REINFORCE on the model: it moves probability towards transitions with a
+low value for the policy, so the policy learns to be robust to the errors the data cannot rule out. The
+supervised term (the model's own training loss, ``GaussianEnsemble._loss``: Gaussian NLL of every member
+on a real batch, weight decay, ``logvar_loss_coef`` times the log-variance bounds) keeps the model
+consistent with the data. The term is summed, not averaged, over the batch rows, as in both reference
+implementations, so ``adv_weight`` keeps its published meaning (3e-4 at 256 rows).
+
+The published code behaviour-clones the actor for 50 epochs before anything else. Here the first ``update``
+call does it (``bc_steps`` steps maximising the likelihood of dataset actions, with their own Adam
+optimiser; not counted as updates), so a resumed run never repeats it; the only difference is that the
+first rollout round, drawn before that call, comes from the initial policy.
+
+Wiring: the training job calls ``attach_dataset(real)`` (start states, supervised rows and the BC data)
+and ``attach_dynamics(model)`` (the model that the rollouts use, so adversarial steps change the rollouts
+that follow). The model object is the job's copy in memory; the cached fit on disk is never written. The
+dynamics' parameters and optimiser state are part of ``state_dict`` so that a resumed run continues
+exactly. Without an attached dataset (e.g. in the generic agent tester) the agent trains as plain SAC, without
+an attached model as SAC after BC; either way it logs a warning once.
+
+Verified against OfflineRL-Kit (``policy/model_based/rambo.py``, ``run_example/run_rambo.py``,
+``policy_trainer/mb_policy_trainer.py``) and the authors' TensorFlow code (``rambo/algorithms/rambo.py``):
+after every 1000 agent updates, 1000 model steps, each on 256 rollout states and (OfflineRL-Kit) 256 real
+rows; rollouts of the task's horizon restarted from real states and continued through terminals; next
+actions deterministic, critics the current ones; the entropy left out of the advantage unless
+``include_ent_in_adv``; every member (the optimiser holds every model parameter, the log-variance bounds
+included) gets the supervised loss, only the elites the adversarial one; the elites are not re-chosen;
+dynamics Adam lr 3e-4, actor lr 1e-4, BC lr 1e-4 and batch 256. Differences: OfflineRL-Kit keeps running
+the (then purely supervised) model steps when ``adv_weight = 0``, the authors' code skips them (here they
+run); both references normalise observations, which this framework does not.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from agents.base import AgentSpec, register_agent
+from agents.sac import SACAgent, SACConfig
+from dynamics.ensemble import GaussianEnsemble
+from mbrl.data.transitions import Transitions
+
+log = logging.getLogger(__name__)
+
+# Means over the last adversarial phase, reported with every update (zeros before the first phase) so that
+# each logged row has the same columns.
+ADV_METRICS = ("adv_nll", "adv_log_prob", "adv_value", "adv_loss")
+
+
+@dataclass
+class RAMBOConfig(SACConfig):
+    """SAC's hyper-parameters (published RAMBO values: 2 critics, actor lr 1e-4) plus the adversary's and the
+    behaviour-cloning warm-up's."""
+
+    actor_lr: float = 1e-4
+    adv_weight: float = 3e-4  # weight of the adversarial term (summed over the rows); 0 = supervised steps only
+    adv_every: int = 1000  # agent updates between adversarial phases
+    adv_steps: int = 1000  # model gradient steps per phase
+    adv_batch_size: int = 256  # rollout states and real rows per model step
+    adv_horizon: int = 5  # model steps a batch of states is rolled before fresh real start states are drawn
+    adv_lr: float = 3e-4  # Adam learning rate of the model during adversarial training
+    include_ent_in_adv: bool = False  # subtract alpha * log pi(a'|s') from the next-state value in the advantage
+    bc_steps: int = 200_000  # BC steps before the first update (~50 epochs of a 1M-row dataset at 256 rows)
+    bc_batch_size: int = 256
+    bc_lr: float = 1e-4
+
+
+@register_agent("rambo")
+class RAMBOAgent(SACAgent):
+    Config = RAMBOConfig
+    # SAC on real data alone is not RAMBO: refuse to run without model rollouts.
+    requires_model: ClassVar[bool] = True
+
+    def __init__(self, spec: AgentSpec, config: RAMBOConfig) -> None:
+        for name in ("adv_every", "adv_steps", "adv_horizon", "bc_batch_size"):
+            if getattr(config, name) < 1:
+                raise ValueError(f"agent.{name} must be >= 1, got {getattr(config, name)}")
+        if config.adv_batch_size < 2:
+            raise ValueError(f"agent.adv_batch_size must be >= 2, got {config.adv_batch_size}")
+        if config.adv_weight < 0 or config.bc_steps < 0:
+            raise ValueError("agent.adv_weight and agent.bc_steps must be >= 0")
+        super().__init__(spec, config)
+        device = self.log_alpha.device
+        # Own stream for the adversary's and BC's draws (start states, real rows, model samples), seeded from
+        # the global one so that the run's seed fixes it; saved with the agent for an exact resume.
+        self.generator = torch.Generator(device=device).manual_seed(int(torch.randint(2**62, (1,))))
+        self.updates = 0
+        self.data: Transitions | None = None
+        self.model_rows: torch.Tensor | None = None
+        self.dynamics: GaussianEnsemble | None = None
+        self.dynamics_opt: torch.optim.Adam | None = None
+        self.adv_metrics = {k: torch.zeros((), device=device) for k in ADV_METRICS}
+
+    # -- wiring -------------------------------------------------------------------------------------------
+    def attach_dataset(self, data: Transitions) -> None:
+        """Keep the real data ``[N, ...]`` (a reference, not a copy) for BC, start states and supervised rows."""
+        self.data = data
+        # D4RL files without next_observations hold next_obs = obs on terminal rows, a placeholder the model
+        # must not learn from (the training job leaves them out of the fit for the same reason).
+        placeholder = data.terminated & (data.next_obs == data.obs).all(dim=1)
+        self.model_rows = (~placeholder).nonzero().squeeze(1)
+
+    def attach_dynamics(self, dynamics: Any) -> None:
+        """Train ``dynamics`` (modified in place) adversarially from now on; it must be a learned Gaussian model."""
+        if not isinstance(dynamics, GaussianEnsemble):
+            raise ValueError(
+                f"agent=rambo trains its dynamics model adversarially and needs a learned one "
+                f"(dynamics=ensemble or dynamics=single); got {type(dynamics).__name__}"
+            )
+        self.dynamics = dynamics
+        self.dynamics_opt = torch.optim.Adam(dynamics.parameters(), lr=self.cfg.adv_lr)
+
+    # -- learning -----------------------------------------------------------------------------------------
+    def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
+        if model is None or len(model) == 0:
+            raise ValueError(
+                "RAMBO learns from model rollouts: set dynamics=ensemble (or single) and rollout.real_ratio < 1"
+            )
+        if self.updates == 0:
+            if self.data is None:
+                log.warning("RAMBO: no dataset attached; no behaviour cloning, no adversarial model steps (plain SAC)")
+            elif self.dynamics is None:
+                log.warning("RAMBO: no dynamics model attached; no adversarial model training (SAC after BC)")
+            if self.data is not None and self.cfg.bc_steps > 0:
+                self.behaviour_clone()
+        metrics = super().update(real, model)
+        self.updates += 1
+        if self.updates % self.cfg.adv_every == 0 and self.dynamics is not None and self.data is not None:
+            self.adv_metrics = self.adversarial_phase()
+        return metrics | self.adv_metrics
+
+    def behaviour_clone(self) -> None:
+        """``bc_steps`` steps of ``-mean log pi(a|s)`` on dataset batches: the published warm-up of the actor."""
+        cfg = self.cfg
+        log.info("RAMBO: behaviour cloning the actor for %d steps", cfg.bc_steps)
+        opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.bc_lr)
+        for _ in range(cfg.bc_steps):
+            batch = self.data.sample(cfg.bc_batch_size, self.generator)
+            loss = -self.actor.log_prob(batch.obs, batch.act).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        log.info("RAMBO: behaviour cloning done, last batch NLL %.3f", loss.item())
+
+    def adversarial_phase(self) -> dict[str, torch.Tensor]:
+        """``adv_steps`` model steps along on-policy model rollouts; returns the metrics' means over the phase."""
+        cfg = self.cfg
+        totals = {k: torch.zeros_like(v) for k, v in self.adv_metrics.items()}
+        for step in range(cfg.adv_steps):
+            if step % cfg.adv_horizon == 0:  # fresh start states; rollouts run through terminals, as published
+                obs = self.data.obs[self._draw(len(self.data))]
+            with torch.no_grad():
+                act, _ = self.actor(obs, with_log_prob=False)
+            real = self.data.index(self.model_rows[self._draw(len(self.model_rows))])
+            obs, metrics = self.adversarial_step(obs, act, real)
+            for k, v in metrics.items():
+                totals[k] += v
+        return {k: v / cfg.adv_steps for k, v in totals.items()}
+
+    def adversarial_step(
+        self, obs: torch.Tensor, act: torch.Tensor, real: Transitions
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One model step: ``obs [B, o]``, ``act [B, a]`` (policy actions), ``real`` a batch of ``B`` data rows.
+
+        Returns the sampled next states ``[B, o]`` (where the rollout continues) and the step's metrics.
+        """
+        dyn, cfg = self.dynamics, self.cfg
+        step = dyn.sample(obs, act, self.generator)  # no gradient: a uniformly drawn elite per row, then its Gaussian
+        drawn = torch.cat([step.next_obs - obs, step.reward[:, None]], dim=1)  # [B, o+1], the model's target space
+        mean, logvar = dyn.predict(obs, act)  # [E, B, o+1], differentiable
+        elites = dyn.elites
+        member_log_prob = torch.distributions.Normal(mean[elites], (0.5 * logvar[elites]).exp()).log_prob(drawn)
+        # Density of the draw under the process that made it: the uniform mixture of the elites.
+        log_prob = torch.logsumexp(member_log_prob.sum(-1), dim=0) - math.log(len(elites))  # [B]
+        with torch.no_grad():
+            next_act, next_log_prob = self.actor(step.next_obs, deterministic=True)
+            next_value = self.critic(step.next_obs, next_act).min(dim=0).values
+            if cfg.include_ent_in_adv:
+                next_value = next_value - self.log_alpha.exp() * next_log_prob
+            value = step.reward + cfg.gamma * (~step.terminated).float() * next_value
+            advantage = value - self.critic(obs, act).min(dim=0).values
+            advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-6)
+        adv_loss = (log_prob * advantage).sum()
+
+        targets = torch.cat([real.next_obs - real.obs, real.rew[:, None]], dim=1).to(mean)
+        supervised, nll = dyn._loss(dyn._inputs(real.obs, real.act), targets)
+        self.dynamics_opt.zero_grad(set_to_none=True)
+        (cfg.adv_weight * adv_loss + supervised).backward()
+        self.dynamics_opt.step()
+        metrics = {
+            "adv_nll": nll,
+            "adv_log_prob": log_prob.detach().mean(),
+            "adv_value": value.mean(),
+            "adv_loss": adv_loss.detach(),
+        }
+        return step.next_obs, metrics
+
+    def _draw(self, n: int) -> torch.Tensor:
+        """``adv_batch_size`` uniform indices below ``n`` from the agent's generator."""
+        return torch.randint(n, (self.cfg.adv_batch_size,), device=self.generator.device, generator=self.generator)
+
+    # -- persistence --------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """SAC's state, the update count, the generator, the last phase's metrics and, when attached, the
+        dynamics' parameters and optimiser (the adversary changes them during training)."""
+        return {
+            **super().state_dict(),
+            "updates": self.updates,
+            "generator": self.generator.get_state(),
+            "adv_metrics": {k: v.clone() for k, v in self.adv_metrics.items()},
+            "dynamics": None if self.dynamics is None else self.dynamics.state_dict(),
+            "dynamics_opt": None if self.dynamics_opt is None else self.dynamics_opt.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["dynamics"] is not None and self.dynamics is None:
+            raise ValueError("this RAMBO state holds a dynamics model: attach_dynamics(model) before load_state_dict")
+        if state["dynamics"] is None and self.dynamics is not None:
+            raise ValueError("this RAMBO state was saved without a dynamics model, but one is attached")
+        super().load_state_dict(state)
+        self.updates = state["updates"]
+        self.generator.set_state(state["generator"].cpu())  # a checkpoint loaded onto a GPU moves it there
+        self.adv_metrics = {k: v.clone().to(self.log_alpha.device) for k, v in state["adv_metrics"].items()}
+        if self.dynamics is not None:
+            self.dynamics.load_state_dict(state["dynamics"])
+            self.dynamics_opt.load_state_dict(state["dynamics_opt"])
