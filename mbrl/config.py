@@ -54,6 +54,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     threads: int | None = None  # torch intra-op threads; None keeps torch's default
+    compile: bool = False  # torch.compile the agent's update (opt-in; agrees with eager to float rounding)
     total_updates: int = 100_000
     batch_size: int = 256
     eval_every: int = 5_000

@@ -146,6 +146,8 @@ def train(config: DictConfig | TrainConfig, run_dir: str | os.PathLike) -> dict[
         raise ConfigError(
             f"penalty={penalty_name} needs an agent with a value(obs) method (e.g. agent=sac); {agent_name!r} has none"
         )
+    if cfg.compile and not hasattr(agent_cls, "compile"):
+        raise ConfigError(f"compile=true: agent {agent_name!r} has no compile() method (SAC-based agents do)")
 
     # -- data -------------------------------------------------------------------------------------
     data = load_dataset(cfg.dataset, download=cfg.download, device=str(device))
@@ -182,6 +184,8 @@ def train(config: DictConfig | TrainConfig, run_dir: str | os.PathLike) -> dict[
         agent.attach_dataset(core)
     if hasattr(agent, "attach_dynamics") and dynamics is not None:  # agents that train the model further (RAMBO)
         agent.attach_dynamics(dynamics)
+    if cfg.compile:  # torch.compile of the update's hot functions; raises here if this machine cannot compile
+        agent.compile()
     buffer = model_buffer(cfg.rollout, spec.obs_dim, spec.act_dim, device) if model_based else None
     n_real, n_model = split_batch(cfg.batch_size, cfg.rollout.real_ratio) if model_based else (cfg.batch_size, 0)
 
@@ -239,8 +243,13 @@ def train(config: DictConfig | TrainConfig, run_dir: str | os.PathLike) -> dict[
         return out
 
     def diagnostics() -> dict[str, float]:
-        """Reach-aware diagnostics (``mbrl.diagnostics``) on fresh samples; own generator, so the run's
-        batches do not depend on whether diagnostics are on."""
+        """Reach-aware diagnostics (``mbrl.diagnostics``) on fresh samples. They draw from their own
+        generator and restore the global RNG (the policy samples actions from it), so a run's training is
+        the same whether diagnostics are on or off."""
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            return _diagnostics()
+
+    def _diagnostics() -> dict[str, float]:
         rows = cfg.diagnostics.rows
         sample = buffer.sample(min(rows, len(buffer)), diag_gen) if buffer is not None and len(buffer) else None
         out: dict[str, float] = {}

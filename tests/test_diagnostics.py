@@ -105,3 +105,20 @@ def test_plot_script_draws_a_run_folder(tmp_path):
     png = plot_run(tmp_path)
     assert png == tmp_path / "diagnostics.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main([str(tmp_path / "missing")]) == 2
+
+
+def test_diagnostics_do_not_change_training(env_vars, monkeypatch, tmp_path):
+    from mbrl.checkpoint import load
+    from mbrl.train import compose, train
+    from tests.test_train import SMOKE
+
+    for k, v in env_vars.items():
+        monkeypatch.setenv(k, v)
+    actors = []
+    for enabled in (True, False):
+        run = tmp_path / str(enabled)
+        train(compose([*SMOKE, "agent=ravl", f"diagnostics.enabled={enabled}", "diagnostics.every=10"]), run)
+        assert (run / "diagnostics.csv").exists() == enabled
+        actors.append(load(run / "checkpoint.pt")["agent"]["actor"])
+    for name, value in actors[0].items():
+        assert torch.equal(value, actors[1][name]), name
