@@ -19,7 +19,8 @@ products by default, or a KD-tree). Without it (e.g. the generic agent tester), 
 its own real batch instead and logs a warning once. The constraint applies to every row, model
 rows included: it needs only the state, not the row's action.
 
-Critics, target smoothing and delayed actor updates are TD3+BC's (this class extends it).
+Critics, target smoothing and delayed actor updates are TD3+BC's: this class extends it and replaces
+only its ``policy_regulariser``.
 Published defaults (official code): beta 2.0, alpha 2.5 for hopper and walker2d (40 for
 halfcheetah), one neighbour, TD3 noise 0.2 clipped at 0.5, delay 2.
 """
@@ -99,35 +100,8 @@ class PRDCAgent(TD3BCAgent):
         return fallback.act[exact_nearest(self._keys(fallback.obs, fallback.act), self._keys(obs, act))]
 
     # -- learning -----------------------------------------------------------------------------------
-    def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
-        batch = real if model is None else Transitions.cat([real, model])
-        cfg = self.cfg
-        with torch.no_grad():
-            scale = self.actor.act_scale
-            noise = (torch.randn_like(batch.act) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip) * scale
-            next_action = self._clip_to_box(self.target_actor(batch.next_obs) + noise)
-            next_q = self.target_critic(batch.next_obs, next_action).min(dim=0).values
-            target = batch.rew + cfg.gamma * (~batch.terminated).float() * next_q
-        q = self.critic(batch.obs, batch.act)
-        critic_loss = (q - target.unsqueeze(0)).pow(2).mean(dim=1).sum()
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
-        self.updates += 1
-
-        metrics = {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean()}
-        if self.updates % cfg.policy_freq == 0:
-            pi = self.actor(batch.obs)
-            q_pi = self.critic(batch.obs, pi)[0]
-            lam = cfg.alpha / q_pi.abs().mean().detach()
-            # The search sees the current action but is not differentiated through: a_k is a fixed target.
-            dc = (pi - self.nearest_dataset_actions(batch.obs, pi, real)).pow(2).mean()
-            actor_loss = -lam * q_pi.mean() + dc
-            self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward()
-            self.actor_opt.step()
-            with torch.no_grad():
-                for target_net, net in ((self.target_actor, self.actor), (self.target_critic, self.critic)):
-                    torch._foreach_lerp_(list(target_net.parameters()), list(net.parameters()), cfg.tau)
-            metrics.update(actor_loss=actor_loss.detach(), dc_loss=dc.detach())
-        return metrics
+    def policy_regulariser(self, pi: torch.Tensor, batch: Transitions, real: Transitions) -> tuple[str, torch.Tensor]:
+        """The dataset constraint: squared distance of ``pi [B, act_dim]`` to the action of the nearest
+        dataset pair, on every row (it needs only the state, so model rows count too)."""
+        # The search sees the current action but is not differentiated through: a_k is a fixed target.
+        return "dc_loss", (pi - self.nearest_dataset_actions(batch.obs, pi, real)).pow(2).mean()

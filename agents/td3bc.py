@@ -98,16 +98,21 @@ class TD3BCAgent:
             pi = self.actor(batch.obs)
             q_pi = self.critic(batch.obs, pi)[0]
             lam = cfg.alpha / q_pi.abs().mean().detach()
-            bc = (pi[: len(real)] - real.act).pow(2).mean()
-            actor_loss = -lam * q_pi.mean() + bc
+            reg_name, reg = self.policy_regulariser(pi, batch, real)
+            actor_loss = -lam * q_pi.mean() + reg
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.backward()
             self.actor_opt.step()
             with torch.no_grad():
                 for target_net, net in ((self.target_actor, self.actor), (self.target_critic, self.critic)):
                     torch._foreach_lerp_(list(target_net.parameters()), list(net.parameters()), cfg.tau)
-            metrics.update(actor_loss=actor_loss.detach(), bc_loss=bc.detach())
+            metrics.update({"actor_loss": actor_loss.detach(), reg_name: reg.detach()})
         return metrics
+
+    def policy_regulariser(self, pi: torch.Tensor, batch: Transitions, real: Transitions) -> tuple[str, torch.Tensor]:
+        """The term that keeps the actor ``pi [B, act_dim]`` (on ``batch``, real rows first) near the data, and
+        its metric name: behaviour cloning on the real rows (model rows carry the policy's own actions)."""
+        return "bc_loss", (pi[: len(real)] - real.act).pow(2).mean()
 
     def state_dict(self) -> dict[str, Any]:
         return {
