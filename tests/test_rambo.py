@@ -6,11 +6,6 @@ kill-and-resume, the cached fit left untouched)."""
 import copy
 import dataclasses
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
@@ -21,7 +16,7 @@ from mbrl.checkpoint import load
 from mbrl.config import typed_section
 from mbrl.testing import SPEC, check_agent, random_batch
 from mbrl.train import compose, train
-from tests.test_train import ROOT, SMOKE, run_cli
+from tests.test_train import SMOKE, kill_at_first_checkpoint, run_cli
 
 SMALL = RAMBOConfig(hidden_sizes=(32, 32), bc_steps=0)
 # An adversarial phase after every update, a few small steps: the generic tester sees the model change.
@@ -204,20 +199,7 @@ def test_killed_and_resumed_run_ends_with_the_same_actor_and_model(env_vars, tmp
     assert len(fitted) == 1
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mbrl.train", *args, f"hydra.run.dir={killed}"],
-        cwd=ROOT,
-        env={**os.environ, **env_vars},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.time() + 120
-    while not (killed / "checkpoint.pt").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    interrupted_at = load(killed / "checkpoint.pt")["step"]
+    interrupted_at = kill_at_first_checkpoint(args, killed, env_vars)
     assert interrupted_at < 200, "the run finished before it could be killed; make it longer"
 
     out = run_cli([*args, f"hydra.run.dir={killed}", "resume=true"], env_vars)

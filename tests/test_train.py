@@ -95,6 +95,24 @@ def test_smoke_run_through_hydra_command(overrides, env_vars, tmp_path):
         assert all(1.3134 > float(r["filter_score_mean"]) > 0.313 for r in rounds)  # the range of r_D
 
 
+def kill_at_first_checkpoint(args: list[str], run_dir: Path, env_vars: dict[str, str]) -> int:
+    """Start a training job in ``run_dir``, SIGKILL it once its first checkpoint exists; returns that step."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mbrl.train", *args, f"hydra.run.dir={run_dir}"],
+        cwd=ROOT,
+        env={**os.environ, **env_vars},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 120
+    while not (run_dir / "checkpoint.pt").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return load(run_dir / "checkpoint.pt")["step"]
+
+
 def _params(run_dir: Path) -> dict[str, torch.Tensor]:
     return load(run_dir / "checkpoint.pt")["agent"]["actor"]
 
@@ -105,21 +123,7 @@ def test_killed_and_resumed_run_ends_with_the_same_parameters(env_vars, tmp_path
     assert run_cli([*args, f"hydra.run.dir={full}"], env_vars).returncode == 0
 
     killed = tmp_path / "killed"
-    env = {**os.environ, **env_vars}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mbrl.train", *args, f"hydra.run.dir={killed}"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.time() + 120
-    while not (killed / "checkpoint.pt").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    interrupted_at = load(killed / "checkpoint.pt")["step"]
+    interrupted_at = kill_at_first_checkpoint(args, killed, env_vars)
     assert interrupted_at < 200, "the run finished before it could be killed; make it longer"
 
     out = run_cli([*args, f"hydra.run.dir={killed}", "resume=true"], env_vars)
