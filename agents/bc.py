@@ -13,6 +13,7 @@ import torch
 from agents.actor import TanhGaussianActor
 from agents.base import AgentSpec, register_agent
 from mbrl.data.transitions import Transitions
+from mbrl.optim import adam
 
 
 @dataclass
@@ -30,7 +31,7 @@ class BCAgent:
         self.actor = TanhGaussianActor(
             spec.obs_dim, spec.act_dim, tuple(config.hidden_sizes), spec.act_low, spec.act_high
         ).to(spec.device)
-        self.opt = torch.optim.Adam(self.actor.parameters(), lr=config.lr)
+        self.opt = adam(self.actor.parameters(), config.lr)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:

@@ -41,6 +41,7 @@ from agents.actor import TanhGaussianActor
 from agents.base import AgentSpec, register_agent
 from agents.critics import VectorizedCritic
 from mbrl.data.transitions import Transitions
+from mbrl.optim import adam
 
 
 @dataclass
@@ -84,10 +85,10 @@ class CQLAgent:
         self.target_entropy = -float(spec.act_dim) if config.target_entropy is None else config.target_entropy
         # The Lagrange multiplier alpha' starts at 1, as in the authors' code.
         self.log_cql_alpha = torch.zeros((), device=dev, requires_grad=True)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=config.alpha_lr)
-        self.cql_alpha_opt = torch.optim.Adam([self.log_cql_alpha], lr=config.cql_alpha_lr)
+        self.actor_opt = adam(self.actor.parameters(), config.actor_lr)
+        self.critic_opt = adam(self.critic.parameters(), config.critic_lr)
+        self.alpha_opt = adam([self.log_alpha], config.alpha_lr)
+        self.cql_alpha_opt = adam([self.log_cql_alpha], config.cql_alpha_lr)
         self.updates = 0
 
     # -- acting -----------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from agents.actor import TanhGaussianActor, mlp
 from agents.base import AgentSpec, register_agent
 from agents.critics import VectorizedCritic
 from mbrl.data.transitions import Transitions
+from mbrl.optim import adam
 
 MAX_WEIGHT = 100.0
 
@@ -49,9 +50,9 @@ class IQLAgent:
         self.critic = VectorizedCritic(spec.obs_dim, spec.act_dim, hidden, num_critics=2).to(dev)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.value = nn.Sequential(mlp(spec.obs_dim, hidden), nn.Linear(hidden[-1], 1)).to(dev)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
-        self.value_opt = torch.optim.Adam(self.value.parameters(), lr=config.value_lr)
+        self.actor_opt = adam(self.actor.parameters(), config.actor_lr)
+        self.critic_opt = adam(self.critic.parameters(), config.critic_lr)
+        self.value_opt = adam(self.value.parameters(), config.value_lr)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:

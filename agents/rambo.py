@@ -59,6 +59,7 @@ from agents.base import AgentSpec, register_agent
 from agents.sac import SACAgent, SACConfig
 from dynamics.ensemble import GaussianEnsemble
 from mbrl.data.transitions import Transitions
+from mbrl.optim import adam
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ class RAMBOAgent(SACAgent):
                 f"(dynamics=ensemble or dynamics=single); got {type(dynamics).__name__}"
             )
         self.dynamics = dynamics
-        self.dynamics_opt = torch.optim.Adam(dynamics.parameters(), lr=self.cfg.adv_lr)
+        self.dynamics_opt = adam(dynamics.parameters(), self.cfg.adv_lr)
 
     # -- learning -----------------------------------------------------------------------------------------
     def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
@@ -153,7 +154,7 @@ class RAMBOAgent(SACAgent):
         """``bc_steps`` steps of ``-mean log pi(a|s)`` on dataset batches: the published warm-up of the actor."""
         cfg = self.cfg
         log.info("RAMBO: behaviour cloning the actor for %d steps", cfg.bc_steps)
-        opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.bc_lr)
+        opt = adam(self.actor.parameters(), cfg.bc_lr)
         for _ in range(cfg.bc_steps):
             batch = self.data.sample(cfg.bc_batch_size, self.generator)
             loss = -self.actor.log_prob(batch.obs, batch.act).mean()
@@ -185,7 +186,7 @@ class RAMBOAgent(SACAgent):
         Returns the sampled next states ``[B, o]`` (where the rollout continues) and the step's metrics.
         """
         dyn, cfg = self.dynamics, self.cfg
-        step = dyn.sample(obs, act, self.generator)  # no gradient: a uniformly drawn elite per row, then its Gaussian
+        step = dyn.sample(obs, act, self.generator, member_stats=False)  # no gradient: the draw alone
         drawn = torch.cat([step.next_obs - obs, step.reward[:, None]], dim=1)  # [B, o+1], the model's target space
         mean, logvar = dyn.predict(obs, act)  # [E, B, o+1], differentiable
         elites = dyn.elites

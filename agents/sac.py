@@ -23,20 +23,7 @@ from agents.actor import TanhGaussianActor
 from agents.base import AgentSpec, register_agent
 from agents.critics import VectorizedCritic
 from mbrl.data.transitions import Transitions
-
-
-def _adam(params, lr: float) -> torch.optim.Adam:
-    """Adam with torch's fused kernel where the device has one (CUDA; CPU from torch 2.4), else the default.
-
-    One kernel over all tensors instead of about ten elementwise ops per tensor: it removes a third of a
-    2-critic SAC update's fixed per-step cost on CPU. Deterministic; agrees with the default kernel to
-    float rounding (tests/test_throughput_paths.py).
-    """
-    params = list(params)
-    try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
-    except RuntimeError:  # no fused kernel for this device
-        return torch.optim.Adam(params, lr=lr)
+from mbrl.optim import adam
 
 
 def require_torch_compile(device: str) -> None:
@@ -91,9 +78,9 @@ class SACAgent:
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(config.init_alpha), device=dev, requires_grad=True)
         self.target_entropy = -float(spec.act_dim) if config.target_entropy is None else config.target_entropy
-        self.actor_opt = _adam(self.actor.parameters(), config.actor_lr)
-        self.critic_opt = _adam(self.critic.parameters(), config.critic_lr)
-        self.alpha_opt = _adam([self.log_alpha], config.alpha_lr)
+        self.actor_opt = adam(self.actor.parameters(), config.actor_lr)
+        self.critic_opt = adam(self.critic.parameters(), config.critic_lr)
+        self.alpha_opt = adam([self.log_alpha], config.alpha_lr)
         self._compiled = False
 
     # -- acting -----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from agents.actor import mlp
 from agents.base import AgentSpec, register_agent
 from agents.critics import VectorizedCritic
 from mbrl.data.transitions import Transitions
+from mbrl.optim import adam
 
 
 class DeterministicActor(nn.Module):
@@ -60,8 +61,8 @@ class TD3BCAgent:
         self.critic = VectorizedCritic(spec.obs_dim, spec.act_dim, hidden, num_critics=2).to(spec.device)
         self.target_actor = copy.deepcopy(self.actor).requires_grad_(False)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
+        self.actor_opt = adam(self.actor.parameters(), config.actor_lr)
+        self.critic_opt = adam(self.critic.parameters(), config.critic_lr)
         self.updates = 0
 
     def _clip_to_box(self, action: torch.Tensor) -> torch.Tensor:

@@ -53,8 +53,13 @@ class DynamicsModel(Protocol):
         """``obs [B, obs_dim]``, ``act [B, act_dim]`` -> mean, logvar ``[E, B, obs_dim + 1]`` of ``[Δs, r]``."""
         ...
 
-    def sample(self, obs: torch.Tensor, act: torch.Tensor, generator: torch.Generator) -> StepResult:
-        """One stochastic step per row: a uniformly drawn elite per row, then a Gaussian sample."""
+    def sample(
+        self, obs: torch.Tensor, act: torch.Tensor, generator: torch.Generator, member_stats: bool = True
+    ) -> StepResult:
+        """One stochastic step per row: a uniformly drawn elite per row, then a Gaussian sample.
+
+        ``member_stats``: also return every member's ``"mean"``/``"std"`` ``[E, B, o+1]`` in info (what
+        uncertainty penalties read); with False a model may skip the members no row drew."""
         ...
 
     def sample_candidates(

@@ -34,6 +34,7 @@ from dynamics.base import FitReport, StepResult
 from dynamics.layers import EnsembleLinear
 from dynamics.termination import TerminationFn, get_termination_fn
 from mbrl.data.transitions import Transitions
+from mbrl.optim import adam
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +210,11 @@ class GaussianEnsemble(nn.Module):
         h = x
         for layer in self.hidden:
             h = self.activation(layer(h))
-        mean, raw_logvar = self.output(h).split(self.out_dim, dim=-1)
+        return self._mean_logvar(self.output(h))
+
+    def _mean_logvar(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Output layer ``[..., 2D]`` -> mean, logvar ``[..., D]``."""
+        mean, raw_logvar = out.split(self.out_dim, dim=-1)
         # Soft clamp into [min_logvar, max_logvar] that keeps gradients flowing to the bounds.
         logvar = self.max_logvar - F.softplus(self.max_logvar - raw_logvar)
         logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
@@ -240,27 +245,57 @@ class GaussianEnsemble(nn.Module):
         parts = [self._forward(x[i : i + self.sample_chunk]) for i in range(0, x.shape[0], self.sample_chunk)]
         return torch.cat([mean for mean, _ in parts], dim=1), torch.cat([logvar for _, logvar in parts], dim=1)
 
+    def _predict_drawn(
+        self, obs: torch.Tensor, act: torch.Tensor, member: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean, logvar ``[B, o+1]`` of each row's own ``member [B]`` only (no autograd).
+
+        One plain matrix product per layer and drawn member instead of every member on every row: with
+        5 elites of 7 it does a seventh of ``_predict_chunked``'s work, in larger, faster products.
+        """
+        x = self._inputs(obs, act)
+        mean = x.new_empty(x.shape[0], self.out_dim)
+        logvar = torch.empty_like(mean)
+        for m in member.unique().tolist():
+            rows = (member == m).nonzero().squeeze(1)
+            h = x[rows]
+            for layer in self.hidden:
+                h = self.activation(torch.addmm(layer.bias[m], h, layer.weight[m]))
+            mean[rows], logvar[rows] = self._mean_logvar(torch.addmm(self.output.bias[m], h, self.output.weight[m]))
+        return mean, logvar
+
     @torch.no_grad()
-    def sample(self, obs: torch.Tensor, act: torch.Tensor, generator: torch.Generator) -> StepResult:
+    def sample(
+        self, obs: torch.Tensor, act: torch.Tensor, generator: torch.Generator, member_stats: bool = True
+    ) -> StepResult:
         """One step per row from a uniformly drawn elite's Gaussian; all draws come from ``generator``.
 
         Returns next_obs ``[B, o]`` = obs + sampled Δs, reward ``[B]``, terminated ``[B]`` (the
         configured termination rule on ``(obs, act, next_obs)``, else all False) and info with
-        ``"member" [B]`` (long), ``"mean"`` and ``"std"`` ``[E, B, o+1]`` of every member.
+        ``"member" [B]`` (long) and, with ``member_stats``, ``"mean"`` and ``"std"`` ``[E, B, o+1]`` of
+        every member. ``member_stats=False`` (nothing reads the other members, e.g. no MOPO penalty)
+        evaluates only the drawn member of each row: the same step up to float rounding, several times faster.
         """
-        mean, logvar = self._predict_chunked(obs, act)
-        std = (0.5 * logvar).exp()
         rows = torch.arange(obs.shape[0], device=self.device)
         pick = torch.randint(len(self.elites), (obs.shape[0],), device=self.device, generator=generator)
         member = self.elites[pick]
-        noise = torch.randn(mean.shape[1:], device=self.device, dtype=mean.dtype, generator=generator)
-        draw = mean[member, rows] + std[member, rows] * noise
+        if member_stats:
+            mean_all, logvar_all = self._predict_chunked(obs, act)
+            std_all = (0.5 * logvar_all).exp()
+            mean, std = mean_all[member, rows], std_all[member, rows]
+            info = {"member": member, "mean": mean_all, "std": std_all}
+        else:
+            mean, logvar = self._predict_drawn(obs, act, member)
+            std = (0.5 * logvar).exp()
+            info = {"member": member}
+        noise = torch.randn(mean.shape, device=self.device, dtype=mean.dtype, generator=generator)
+        draw = mean + std * noise
         next_obs = obs.to(draw) + draw[:, :-1]
         if self._termination is None:
             terminated = torch.zeros(obs.shape[0], dtype=torch.bool, device=self.device)
         else:
             terminated = self._termination(obs.to(draw), act.to(draw), next_obs)
-        return StepResult(next_obs, draw[:, -1], terminated, {"member": member, "mean": mean, "std": std})
+        return StepResult(next_obs, draw[:, -1], terminated, info)
 
     @torch.no_grad()
     def sample_candidates(
@@ -361,7 +396,7 @@ class GaussianEnsemble(nn.Module):
         else:
             member_rows = torch.arange(n, device=self.device).expand(e, n)
 
-        optimizer = torch.optim.Adam(self.parameters(), lr=cfg.lr)
+        optimizer = adam(self.parameters(), cfg.lr)
         members = [p for layer in self.layers for p in layer.parameters()]  # per-member tensors, leading dim E
         best_params = [p.detach().clone() for p in members]
         best_mse = torch.full((e,), math.inf, device=self.device)

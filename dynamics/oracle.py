@@ -149,8 +149,10 @@ class OracleDynamics:
         return mean, torch.full_like(mean, self.ZERO_LOGVAR)
 
     @torch.no_grad()
-    def sample(self, obs: torch.Tensor, act: torch.Tensor, generator: torch.Generator | None = None) -> StepResult:
-        """The true step (``generator`` is unused: the simulator is deterministic).
+    def sample(
+        self, obs: torch.Tensor, act: torch.Tensor, generator: torch.Generator | None = None, member_stats: bool = True
+    ) -> StepResult:
+        """The true step (``generator`` and ``member_stats`` are unused: one deterministic member, no cost).
 
         info: ``"member" [B]`` zeros, ``"mean" [1, B, o+1]`` true ``[Δs, r]``, ``"std" [1, B, o+1]`` zeros.
         """

@@ -66,6 +66,9 @@ def rollout(
     stops: list[torch.Tensor] = []
     scores: list[torch.Tensor] = []
     filtering = transition_filter is not None and transition_filter.samples_per_elite > 0
+    # Only a penalty that reads every member's prediction (MOPO's max std) needs them computed; a penalty
+    # that does not declare it is assumed to.
+    member_stats = penalty is not None and getattr(penalty, "needs_member_stats", True)
     for t in range(horizon):
         if obs.shape[0] == 0:
             break
@@ -77,7 +80,7 @@ def rollout(
             stops.append(chosen.stop)
             scores.append(chosen.score)
         else:
-            step = model.sample(obs, act, generator)
+            step = model.sample(obs, act, generator, member_stats=member_stats)
         pen = penalty(step) if penalty is not None else torch.zeros_like(step.reward)
         last = torch.full_like(step.terminated, t == horizon - 1)
         parts.append(Transitions(obs, act, step.reward - pen, step.next_obs, step.terminated, last & ~step.terminated))

@@ -13,7 +13,7 @@ class CountingModel:
     def __init__(self, stop_at: float):
         self.stop_at = stop_at
 
-    def sample(self, obs, act, generator):
+    def sample(self, obs, act, generator, member_stats=True):
         nxt = obs + 1
         std = torch.arange(3.0).view(3, 1, 1).expand(3, obs.shape[0], obs.shape[1] + 1) * 0.5
         return StepResult(nxt, obs[:, 0].clone(), nxt[:, 0] >= self.stop_at, {"std": std})

@@ -5,7 +5,9 @@
 * fused Adam against the default for-loop Adam (rounding-level agreement);
 * the critic's explicit action-gradient against ``autograd.grad(create_graph=True)``, values and
   second-order gradients;
-* the chunked ensemble forward of ``sample``/``sample_candidates`` against one pass;
+* the chunked ensemble forward of ``sample``/``sample_candidates`` against one pass, and ``sample`` that
+  evaluates only each row's drawn member (rollouts without a MOPO-style penalty) against all members;
+* the dynamics fit with fused Adam against the default Adam;
 * ``torch.compile``d updates against eager ones, a clear error where torch.compile cannot work, and the
   ``compile=true`` flag of the training job.
 """
@@ -21,8 +23,11 @@ import torch
 from agents.base import AgentSpec
 from agents.critics import VectorizedCritic
 from agents.sac import SACAgent, SACConfig, require_torch_compile
+from dynamics import ensemble as ensemble_module
 from dynamics.ensemble import EnsembleConfig, GaussianEnsemble
 from mbrl.data.transitions import Transitions
+from mbrl.filters.penalties import MOPOPenalty, MOPOPenaltyConfig
+from mbrl.optim import adam
 from mbrl.rollout import rollout
 from mbrl.train import ConfigError, compose, train
 from tests.conftest import TINY_DATASET
@@ -200,19 +205,55 @@ def test_chunked_sampling_matches_one_pass(termination):
         torch.testing.assert_close(chunked.info["std"], one.info["std"], rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("termination", [None, "hopper"])
+def test_drawn_member_sampling_matches_all_members(termination):
+    cfg = EnsembleConfig(ensemble_size=5, num_elites=3, hidden_sizes=(32, 32), weight_decay=(0, 0, 0))
+    model = GaussianEnsemble(11, 3, dataclasses.replace(cfg, termination=termination))
+    model.elites = torch.tensor([4, 0, 2])  # not the first members, in no particular order
+    obs, act = torch.randn(203, 11), torch.rand(203, 3) * 2 - 1
+    full = model.sample(obs, act, torch.Generator().manual_seed(0))
+    drawn = model.sample(obs, act, torch.Generator().manual_seed(0), member_stats=False)
+    assert torch.equal(drawn.info["member"], full.info["member"]) and set(drawn.info) == {"member"}
+    assert set(full.info["member"].tolist()) == {0, 2, 4}
+    for field in ("next_obs", "reward"):
+        torch.testing.assert_close(getattr(drawn, field), getattr(full, field), rtol=1e-5, atol=1e-5)
+    assert torch.equal(drawn.terminated, full.terminated)
+
+
 def test_chunked_rollout_is_reproducible_and_matches_one_pass():
     cfg = EnsembleConfig(ensemble_size=3, num_elites=2, hidden_sizes=(16,), weight_decay=(0, 0))
     model = GaussianEnsemble(5, 3, cfg)
     agent = SACAgent(SPEC, CONFIGS["sac"])
     start = torch.randn(300, 5)
+    reads_members = MOPOPenalty(MOPOPenaltyConfig(coef=0.0))  # every member computed, no reward change
     runs = []
-    for chunk in (64, 64, None):
+    for chunk, penalty in ((64, reads_members), (64, reads_members), (None, reads_members), (64, None)):
         model.sample_chunk = chunk
         torch.manual_seed(0)
-        data, _ = rollout(model, agent.act, start, 3, torch.Generator().manual_seed(1))
+        data, _ = rollout(model, agent.act, start, 3, torch.Generator().manual_seed(1), penalty=penalty)
         runs.append(data)
     assert torch.equal(runs[0].next_obs, runs[1].next_obs) and torch.equal(runs[0].rew, runs[1].rew)
-    torch.testing.assert_close(runs[0].next_obs, runs[2].next_obs, rtol=1e-6, atol=1e-6)
+    for other in runs[2:]:  # one pass; only the drawn members (no penalty)
+        torch.testing.assert_close(runs[0].next_obs, other.next_obs, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(runs[0].rew, other.rew, rtol=1e-5, atol=1e-5)
+
+
+def test_dynamics_fit_with_fused_adam_agrees_with_plain_adam(monkeypatch):
+    g = torch.Generator().manual_seed(0)
+    obs, act = torch.randn(600, 5, generator=g), torch.rand(600, 3, generator=g)
+    data = Transitions(
+        obs, act, obs[:, 0] * act[:, 0], obs + 0.1 * act.sum(1, keepdim=True), *[torch.zeros(600, dtype=torch.bool)] * 2
+    )
+    cfg = EnsembleConfig(ensemble_size=3, num_elites=2, hidden_sizes=(16, 16), weight_decay=(0, 0, 0), max_epochs=3)
+    fused = GaussianEnsemble(5, 3, cfg)
+    report = fused.fit(data)
+    assert any(group.get("fused") for group in adam(fused.parameters(), 1e-3).param_groups)
+    monkeypatch.setattr(ensemble_module, "adam", lambda params, lr: torch.optim.Adam(params, lr=lr, foreach=False))
+    plain = GaussianEnsemble(5, 3, cfg)
+    plain_report = plain.fit(data)
+    assert report.epochs == plain_report.epochs == 3
+    for (name, p), ref in zip(fused.state_dict().items(), plain.state_dict().values(), strict=True):
+        torch.testing.assert_close(p, ref, rtol=1e-4, atol=1e-5, msg=name)
 
 
 def test_compiled_update_agrees_with_eager():
@@ -279,3 +320,20 @@ def test_compile_flag_compiles_the_agent_before_training(in_env, tmp_path, monke
 def test_compile_flag_with_an_agent_that_cannot_compile_fails_before_loading_data(tmp_path):
     with pytest.raises(ConfigError, match="compile=true: agent 'bc' has no compile"):
         train(compose(["agent=bc", "dynamics=none", "dataset=/nonexistent.hdf5", "compile=true"]), tmp_path)
+
+
+def test_matmul_replay_runs_the_same_products_alone():
+    """The benchmark's matmul-only ceiling replays exactly the workload's products (stride-0 views included)."""
+    from benchmarks.throughput import matmul_gflop, matmul_replay
+
+    critic = VectorizedCritic(5, 3, (32, 32), num_critics=4)
+    obs, act = torch.randn(64, 5), torch.rand(64, 3)
+
+    def update() -> int:
+        critic(obs, act).square().mean().backward()
+        return 7
+
+    replay = matmul_replay(update)
+    assert replay() == 7
+    assert matmul_gflop(update) > 0
+    assert matmul_gflop(replay) == pytest.approx(matmul_gflop(update))

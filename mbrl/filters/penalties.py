@@ -24,6 +24,8 @@ from mbrl.registry import Registry
 
 class RewardPenalty(Protocol):
     stage: ClassVar[str]  # "rollout"
+    # Whether it reads ``step.info["mean"]``/``["std"]`` of every member; False lets the model skip them.
+    needs_member_stats: ClassVar[bool]
 
     def __call__(self, step: StepResult) -> torch.Tensor:
         """``step`` of ``B`` rows -> penalty ``[B]`` (non-negative; subtracted from the reward)."""
@@ -57,6 +59,7 @@ class NoPenaltyConfig:
 class NoPenalty:
     Config = NoPenaltyConfig
     stage = "rollout"
+    needs_member_stats = False
 
     def __init__(self, config: NoPenaltyConfig) -> None:
         self.cfg = config
@@ -80,6 +83,7 @@ class MOPOPenalty:
 
     Config = MOPOPenaltyConfig
     stage = "rollout"
+    needs_member_stats = True
 
     def __init__(self, config: MOPOPenaltyConfig) -> None:
         self.cfg = config

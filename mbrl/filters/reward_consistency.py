@@ -49,6 +49,7 @@ from dynamics.base import StepResult
 from dynamics.layers import EnsembleLinear
 from mbrl.data.transitions import Transitions
 from mbrl.filters.base import FILTERS, FilterResult
+from mbrl.optim import adam
 
 log = logging.getLogger(__name__)
 
@@ -188,8 +189,8 @@ class DynamicsReward(nn.Module):
             torch.manual_seed(cfg.seed)
             disc = _mlp(self.in_dim, cfg.hidden_sizes, 1, 1, nn.ReLU).to(self.device)
             policy = _mlp(sa, cfg.policy_hidden_sizes, 2 * self.obs_dim, 1, nn.SiLU).to(self.device)
-        d_opt = torch.optim.Adam(disc.parameters(), lr=cfg.lr)
-        p_opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
+        d_opt = adam(disc.parameters(), cfg.lr)
+        p_opt = adam(policy.parameters(), cfg.lr)
 
         def propose(x_sa: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             """z-scored ``(s, a) [b, o+a]`` -> reparameterised z-scored ``Δs [b, o]`` and its entropy ``[]``."""
