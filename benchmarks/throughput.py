@@ -604,7 +604,31 @@ def machine(device: torch.device) -> dict:
         "python": platform.python_version(),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "load_average_before": os.getloadavg(),
+        "busy_cores_before": busy_cores(),
     }
+
+
+def busy_cores(seconds: float = 1.0) -> float | None:
+    """Cores kept busy by other processes over the next ``seconds`` (from /proc/stat; None elsewhere).
+
+    Unlike the 1-minute load average it reflects the machine right now, e.g. after other jobs were paused.
+    """
+
+    def ticks() -> tuple[int, int] | None:
+        try:
+            with open("/proc/stat") as f:
+                values = [int(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+        return sum(values) - idle, sum(values)
+
+    before = ticks()
+    time.sleep(seconds)
+    after = ticks()
+    if before is None or after is None or after[1] == before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1]) * (os.cpu_count() or 1)
 
 
 def machine_tag(info: dict) -> str:
@@ -691,11 +715,15 @@ def main(argv: list[str] | None = None) -> None:
         f"{info['cpu']} x{info['cpu_count']}, {info['gpu'] or 'no GPU'}; "
         f"torch {torch.__version__}, {args.threads} threads"
     )
-    print(f"load average {info['load_average_before']}: absolute rates drop with load, interleaved ratios do not")
-    load = info["load_average_before"][0]
+    busy = info["busy_cores_before"]
+    print(
+        f"load average {info['load_average_before']}, busy cores now {busy if busy is None else round(busy, 2)}: "
+        "absolute rates drop with load, interleaved ratios do not"
+    )
+    load = info["load_average_before"][0] if busy is None else busy
     if load > 0.5 * (info["cpu_count"] or 1):
         results["load_note"] = (
-            f"busy machine (load {load:.1f} on {info['cpu_count']} cores): absolute rates are depressed; "
+            f"busy machine ({load:.1f} of {info['cpu_count']} cores busy): absolute rates are depressed; "
             "the interleaved fast-path ratios are the reliable numbers. Rerun on a quiet machine for rates. "
             "With more threads than idle cores every parallel region waits for a descheduled thread: use --threads 1."
         )
