@@ -23,6 +23,7 @@ import torch
 from agents.base import AgentSpec
 from agents.critics import VectorizedCritic
 from agents.sac import SACAgent, SACConfig, require_torch_compile
+from benchmarks.throughput import plain_adam  # the plain path the benchmark times fused Adam against
 from dynamics import ensemble as ensemble_module
 from dynamics.ensemble import EnsembleConfig, GaussianEnsemble
 from mbrl.data.transitions import Transitions
@@ -50,15 +51,6 @@ def batch(n: int, seed: int) -> Transitions:
         terminated=torch.rand(n, generator=g) < 0.2,
         truncated=torch.zeros(n, dtype=torch.bool),
     )
-
-
-def plain_adam(agent: SACAgent) -> SACAgent:
-    """The agent with torch's default (for-loop) Adam in place of the fused kernel."""
-    cfg = agent.cfg
-    agent.actor_opt = torch.optim.Adam(agent.actor.parameters(), lr=cfg.actor_lr, foreach=False)
-    agent.critic_opt = torch.optim.Adam(agent.critic.parameters(), lr=cfg.critic_lr, foreach=False)
-    agent.alpha_opt = torch.optim.Adam([agent.log_alpha], lr=cfg.alpha_lr, foreach=False)
-    return agent
 
 
 def plain_update(agent: SACAgent, real: Transitions, model: Transitions | None) -> None:
