@@ -4,10 +4,13 @@
         --seeds 0 1 2 --scale cpu --workers 2 --name learning_cpu
     python benchmarks/learning.py --name morec_cpu --conditions mopo="agent=mopo" \
         morec-mopo="agent=mopo filter=reward_consistency"
+    python benchmarks/learning.py --name zoo_cpu --datasets halfcheetah-medium hopper-medium \
+        --conditions prdc="experiment=prdc_cpu" prdc@hopper-medium="agent.alpha=2.5"
     python benchmarks/learning.py --name learning_cpu ... --report-only   # summarise the finished runs
 
 A condition is a name and the overrides that define it (``--agents a b`` is short for
-``--conditions a="agent=a" b="agent=b"``). Each run is an ordinary ``mbrl-train`` run in
+``--conditions a="agent=a" b="agent=b"``); ``name@dataset="..."`` adds overrides on that dataset
+only, for the published per-task values. Each run is an ordinary ``mbrl-train`` run in
 ``benchmarks/runs/<name>/<dataset>/<condition>/seed<k>`` (one torch thread each, ``--workers`` at a
 time), so any of them can be inspected, plotted or resumed; finished runs are never rerun. Writes
 ``benchmarks/results/<name>.json`` and ``.md``: the machine, the commits the runs were made with,
@@ -100,22 +103,44 @@ def machine(run_dirs: list[Path]) -> dict:
     }
 
 
-def parse_conditions(agents: list[str], conditions: list[str]) -> dict[str, list[str]]:
-    out = {a: [f"agent={a}"] for a in agents}
+def parse_conditions(agents: list[str], conditions: list[str]) -> dict[str, dict[str, list[str]]]:
+    """``{condition: {"": overrides for every dataset, dataset: overrides added on that dataset}}``.
+
+    ``name="a=1 b=2"`` defines a condition; ``name@dataset="c=3"`` adds overrides on one dataset only,
+    for the per-task published values (e.g. ``prdc@hopper-medium="agent.alpha=2.5"``).
+    """
+    out: dict[str, dict[str, list[str]]] = {a: {"": [f"agent={a}"]} for a in agents}
+    per_dataset = []
     for item in conditions:
-        name, sep, overrides = item.partition("=")
+        key, sep, overrides = item.partition("=")
+        name, _, dataset = key.partition("@")
         if not sep or not name:
-            raise SystemExit(f'--conditions takes name="overrides" items, got {item!r}')
-        out[name] = overrides.split()
+            raise SystemExit(f'--conditions takes name="overrides" or name@dataset="overrides" items, got {item!r}')
+        if dataset:
+            per_dataset.append((name, dataset, overrides.split()))
+        else:
+            out[name] = {"": overrides.split()}
+    for name, dataset, overrides in per_dataset:
+        if name not in out:
+            raise SystemExit(f"--conditions {name}@{dataset}=...: define the condition first with {name}=...")
+        out[name][dataset] = overrides
     if not out:
         raise SystemExit("give --agents or --conditions")
     return out
 
 
-def summarise_rows(datasets: list[str], conditions: dict[str, list[str]], seeds: list[int], runs_dir: Path) -> list:
+def condition_overrides(condition: dict[str, list[str]], dataset: str, extra: list[str]) -> list[str]:
+    """A condition's overrides on ``dataset``: its own, then the dataset's, then ``--extra``."""
+    return [*condition[""], *condition.get(dataset, []), *extra]
+
+
+def summarise_rows(
+    datasets: list[str], conditions: dict[str, dict[str, list[str]]], extra: list[str], seeds: list[int], runs_dir: Path
+) -> list:
     rows = []
     for d in datasets:
-        for name, overrides in conditions.items():
+        for name, condition in conditions.items():
+            overrides = condition_overrides(condition, d, extra)
             dirs = [runs_dir / d / name / f"seed{s}" for s in seeds]
             done = [(s, x) for s, x in zip(seeds, dirs, strict=True) if (x / "final.json").exists()]
             if not done:
@@ -176,32 +201,46 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", nargs="+", default=["halfcheetah-medium"])
     p.add_argument("--agents", nargs="*", default=[], help="conditions that differ only in agent=<name>")
-    p.add_argument("--conditions", nargs="*", default=[], help='name="override override ..." items')
+    p.add_argument(
+        "--conditions", nargs="*", default=[], help='name="override ..." and name@dataset="override ..." items'
+    )
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--scale", default="cpu")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--name", default="learning_cpu")
     p.add_argument("--extra", nargs="*", default=[], help="further overrides for every run")
+    p.add_argument(
+        "--runs-dir", type=Path, default=ROOT / "benchmarks" / "runs", help="run folders go in <this>/<name>"
+    )
+    p.add_argument("--results-dir", type=Path, default=ROOT / "benchmarks" / "results")
     p.add_argument("--report-only", action="store_true", help="summarise the finished runs, start none")
     a = p.parse_args(argv)
-    conditions = {k: [*v, *a.extra] for k, v in parse_conditions(a.agents, a.conditions).items()}
+    conditions = parse_conditions(a.agents, a.conditions)
 
-    runs_dir = ROOT / "benchmarks" / "runs" / a.name
+    runs_dir = a.runs_dir / a.name
     # Condition-major order, so the cheap conditions listed first finish first.
     grid = [(d, c, s) for c in conditions for d in a.datasets for s in a.seeds]
     t0 = time.time()
     if not a.report_only:
         with ThreadPoolExecutor(a.workers) as pool:
             jobs = [
-                pool.submit(run_one, d, conditions[c], s, a.scale, runs_dir / d / c / f"seed{s}") for d, c, s in grid
+                pool.submit(
+                    run_one,
+                    d,
+                    condition_overrides(conditions[c], d, a.extra),
+                    s,
+                    a.scale,
+                    runs_dir / d / c / f"seed{s}",
+                )
+                for d, c, s in grid
             ]
             for job in jobs:
                 job.result()
 
-    rows = summarise_rows(a.datasets, conditions, a.seeds, runs_dir)
+    rows = summarise_rows(a.datasets, conditions, a.extra, a.seeds, runs_dir)
     dirs = [runs_dir / d / c / f"seed{s}" for d, c, s in grid]
     result = {"machine": machine(dirs), "scale": a.scale, "wall_minutes": (time.time() - t0) / 60, "rows": rows}
-    out = ROOT / "benchmarks" / "results"
+    out = a.results_dir
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{a.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     text = render(a.name, a.scale, result)
