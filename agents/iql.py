@@ -49,14 +49,20 @@ class IQLAgent:
         self.actor = TanhGaussianActor(spec.obs_dim, spec.act_dim, hidden, spec.act_low, spec.act_high).to(dev)
         self.critic = VectorizedCritic(spec.obs_dim, spec.act_dim, hidden, num_critics=2).to(dev)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        self.value = nn.Sequential(mlp(spec.obs_dim, hidden), nn.Linear(hidden[-1], 1)).to(dev)
+        # Not ``self.value``: that name is the training job's hook for value-based penalties (``Agent``).
+        self.v_net = nn.Sequential(mlp(spec.obs_dim, hidden), nn.Linear(hidden[-1], 1)).to(dev)
         self.actor_opt = adam(self.actor.parameters(), config.actor_lr)
         self.critic_opt = adam(self.critic.parameters(), config.critic_lr)
-        self.value_opt = adam(self.value.parameters(), config.value_lr)
+        self.value_opt = adam(self.v_net.parameters(), config.value_lr)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         return self.actor(obs, deterministic=deterministic, with_log_prob=False)[0]
+
+    @torch.no_grad()
+    def q_values(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """Both critics' ``Q(s, a)``: ``obs [B, obs_dim]``, ``act [B, act_dim]`` -> ``[2, B]`` (value check)."""
+        return self.critic(obs, act)
 
     def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
         batch = real if model is None else Transitions.cat([real, model])
@@ -64,7 +70,7 @@ class IQLAgent:
         with torch.no_grad():
             target_q = self.target_critic(batch.obs, batch.act).min(dim=0).values
 
-        v = self.value(batch.obs).squeeze(-1)
+        v = self.v_net(batch.obs).squeeze(-1)
         diff = target_q - v
         weight = torch.where(diff < 0, 1 - cfg.expectile, cfg.expectile)
         value_loss = (weight * diff.pow(2)).mean()
@@ -73,7 +79,7 @@ class IQLAgent:
         self.value_opt.step()
 
         with torch.no_grad():
-            next_v = self.value(batch.next_obs).squeeze(-1)
+            next_v = self.v_net(batch.next_obs).squeeze(-1)
             target = batch.rew + cfg.gamma * (~batch.terminated).float() * next_v
         q = self.critic(batch.obs, batch.act)
         critic_loss = (q - target.unsqueeze(0)).pow(2).mean(dim=1).sum()
@@ -98,7 +104,7 @@ class IQLAgent:
         }
 
     def state_dict(self) -> dict[str, Any]:
-        names = ("actor", "critic", "target_critic", "value", "actor_opt", "critic_opt", "value_opt")
+        names = ("actor", "critic", "target_critic", "v_net", "actor_opt", "critic_opt", "value_opt")
         return {name: getattr(self, name).state_dict() for name in names}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -78,6 +78,11 @@ class TD3BCAgent:
         noise = torch.randn_like(action) * self.cfg.exploration_noise * self.actor.act_scale
         return self._clip_to_box(action + noise)
 
+    @torch.no_grad()
+    def q_values(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """Both critics' ``Q(s, a)``: ``obs [B, obs_dim]``, ``act [B, act_dim]`` -> ``[2, B]`` (value check)."""
+        return self.critic(obs, act)
+
     def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
         batch = real if model is None else Transitions.cat([real, model])
         cfg = self.cfg

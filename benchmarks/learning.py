@@ -189,9 +189,12 @@ def render(name: str, scale: str, result: dict) -> str:
     for r in result["rows"]:
         pairs = zip(r["q_start"], r["discounted_return"], strict=True)
         check = ", ".join("–" if q is None else f"{q:.0f} vs {g:.0f}" for q, g in pairs)
+        # One seed has no spread: say so rather than print a std of 0 and a point-sized interval.
+        several = len(r["scores"]) > 1
+        score = f"{r['mean']:.1f} ± {r['std']:.1f}" if several else f"{r['mean']:.1f} (one seed)"
+        ci = f"[{r['ci95'][0]:.1f}, {r['ci95'][1]:.1f}]" if several else "–"
         lines.append(
-            f"| {r['dataset']} | {r['condition']} | {r['mean']:.1f} ± {r['std']:.1f} | "
-            f"[{r['ci95'][0]:.1f}, {r['ci95'][1]:.1f}] | {fmt(r['scores'])} | {r['behaviour']:.1f} | "
+            f"| {r['dataset']} | {r['condition']} | {score} | {ci} | {fmt(r['scores'])} | {r['behaviour']:.1f} | "
             f"{fmt(r['q_last'])} | {fmt(r['q_max'])} | {check} | {', '.join(f'{v:.1f}' for _, v in r['curve'])} |"
         )
     return "\n".join(lines) + "\n"

@@ -55,8 +55,9 @@ def check_agent(agent: str | type, config: Any | None = None, updates: int = 3) 
     """Assert the ``Agent`` contract for a registered name or an agent class.
 
     Checks: actions have the right shape and lie inside asymmetric bounds (deterministic and
-    stochastic); ``update`` returns finite detached scalars and changes the parameters, both with
-    and without a model batch (with one only, and a model-free update must raise ``ValueError``, for an
+    stochastic); the optional ``q_values`` and ``value`` hooks return finite ``[N, B]`` and ``[B]``;
+    ``update`` returns finite detached scalars and changes the parameters, both with and without a
+    model batch (with one only, and a model-free update must raise ``ValueError``, for an
     agent with ``requires_model = True``); a ``state_dict`` round trip (optimisers included) continues
     bit-for-bit like the original; the same seed gives the same parameters.
     """
@@ -70,6 +71,15 @@ def check_agent(agent: str | type, config: Any | None = None, updates: int = 3) 
         assert act.shape == (64, SPEC.act_dim), f"act returned {tuple(act.shape)}, expected (64, {SPEC.act_dim})"
         low, high = torch.tensor(SPEC.act_low), torch.tensor(SPEC.act_high)
         assert ((act >= low - 1e-6) & (act <= high + 1e-6)).all(), "actions leave the action bounds"
+
+    # The optional hooks the training job reads (the final value check, diagnostics, MOBILE's penalty).
+    if hasattr(a, "q_values"):
+        q = a.q_values(obs, act)
+        assert q.dim() == 2 and q.shape[1] == 64, f"q_values returned {tuple(q.shape)}, expected (N, 64)"
+        assert torch.isfinite(q).all() and not q.requires_grad, "q_values must be finite and detached"
+    if hasattr(a, "value"):
+        v = a.value(obs)
+        assert v.shape == (64,) and torch.isfinite(v).all() and not v.requires_grad, "value must be [B], detached"
 
     # An agent that learns only from model rollouts (``requires_model = True``, e.g. COMBO) must refuse a
     # model-free update with a ValueError instead of learning from something else.

@@ -45,7 +45,7 @@ def test_a_grid_runs_with_its_dataset_overrides_and_is_summarised(tmp_path, env_
     (row,) = result["rows"]
     assert row["overrides"] == ["agent=bc", "total_updates=20", "eval_every=10"]
     assert row["seeds"] == [0] and [step for step, _ in row["curve"]] == [10, 20]
-    assert "| bc |" in (tmp_path / "results" / "grid.md").read_text()
+    assert "| bc | " in (table := (tmp_path / "results" / "grid.md").read_text()) and "(one seed)" in table
 
     # Finished runs are never rerun: a second invocation leaves the run folder as it was.
     stamp = (run / "final.json").stat().st_mtime_ns

@@ -89,6 +89,10 @@ def test_smoke_run_through_hydra_command(overrides, env_vars, tmp_path):
         assert (tmp_path / name).exists(), name
     resolved = OmegaConf.load(tmp_path / "config.yaml")
     assert (tmp_path / "rollout.csv").exists() == (resolved.dynamics.kind != "none")
+    with open(tmp_path / "final.csv", newline="") as f:
+        final = list(csv.DictReader(f))[-1]
+    # Every agent with critics writes its value of the start states beside the return obtained.
+    assert ("q_start" in final and "discounted_return" in final) == (resolved.agent.name != "bc")
     if resolved.filter.name != "none":
         with open(tmp_path / "rollout.csv", newline="") as f:
             rounds = list(csv.DictReader(f))
