@@ -109,4 +109,5 @@ class IQLAgent:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name, value in state.items():
-            getattr(self, name).load_state_dict(value)
+            # Checkpoints written before the V network was renamed call it "value".
+            getattr(self, "v_net" if name == "value" else name).load_state_dict(value)

@@ -3,9 +3,10 @@
 import dataclasses
 
 import pytest
+import torch
 
 from agents import AGENTS
-from mbrl.testing import check_agent
+from mbrl.testing import SPEC, check_agent
 
 
 @pytest.mark.parametrize("name", AGENTS.names())
@@ -28,3 +29,15 @@ def test_tester_catches_an_agent_that_does_not_learn():
 
     with pytest.raises(AssertionError, match="changed nothing"):
         check_agent(Frozen, Frozen.Config(hidden_sizes=(8,)))
+
+
+def test_iql_loads_a_checkpoint_that_names_its_v_network_value():
+    """IQL checkpoints written before the V network became ``v_net`` (``value`` is the penalty hook's name)."""
+    iql = AGENTS.get("iql")
+    old = iql(SPEC, iql.Config(hidden_sizes=(16, 16))).state_dict()
+    old["value"] = old.pop("v_net")
+    restored = iql(SPEC, iql.Config(hidden_sizes=(16, 16)))
+    restored.load_state_dict(old)
+    assert all(
+        torch.equal(x, y) for x, y in zip(restored.v_net.state_dict().values(), old["value"].values(), strict=True)
+    )
