@@ -219,6 +219,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--report-only", action="store_true", help="summarise the finished runs, start none")
     a = p.parse_args(argv)
     conditions = parse_conditions(a.agents, a.conditions)
+    # A condition list may name datasets this invocation does not run; a misspelt one would be silent.
+    for name, condition in conditions.items():
+        for dataset in set(condition) - {"", *a.datasets}:
+            print(f"note: {name}@{dataset} matches none of --datasets {' '.join(a.datasets)}", file=sys.stderr)
 
     runs_dir = a.runs_dir / a.name
     # Condition-major order, so the cheap conditions listed first finish first.

@@ -29,7 +29,7 @@ def test_malformed_conditions_name_the_expected_form(items):
         parse_conditions([], items)
 
 
-def test_a_grid_runs_with_its_dataset_overrides_and_is_summarised(tmp_path, env_vars, monkeypatch):
+def test_a_grid_runs_with_its_dataset_overrides_and_is_summarised(tmp_path, env_vars, monkeypatch, capsys):
     for key, value in env_vars.items():
         monkeypatch.setenv(key, value)
     argv = ["--datasets", TINY_DATASET, "--seeds", "0", "--scale", "smoke", "--workers", "1", "--name", "grid"]
@@ -37,6 +37,7 @@ def test_a_grid_runs_with_its_dataset_overrides_and_is_summarised(tmp_path, env_
     # The other dataset's override is not a valid key: the run would fail if it leaked onto this dataset.
     argv += ["bc=agent=bc", f"bc@{TINY_DATASET}=total_updates=20 eval_every=10", "bc@other=agent.no_such_key=1"]
     main(argv)
+    assert "bc@other matches none of --datasets" in capsys.readouterr().err
 
     run = tmp_path / "runs" / "grid" / TINY_DATASET / "bc" / "seed0"
     config = yaml.safe_load((run / "config.yaml").read_text())
