@@ -7,9 +7,15 @@ run jobs in worker processes (joblib, submitit) pickle the config by reference t
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import typing
 from dataclasses import dataclass, field
+from importlib import resources
+from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
+import torch
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -20,6 +26,9 @@ from mbrl.data.builtin import DEFAULT_DATASET
 from mbrl.diagnostics import DiagnosticsConfig
 from mbrl.logging import LoggerConfig
 from mbrl.rollout import RolloutConfig
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+RESUME_MODES = ("auto", "true", "false", "force")
 
 
 class ConfigError(ValueError):
@@ -40,6 +49,7 @@ class TrainConfig:
     """The full, typed schema of a run. Hydra composes ``configs/`` onto it."""
 
     dataset: str = DEFAULT_DATASET  # built-in name, D4RL HDF5 path or name, or Minari id
+    env_id: str | None = None  # the env a D4RL file comes from, when its name and metadata do not say
     download: bool = False  # allow Minari to download a dataset that is not on disk
     allow_version_mismatch: bool = False  # e.g. D4RL's Hopper-v3 data evaluated in Hopper-v5
     eval_env: str | None = None  # default: the dataset's env (D4RL: the family's v5 env)
@@ -51,6 +61,9 @@ class TrainConfig:
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     scale: str = "cpu"
+    # Agent network widths a scale preset sets, taken only by agent presets whose hidden_sizes is
+    # ${mbrl.hidden_sizes:[...]} (mbrl/resolvers.py); None keeps each preset's own size.
+    agent_hidden_sizes: list[int] | None = None
     seed: int = 0
     device: str = "cpu"
     threads: int | None = None  # torch intra-op threads; None keeps torch's default
@@ -62,7 +75,9 @@ class TrainConfig:
     final_eval_episodes: int = 10
     log_every: int = 1_000
     checkpoint_every: int = 5_000
-    resume: bool = False
+    # auto: continue from the run folder's checkpoint if there is one; true: insist on one; false:
+    # refuse a folder that holds a run; force: continue even if the config differs (see RESUME_SAFE).
+    resume: str = "auto"
 
 
 # configs/config.yaml starts from this schema, so every key and type is checked before training.
@@ -70,9 +85,14 @@ ConfigStore.instance().store(name="train_schema", node=TrainConfig)
 
 
 def typed_section(section: dict[str, Any] | DictConfig, registry_name: str, cls: type) -> Any:
-    """Validate ``section`` (minus its ``name``) against the dataclass ``cls``; returns an instance."""
+    """Validate ``section`` (minus ``name`` and ``preset``) against the dataclass ``cls``; returns an instance.
+
+    ``name`` (the registered class) and ``preset`` (the preset file that chose it, the label reports
+    show) are the framework's keys: component configs never see them.
+    """
     params = OmegaConf.to_container(section, resolve=True) if isinstance(section, DictConfig) else dict(section)
     params.pop("name", None)
+    params.pop("preset", None)
     try:
         return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), params))
     except OmegaConfBaseException as e:
@@ -80,8 +100,43 @@ def typed_section(section: dict[str, Any] | DictConfig, registry_name: str, cls:
         raise ConfigError(f"{registry_name}: {str(e).splitlines()[0]}. Valid options: {fields}") from None
 
 
+def resolve(config: DictConfig | TrainConfig) -> TrainConfig:
+    """The typed config of a run, every key and value checked; raises ``ConfigError`` before anything runs."""
+    if isinstance(config, DictConfig):
+        unknown_keys(config)
+        try:
+            cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainConfig), config))
+        except OmegaConfBaseException as e:
+            raise ConfigError(str(e)) from None
+    else:
+        cfg = config
+    validate(cfg)
+    return cfg
+
+
+def unknown_keys(config: DictConfig, schema: type = TrainConfig, prefix: str = "") -> None:
+    """Refuse keys the schema has no field for, ``+key=...`` included.
+
+    Hydra's ``+`` adds a key to the composed config, and merging onto the schema keeps it, so a
+    misspelt ``+total_update=10`` would otherwise train with the defaults. The free-form sections
+    (``agent``, ``penalty``, ``filter``) are checked against their component's config by ``typed_section``.
+    """
+    hints = typing.get_type_hints(schema)
+    for key in config:
+        if key not in hints:
+            valid = sorted(hints)
+            close = difflib.get_close_matches(str(key), valid, n=1)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+            raise ConfigError(
+                f"unknown config key {prefix}{key}{hint}; a '+' in front does not make a key valid. "
+                f"Valid keys{' of ' + prefix.rstrip('.') if prefix else ''}: {', '.join(valid)}"
+            )
+        if dataclasses.is_dataclass(hints[key]) and isinstance(config[key], DictConfig):
+            unknown_keys(config[key], hints[key], f"{prefix}{key}.")
+
+
 def validate(cfg: TrainConfig) -> None:
-    """Checks the types alone cannot express (positive sizes, known kinds, ratios in range)."""
+    """Checks the types alone cannot express (positive sizes, known kinds, ratios in range, a usable device)."""
     if cfg.dynamics.kind not in DYNAMICS_KINDS:
         raise ConfigError(f"dynamics.kind={cfg.dynamics.kind!r} is unknown; choose one of {', '.join(DYNAMICS_KINDS)}")
     positive = {
@@ -90,6 +145,9 @@ def validate(cfg: TrainConfig) -> None:
         "eval_every": cfg.eval_every,
         "log_every": cfg.log_every,
         "checkpoint_every": cfg.checkpoint_every,
+        "eval_episodes": cfg.eval_episodes,
+        "final_eval_episodes": cfg.final_eval_episodes,
+        "threads": 1 if cfg.threads is None else cfg.threads,
         "rollout.horizon": cfg.rollout.horizon,
         "rollout.batch_size": cfg.rollout.batch_size,
         "rollout.every": cfg.rollout.every,
@@ -100,3 +158,45 @@ def validate(cfg: TrainConfig) -> None:
             raise ConfigError(f"{key} must be positive, got {value}")
     if not 0.0 <= cfg.rollout.real_ratio <= 1.0:
         raise ConfigError(f"rollout.real_ratio must lie in [0, 1], got {cfg.rollout.real_ratio}")
+    for key, value in cfg.penalty.items():
+        if key.endswith("coef") and isinstance(value, int | float) and value < 0:
+            raise ConfigError(
+                f"penalty.{key} must be >= 0, got {value}: it scales the uncertainty subtracted from model "
+                "rewards, so a negative value would reward leaving the data"
+            )
+    resume = str(cfg.resume).lower()
+    if resume not in RESUME_MODES:
+        raise ConfigError(f"resume={cfg.resume!r} is unknown; choose one of {', '.join(RESUME_MODES)}")
+    cfg.resume = resume
+    check_device(cfg.device)
+
+
+def check_device(name: str) -> torch.device:
+    """``torch.device(name)`` if this machine can run on it, else a ``ConfigError`` that says what it can use."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device={name!r} is not a device name; use cpu, cuda or cuda:<index>") from None
+    if device.type == "cpu":
+        return device
+    if device.type != "cuda":
+        raise ConfigError(f"device={name!r}: only cpu and cuda devices are supported; use device=cpu or device=cuda")
+    if not torch.cuda.is_available():
+        build = f"a CUDA {torch.version.cuda} build" if torch.version.cuda else "a CPU-only build"
+        raise ConfigError(
+            f"device={name!r} but no CUDA GPU is usable here (torch {torch.__version__} is {build}); "
+            "use device=cpu, or on a GPU machine install a CUDA build of torch (make setup TORCH=torch)"
+        )
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device={name!r} but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
+def agent_presets() -> list[str]:
+    """Every ``agent=<preset>`` Hydra can select: ``configs/agent/*.yaml`` and the plugins' ``agent/`` configs."""
+    names = {p.stem for p in (CONFIG_DIR / "agent").glob("*.yaml")}
+    for ep in entry_points(group="mbrl.configs"):
+        folder = resources.files(ep.value) / "agent"
+        if folder.is_dir():
+            names |= {Path(f.name).stem for f in folder.iterdir() if f.name.endswith(".yaml")}
+    return sorted(names)

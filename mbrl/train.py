@@ -27,7 +27,6 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from agents import AGENTS
 from agents.base import AgentSpec
@@ -36,26 +35,50 @@ from dynamics.cache import fit_cached
 from dynamics.ensemble import GaussianEnsemble
 from dynamics.factory import build_dynamics
 from dynamics.oracle import OracleDynamics
-from mbrl.checkpoint import load, restore_rng_state, rng_state, save_atomic
-from mbrl.config import ConfigError, TrainConfig, typed_section, validate
+from mbrl.checkpoint import CheckpointError, restore_rng_state, rng_state, save_atomic
+from mbrl.config import CONFIG_DIR, ConfigError, TrainConfig, agent_presets, resolve, typed_section
 from mbrl.data.loading import load_dataset
 from mbrl.data.scores import normalized_scores, summarize
-from mbrl.data.transitions import Transitions
+from mbrl.data.transitions import DatasetError, Transitions
 from mbrl.data.validate import check_env_match
 from mbrl.diagnostics import model_error_by_step, value_diagnostics
 from mbrl.envs import ENV_FAMILIES
 from mbrl.evaluate import evaluate
 from mbrl.filters import FILTERS, PENALTIES
 from mbrl.logging import RunLogger, sweep_labels, to_float
+from mbrl.registry import RegistryError
 from mbrl.rollout import model_buffer, rollout, split_batch
+from mbrl.run_folder import CONFIG_FILE, InterruptFlag, RunFolder, RunFolderError, TrainingInterrupted
 
 log = logging.getLogger(__name__)
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 CHECKPOINT = "checkpoint.pt"
 
 
 class TrainingDivergedError(RuntimeError):
-    """A loss or parameter became NaN/inf; the last good checkpoint is kept."""
+    """A loss or parameter became NaN/inf; the last good checkpoint, if any, is kept."""
+
+
+def _diverged(what: str, step: int, ckpt_path: Path) -> str:
+    """The divergence message: what is kept depends on whether a checkpoint was written before."""
+    fix = "Lower the learning rates or check the dataset for extreme values"
+    if ckpt_path.exists():
+        return f"non-finite {what} at update {step}; the last good checkpoint ({ckpt_path}) is kept. {fix}; resume."
+    return (
+        f"non-finite {what} at update {step}, before the first checkpoint: nothing of this run is kept to resume "
+        f"from. {fix}, then start it again (checkpoint_every sets how often checkpoints are written)."
+    )
+
+
+def agent_class(name: str) -> type:
+    """The registered agent class ``agent.name`` names; an unknown name lists the classes and the presets."""
+    try:
+        return AGENTS.get(name)
+    except RegistryError:
+        raise ConfigError(
+            f"unknown agent {name!r}. Choose a preset with agent=<preset> (it sets the class and its "
+            f"hyper-parameters): {', '.join(agent_presets())}; or set agent.name to a registered class: "
+            f"{', '.join(AGENTS.names())}. Plugins add classes through the 'mbrl.agents' entry-point group."
+        ) from None
 
 
 def plugin_search_path_override() -> list[str]:
@@ -105,28 +128,30 @@ def _all_finite(tree: Any) -> bool:
 
 
 def train(config: DictConfig | TrainConfig, run_dir: str | os.PathLike) -> dict[str, Any]:
-    """Run (or resume) one training job in ``run_dir``; returns the final results (also ``final.json``)."""
-    if isinstance(config, DictConfig):
-        try:
-            cfg: TrainConfig = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainConfig), config))
-        except OmegaConfBaseException as e:
-            raise ConfigError(str(e)) from None
-    else:
-        cfg = config
-    validate(cfg)
+    """Run (or resume) one training job in ``run_dir``; returns the final results (also ``final.json``).
+
+    Raises ``ConfigError`` for a bad config and ``RunFolderError`` for a folder that is in use or
+    holds a run of another config, both before anything runs; ``TrainingInterrupted`` (a
+    ``KeyboardInterrupt``) after Ctrl-C, once a checkpoint is written.
+    """
+    cfg = resolve(config)
     if not logging.getLogger().handlers:  # called from Python without Hydra: still show progress
         logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = run_dir / CHECKPOINT
-    if cfg.resume and not ckpt_path.exists():
-        raise FileNotFoundError(f"resume=true but {ckpt_path} does not exist; drop resume=true to start a fresh run")
+    resolved = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+    with RunFolder(run_dir, resolved, cfg.resume, CHECKPOINT, map_location=cfg.device) as folder:
+        if folder.changes:
+            log.warning("resume=force: continuing %s under changed keys %s", folder.path, folder.changes)
+        return _train(cfg, folder, resolved)
+
+
+def _train(cfg: TrainConfig, folder: RunFolder, resolved: dict[str, Any]) -> dict[str, Any]:
+    run_dir, ckpt_path = folder.path, folder.checkpoint
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = torch.device(cfg.device)
 
     agent_name = cfg.agent.get("name", "sac")
-    agent_cls = AGENTS.get(agent_name)
+    agent_cls = agent_class(agent_name)
     agent_cfg = typed_section(cfg.agent, f"agent {agent_name!r}", agent_cls.Config)
     penalty_name = cfg.penalty.get("name", "none")
     penalty_cls = PENALTIES.get(penalty_name)
@@ -150,7 +175,13 @@ def train(config: DictConfig | TrainConfig, run_dir: str | os.PathLike) -> dict[
         raise ConfigError(f"compile=true: agent {agent_name!r} has no compile() method (SAC-based agents do)")
 
     # -- data -------------------------------------------------------------------------------------
-    data = load_dataset(cfg.dataset, download=cfg.download, device=str(device))
+    data = load_dataset(
+        cfg.dataset,
+        download=cfg.download,
+        env_id=cfg.env_id,
+        allow_version_mismatch=cfg.allow_version_mismatch,
+        device=str(device),
+    )
     spec = data.spec
     eval_env = _eval_env(cfg, spec)
     check_env_match(spec, eval_env, allow_version_mismatch=cfg.allow_version_mismatch)
@@ -191,17 +222,19 @@ def train(config: DictConfig | TrainConfig, run_dir: str | os.PathLike) -> dict[
 
     # -- resume -------------------------------------------------------------------------------------
     start, wandb_id = 0, None
-    if ckpt_path.exists():
-        state = load(ckpt_path, map_location=device)
+    if folder.state is not None:
+        state = folder.state
         agent.load_state_dict(state["agent"])
         if buffer is not None:
             buffer.load_state_dict(state["model_buffer"])
         restore_rng_state(state["rng"], batch_gen, rollout_gen)
         start, wandb_id = state["step"], state.get("wandb_id")
+        if start == cfg.total_updates and (run_dir / "final.json").exists():
+            log.info("%s already finished %d updates; its results are in final.json", run_dir, start)
+            return json.loads((run_dir / "final.json").read_text())
         log.info("resuming %s from update %d", run_dir, start)
 
-    resolved = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
+    (run_dir / CONFIG_FILE).write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
     revision = _git_revision()
     (run_dir / "git_revision.txt").write_text(revision + "\n")
     logger = RunLogger(run_dir, cfg.logger, resolved, wandb_id=wandb_id, git_revision=revision)
@@ -210,10 +243,7 @@ def train(config: DictConfig | TrainConfig, run_dir: str | os.PathLike) -> dict[
     def save_checkpoint(step: int) -> None:
         agent_state = agent.state_dict()
         if not _all_finite(agent_state):
-            raise TrainingDivergedError(
-                f"non-finite agent parameters at update {step}; the last good checkpoint ({ckpt_path}) is kept. "
-                "Lower the learning rates or check the dataset for extreme values, then resume."
-            )
+            raise TrainingDivergedError(_diverged("agent parameters", step, ckpt_path))
         save_atomic(
             {
                 "step": step,
@@ -264,47 +294,51 @@ def train(config: DictConfig | TrainConfig, run_dir: str | os.PathLike) -> dict[
     # -- the loop -----------------------------------------------------------------------------------
     progress = _progress(cfg, start)
     t0 = time.time()
-    try:
-        for step in range(start + 1, cfg.total_updates + 1):
-            if model_based and (step - 1) % cfg.rollout.every == 0:
-                idx = torch.randint(len(real), (cfg.rollout.batch_size,), device=device, generator=rollout_gen)
-                new, stats = rollout(
-                    dynamics,
-                    lambda o: agent.act(o),
-                    real.obs[idx],
-                    cfg.rollout.horizon,
-                    rollout_gen,
-                    penalty if value_penalty is None else None,
-                    transition_filter,
-                )
-                buffer.add(new)
-                logger.log("rollout", step, dataclasses.asdict(stats))
-            model_batch = buffer.sample(n_model, batch_gen) if n_model else None
-            if value_penalty is not None and model_batch is not None:
-                pen = value_penalty(model_batch.obs, model_batch.act, dynamics, agent.value, batch_gen)
-                model_batch = dataclasses.replace(model_batch, rew=model_batch.rew - pen)
-            metrics = agent.update(core.sample(n_real, batch_gen), model_batch)
-            if value_penalty is not None and model_batch is not None:
-                metrics["model_penalty"] = pen.mean()
-            if step % cfg.log_every == 0:
-                values = to_float(metrics)
-                bad = [k for k, v in values.items() if not torch.isfinite(torch.tensor(v))]
-                if bad:
-                    raise TrainingDivergedError(
-                        f"non-finite {', '.join(bad)} at update {step}; the last good checkpoint ({ckpt_path}) is "
-                        "kept. Lower the learning rates or check the dataset for extreme values, then resume."
+    with InterruptFlag() as interrupt:
+        try:
+            for step in range(start + 1, cfg.total_updates + 1):
+                if model_based and (step - 1) % cfg.rollout.every == 0:
+                    idx = torch.randint(len(real), (cfg.rollout.batch_size,), device=device, generator=rollout_gen)
+                    new, stats = rollout(
+                        dynamics,
+                        lambda o: agent.act(o),
+                        real.obs[idx],
+                        cfg.rollout.horizon,
+                        rollout_gen,
+                        penalty if value_penalty is None else None,
+                        transition_filter,
                     )
-                logger.log("train", step, {**values, "updates_per_s": (step - start) / (time.time() - t0)})
-            if cfg.diagnostics.enabled and step % (cfg.diagnostics.every or cfg.eval_every) == 0:
-                logger.log("diagnostics", step, diagnostics())
-            if step % cfg.eval_every == 0:
-                scores = logger.log("eval", step, policy_eval(step, cfg.eval_episodes))
-                progress.set_postfix(score=f"{scores.get('score_mean', scores['return_mean']):.1f}", refresh=False)
-            if step % cfg.checkpoint_every == 0:
-                save_checkpoint(step)
-            progress.update(1)
-    finally:
-        progress.close()
+                    buffer.add(new)
+                    logger.log("rollout", step, dataclasses.asdict(stats))
+                model_batch = buffer.sample(n_model, batch_gen) if n_model else None
+                if value_penalty is not None and model_batch is not None:
+                    pen = value_penalty(model_batch.obs, model_batch.act, dynamics, agent.value, batch_gen)
+                    model_batch = dataclasses.replace(model_batch, rew=model_batch.rew - pen)
+                metrics = agent.update(core.sample(n_real, batch_gen), model_batch)
+                if value_penalty is not None and model_batch is not None:
+                    metrics["model_penalty"] = pen.mean()
+                if step % cfg.log_every == 0:
+                    values = to_float(metrics)
+                    bad = [k for k, v in values.items() if not torch.isfinite(torch.tensor(v))]
+                    if bad:
+                        raise TrainingDivergedError(_diverged(", ".join(bad), step, ckpt_path))
+                    logger.log("train", step, {**values, "updates_per_s": (step - start) / (time.time() - t0)})
+                if cfg.diagnostics.enabled and step % (cfg.diagnostics.every or cfg.eval_every) == 0:
+                    logger.log("diagnostics", step, diagnostics())
+                if step % cfg.eval_every == 0:
+                    scores = logger.log("eval", step, policy_eval(step, cfg.eval_episodes))
+                    progress.set_postfix(score=f"{scores.get('score_mean', scores['return_mean']):.1f}", refresh=False)
+                if step % cfg.checkpoint_every == 0:
+                    save_checkpoint(step)
+                progress.update(1)
+                if interrupt.requested:  # Ctrl-C: stop between two updates, where a checkpoint is exact
+                    save_checkpoint(step)
+                    raise TrainingInterrupted(
+                        f"interrupted at update {step}; checkpoint written to {ckpt_path}. To continue, rerun the "
+                        f"same command with hydra.run.dir={run_dir} (or train(..., run_dir={str(run_dir)!r}))"
+                    )
+        finally:
+            progress.close()
 
     final = policy_eval(cfg.total_updates + 1, cfg.final_eval_episodes)
     logger.log("final", cfg.total_updates, final)
@@ -360,8 +394,16 @@ def _progress(cfg: TrainConfig, start: int):
     )
 
 
+# Errors that name their cause and fix: the command prints the message alone, no traceback.
+USER_ERRORS = (ConfigError, DatasetError, RegistryError, RunFolderError, CheckpointError, TrainingDivergedError)
+
+
 def main() -> None:
-    """Console entry point (``mbrl-train``): a Hydra app over ``configs/``."""
+    """Console entry point (``mbrl-train``): a Hydra app over ``configs/``.
+
+    Exit status: 0 done, 2 a named error (bad config or dataset, run folder in use or bound to
+    another config, divergence; ``error: <message>`` on stderr), 130 interrupted by Ctrl-C.
+    """
     import hydra
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -373,10 +415,21 @@ def main() -> None:
             group, ablation = sweep_labels(list(hydra_cfg.overrides.task), hydra_cfg.sweep.dir)
             cfg.logger.group = cfg.logger.group or group
             cfg.logger.job_type = cfg.logger.job_type or ablation
-        train(cfg, hydra_cfg.runtime.output_dir)
+        try:
+            train(cfg, hydra_cfg.runtime.output_dir)
+        except USER_ERRORS as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
 
     sys.argv[1:1] = plugin_search_path_override()
-    _app()
+    try:
+        _app()
+    except TrainingInterrupted as e:
+        print(f"\n{e}", file=sys.stderr)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        print("\ninterrupted before the training loop; checkpoints written so far are kept", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

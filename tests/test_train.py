@@ -15,6 +15,7 @@ import torch
 from omegaconf import OmegaConf
 
 from mbrl.checkpoint import load
+from mbrl.run_folder import RunFolderError
 from mbrl.train import ConfigError, TrainingDivergedError, compose, train
 from tests.conftest import TINY_DATASET as DATASET
 
@@ -166,13 +167,14 @@ def test_wrong_type_and_unknown_agent_option_are_named(in_env, tmp_path):
         train(compose([*SMOKE, "rollout.real_ratio=1.5"]), tmp_path)
 
 
-def test_unknown_agent_lists_registered_agents(in_env, tmp_path):
-    with pytest.raises(KeyError, match=r"registered: .*sac"):
+def test_unknown_agent_lists_presets_and_registered_classes(in_env, tmp_path):
+    presets = sorted(p.stem for p in (ROOT / "configs" / "agent").glob("*.yaml"))
+    with pytest.raises(ConfigError, match=r"agent=<preset>.*: " + ", ".join(presets) + r";.*registered class: .*sac"):
         train(compose([*SMOKE, "agent.name=nope"]), tmp_path)
 
 
 def test_resume_without_checkpoint_is_refused(in_env, tmp_path):
-    with pytest.raises(FileNotFoundError, match="drop resume=true"):
+    with pytest.raises(RunFolderError, match="drop resume=true"):
         train(compose([*SMOKE, "resume=true"]), tmp_path / "empty")
 
 
@@ -182,7 +184,7 @@ def test_divergence_stops_with_a_clear_error_and_keeps_the_good_checkpoint(in_en
     good = load(tmp_path / "checkpoint.pt")
     # Continue the same run with an absurd discount: the TD targets, then the losses, blow up.
     with pytest.raises(TrainingDivergedError, match=r"non-finite.*last good checkpoint"):
-        train(compose([*base, "total_updates=200", "agent.gamma=1e30"]), tmp_path)
+        train(compose([*base, "total_updates=200", "agent.gamma=1e30", "resume=force"]), tmp_path)
     kept = load(tmp_path / "checkpoint.pt")
     assert kept["step"] == good["step"] == 20
     for k, v in kept["agent"]["actor"].items():

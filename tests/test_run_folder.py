@@ -1,0 +1,151 @@
+"""A run folder is bound to one config and one process; Ctrl-C and divergence leave what they say."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from mbrl.checkpoint import load
+from mbrl.run_folder import InterruptFlag, RunFolder, RunFolderError, config_changes
+from mbrl.train import TrainingDivergedError, compose, train
+from tests.test_train import ROOT, SMOKE, run_cli
+
+pytestmark = pytest.mark.slow
+FAST = [*SMOKE, "agent=sac", "dynamics=none"]  # model-free: no dynamics fit, a run takes seconds
+
+
+@pytest.fixture
+def in_env(env_vars, monkeypatch):
+    for k, v in env_vars.items():
+        monkeypatch.setenv(k, v)
+
+
+def _actor(run_dir):
+    return load(run_dir / "checkpoint.pt")["agent"]["actor"]
+
+
+def test_rerun_with_another_seed_is_refused_and_the_run_is_untouched(in_env, tmp_path):
+    train(compose([*FAST, "seed=3"]), tmp_path)
+    before = _actor(tmp_path)
+    with pytest.raises(RunFolderError, match=r"seed: 3 -> 4.*another folder \(hydra\.run\.dir=.*resume=force"):
+        train(compose([*FAST, "seed=4"]), tmp_path)
+    assert json.loads((tmp_path / "final.json").read_text())["seed"] == 3
+    assert OmegaConf.load(tmp_path / "config.yaml").seed == 3
+    after = _actor(tmp_path)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_a_run_cannot_be_shortened_but_may_be_extended(in_env, tmp_path):
+    train(compose([*FAST, "total_updates=40"]), tmp_path)
+    with pytest.raises(RunFolderError, match=r"total_updates=20 but the checkpoint .* is at update 40"):
+        train(compose([*FAST, "total_updates=20"]), tmp_path)
+    assert load(tmp_path / "checkpoint.pt")["step"] == 40
+    # Resume-safe keys may change: evaluation and logging settings, and a longer run.
+    result = train(compose([*FAST, "total_updates=60", "eval_episodes=2", "log_every=20"]), tmp_path)
+    assert load(tmp_path / "checkpoint.pt")["step"] == 60 and result["seed"] == 0
+
+
+def test_resume_force_continues_under_the_new_config(in_env, tmp_path):
+    train(compose([*FAST, "total_updates=20"]), tmp_path)
+    train(compose([*FAST, "total_updates=40", "agent.actor_lr=1e-4", "resume=force"]), tmp_path)
+    assert OmegaConf.load(tmp_path / "config.yaml").agent.actor_lr == 1e-4
+    assert load(tmp_path / "checkpoint.pt")["step"] == 40
+
+
+def test_resume_false_refuses_a_folder_that_holds_a_run(in_env, tmp_path):
+    train(compose([*FAST, "total_updates=20"]), tmp_path)
+    with pytest.raises(RunFolderError, match=r"resume=false but .* already holds a run"):
+        train(compose([*FAST, "total_updates=20", "resume=false"]), tmp_path)
+
+
+def test_second_process_on_a_folder_in_use_gets_a_named_error(env_vars, tmp_path):
+    resolved = OmegaConf.to_container(compose(FAST))
+    with RunFolder(tmp_path, resolved, "auto", "checkpoint.pt"):
+        out = run_cli([*FAST, f"hydra.run.dir={tmp_path}"], env_vars)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert f"error: run folder {tmp_path} is in use by pid {os.getpid()}" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "train.csv").exists() and not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_ctrl_c_writes_a_checkpoint_says_how_to_resume_and_exits_130(env_vars, tmp_path):
+    args = [*FAST, "total_updates=100000", "eval_every=100000", "checkpoint_every=100000", "log_every=10"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mbrl.train", *args, f"hydra.run.dir={tmp_path}"],
+        cwd=ROOT,
+        env={**os.environ, **env_vars},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while not (tmp_path / "train.csv").exists() and time.time() < deadline:  # the loop is running
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    step = load(tmp_path / "checkpoint.pt")["step"]
+    assert 10 <= step < 100000
+    assert f"interrupted at update {step}; checkpoint written to {tmp_path / 'checkpoint.pt'}" in err
+    assert f"hydra.run.dir={tmp_path}" in err
+
+
+class InterruptAtUpdate37(InterruptFlag):
+    """As if Ctrl-C arrived during update 37: the loop reads the flag once after each update."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    @property
+    def requested(self) -> bool:
+        self.reads += 1
+        return self.reads == 37
+
+    @requested.setter
+    def requested(self, value: bool) -> None:
+        pass
+
+
+def test_interrupted_run_resumes_to_the_same_parameters(in_env, tmp_path, monkeypatch):
+    """The checkpoint of an interrupt lies between two updates: continuing it equals never stopping."""
+    args = [*FAST, "total_updates=60", "checkpoint_every=1000", "eval_every=1000"]
+    train(compose(args), tmp_path / "full")
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt, match="interrupted at update 37"):
+        patch.setattr("mbrl.train.InterruptFlag", InterruptAtUpdate37)
+        train(compose(args), tmp_path / "cut")
+    assert load(tmp_path / "cut" / "checkpoint.pt")["step"] == 37
+    train(compose(args), tmp_path / "cut")
+    a, b = _actor(tmp_path / "full"), _actor(tmp_path / "cut")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_divergence_before_the_first_checkpoint_says_nothing_is_kept(in_env, tmp_path):
+    args = [*FAST, "total_updates=200", "checkpoint_every=1000", "log_every=10", "agent.gamma=1e30"]
+    with pytest.raises(TrainingDivergedError, match="before the first checkpoint: nothing of this run is kept") as e:
+        train(compose(args), tmp_path)
+    assert "last good checkpoint" not in str(e.value)
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_config_changes_ignore_resume_safe_keys_and_new_keys():
+    old = {"seed": 0, "logger": {"wandb": False}, "agent": {"name": "sac", "tau": 0.005}, "eval_episodes": 5}
+    new = {
+        "seed": 0,
+        "logger": {"wandb": True},
+        "agent": {"name": "sac", "tau": 0.01},
+        "eval_episodes": 10,
+        "env_id": None,  # a key a newer version added
+    }
+    assert config_changes(old, new) == {"agent.tau": (0.005, 0.01)}
+    assert config_changes(old, {**new, "agent": {"name": "bc"}}) == {
+        "agent.name": ("sac", "bc"),
+        "agent.tau": (0.005, "<absent>"),
+    }
