@@ -20,11 +20,14 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from agents import AGENTS
 from dynamics.ensemble import EnsembleConfig
 from dynamics.factory import DYNAMICS_KINDS
 from mbrl.data.builtin import DEFAULT_DATASET
 from mbrl.diagnostics import DiagnosticsConfig
+from mbrl.filters import FILTERS, PENALTIES, RewardPenalty
 from mbrl.logging import LoggerConfig
+from mbrl.registry import RegistryError
 from mbrl.rollout import RolloutConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -200,3 +203,61 @@ def agent_presets() -> list[str]:
         if folder.is_dir():
             names |= {Path(f.name).stem for f in folder.iterdir() if f.name.endswith(".yaml")}
     return sorted(names)
+
+
+@dataclass
+class Components:
+    """What a run's ``agent``, ``penalty`` and ``filter`` sections select: registered classes, typed configs."""
+
+    agent_name: str
+    agent_cls: type
+    agent_cfg: Any
+    penalty: RewardPenalty
+    filter_name: str
+    filter_cls: type
+    filter_cfg: Any
+
+
+def components(cfg: TrainConfig) -> Components:
+    """Type the free-form sections against their components' configs and check them against each other."""
+    agent_name = cfg.agent.get("name", "sac")
+    agent_cls = agent_class(agent_name)
+    agent_cfg = typed_section(cfg.agent, f"agent {agent_name!r}", agent_cls.Config)
+    penalty_name = cfg.penalty.get("name", "none")
+    penalty_cls = _lookup(PENALTIES, penalty_name, "penalty")
+    penalty = penalty_cls(typed_section(cfg.penalty, f"penalty {penalty_name!r}", penalty_cls.Config))
+    filter_name = cfg.filter.get("name", "none")
+    filter_cls = _lookup(FILTERS, filter_name, "filter")
+    filter_cfg = typed_section(cfg.filter, f"filter {filter_name!r}", filter_cls.Config)
+    model_based = cfg.dynamics.kind != "none"
+    for group, name in (("penalty", penalty_name), ("filter", filter_name)):
+        if name != "none" and not model_based:
+            raise ConfigError(f"{group}={name} needs model rollouts; set dynamics=ensemble (or single/oracle)")
+    if getattr(agent_cls, "requires_model", False) and not model_based:
+        raise ConfigError(f"agent={agent_name} learns from model rollouts; set dynamics=ensemble (or single/oracle)")
+    if penalty.stage == "update" and not hasattr(agent_cls, "value"):
+        raise ConfigError(
+            f"penalty={penalty_name} needs an agent with a value(obs) method (e.g. agent=sac); {agent_name!r} has none"
+        )
+    if cfg.compile and not hasattr(agent_cls, "compile"):
+        raise ConfigError(f"compile=true: agent {agent_name!r} has no compile() method (SAC-based agents do)")
+    return Components(agent_name, agent_cls, agent_cfg, penalty, filter_name, filter_cls, filter_cfg)
+
+
+def _lookup(registry: Any, name: str, group: str) -> type:
+    try:
+        return registry.get(name)
+    except RegistryError as e:
+        raise ConfigError(f"{group}.name: {e}") from None
+
+
+def agent_class(name: str) -> type:
+    """The registered agent class ``agent.name`` names; an unknown name lists the classes and the presets."""
+    try:
+        return AGENTS.get(name)
+    except RegistryError:
+        raise ConfigError(
+            f"unknown agent {name!r}. Choose a preset with agent=<preset> (it sets the class and its "
+            f"hyper-parameters): {', '.join(agent_presets())}; or set agent.name to a registered class: "
+            f"{', '.join(AGENTS.names())}. Plugins add classes through the 'mbrl.agents' entry-point group."
+        ) from None

@@ -28,7 +28,6 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from agents import AGENTS
 from agents.base import AgentSpec
 from dynamics.base import DynamicsModel
 from dynamics.cache import fit_cached
@@ -36,7 +35,7 @@ from dynamics.ensemble import GaussianEnsemble
 from dynamics.factory import build_dynamics
 from dynamics.oracle import OracleDynamics
 from mbrl.checkpoint import CheckpointError, restore_rng_state, rng_state, save_atomic
-from mbrl.config import CONFIG_DIR, ConfigError, TrainConfig, agent_presets, resolve, typed_section
+from mbrl.config import CONFIG_DIR, Components, ConfigError, TrainConfig, components, resolve
 from mbrl.data.loading import load_dataset
 from mbrl.data.scores import normalized_scores, summarize
 from mbrl.data.transitions import DatasetError, Transitions
@@ -44,7 +43,6 @@ from mbrl.data.validate import check_env_match
 from mbrl.diagnostics import model_error_by_step, value_diagnostics
 from mbrl.envs import ENV_FAMILIES
 from mbrl.evaluate import evaluate
-from mbrl.filters import FILTERS, PENALTIES
 from mbrl.logging import RunLogger, sweep_labels, to_float
 from mbrl.registry import RegistryError
 from mbrl.rollout import model_buffer, rollout, split_batch
@@ -67,18 +65,6 @@ def _diverged(what: str, step: int, ckpt_path: Path) -> str:
         f"non-finite {what} at update {step}, before the first checkpoint: nothing of this run is kept to resume "
         f"from. {fix}, then start it again (checkpoint_every sets how often checkpoints are written)."
     )
-
-
-def agent_class(name: str) -> type:
-    """The registered agent class ``agent.name`` names; an unknown name lists the classes and the presets."""
-    try:
-        return AGENTS.get(name)
-    except RegistryError:
-        raise ConfigError(
-            f"unknown agent {name!r}. Choose a preset with agent=<preset> (it sets the class and its "
-            f"hyper-parameters): {', '.join(agent_presets())}; or set agent.name to a registered class: "
-            f"{', '.join(AGENTS.names())}. Plugins add classes through the 'mbrl.agents' entry-point group."
-        ) from None
 
 
 def plugin_search_path_override() -> list[str]:
@@ -135,44 +121,27 @@ def train(config: DictConfig | TrainConfig, run_dir: str | os.PathLike) -> dict[
     ``KeyboardInterrupt``) after Ctrl-C, once a checkpoint is written.
     """
     cfg = resolve(config)
+    parts = components(cfg)  # the agent, penalty and filter sections are checked before the run folder is touched
     if not logging.getLogger().handlers:  # called from Python without Hydra: still show progress
         logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")
     resolved = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
     with RunFolder(run_dir, resolved, cfg.resume, CHECKPOINT, map_location=cfg.device) as folder:
         if folder.changes:
             log.warning("resume=force: continuing %s under changed keys %s", folder.path, folder.changes)
-        return _train(cfg, folder, resolved)
+        return _train(cfg, parts, folder, resolved)
 
 
-def _train(cfg: TrainConfig, folder: RunFolder, resolved: dict[str, Any]) -> dict[str, Any]:
+def _train(cfg: TrainConfig, parts: Components, folder: RunFolder, resolved: dict[str, Any]) -> dict[str, Any]:
     run_dir, ckpt_path = folder.path, folder.checkpoint
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = torch.device(cfg.device)
 
-    agent_name = cfg.agent.get("name", "sac")
-    agent_cls = agent_class(agent_name)
-    agent_cfg = typed_section(cfg.agent, f"agent {agent_name!r}", agent_cls.Config)
-    penalty_name = cfg.penalty.get("name", "none")
-    penalty_cls = PENALTIES.get(penalty_name)
-    penalty = penalty_cls(typed_section(cfg.penalty, f"penalty {penalty_name!r}", penalty_cls.Config))
-    filter_name = cfg.filter.get("name", "none")
-    filter_cls = FILTERS.get(filter_name)
-    filter_cfg = typed_section(cfg.filter, f"filter {filter_name!r}", filter_cls.Config)
+    agent_name, agent_cls, agent_cfg = parts.agent_name, parts.agent_cls, parts.agent_cfg
+    penalty, filter_cls, filter_cfg = parts.penalty, parts.filter_cls, parts.filter_cfg
     model_based = cfg.dynamics.kind != "none"
-    for group, name in (("penalty", penalty_name), ("filter", filter_name)):
-        if name != "none" and not model_based:
-            raise ConfigError(f"{group}={name} needs model rollouts; set dynamics=ensemble (or single/oracle)")
-    if getattr(agent_cls, "requires_model", False) and not model_based:
-        raise ConfigError(f"agent={agent_name} learns from model rollouts; set dynamics=ensemble (or single/oracle)")
     # MOPO-style penalties are stored with the rollouts; MOBILE-style ones need the agent's current value.
     value_penalty = penalty if penalty.stage == "update" else None
-    if value_penalty is not None and not hasattr(agent_cls, "value"):
-        raise ConfigError(
-            f"penalty={penalty_name} needs an agent with a value(obs) method (e.g. agent=sac); {agent_name!r} has none"
-        )
-    if cfg.compile and not hasattr(agent_cls, "compile"):
-        raise ConfigError(f"compile=true: agent {agent_name!r} has no compile() method (SAC-based agents do)")
 
     # -- data -------------------------------------------------------------------------------------
     data = load_dataset(
@@ -206,7 +175,9 @@ def _train(cfg: TrainConfig, folder: RunFolder, resolved: dict[str, Any]) -> dic
         cache = {"enabled": cfg.dynamics.cache, "cache_dir": cfg.dynamics.cache_dir}
         fit_cached(dynamics, real.index(~placeholder), spec.content_hash, **cache)
         for component in transition_filter.learned:  # e.g. MOREC's dynamics reward
-            fit_cached(component, real.index(~placeholder), spec.content_hash, kind=f"filter_{filter_name}", **cache)
+            fit_cached(
+                component, real.index(~placeholder), spec.content_hash, kind=f"filter_{parts.filter_name}", **cache
+            )
     oracle = _diagnostics_oracle(cfg, eval_env, dynamics, str(device))
     diag_gen = torch.Generator(device=device).manual_seed(cfg.seed + 2)
 
