@@ -3,23 +3,27 @@
 Used for dynamics models and for MOREC's dynamics reward, so agent ablations only pay for the
 cheap stage. The cache is safe under concurrent runs of a
 sweep: the first run to take the file lock fits and writes the model atomically; the others wait
-and load it.
+and load it. An entry that cannot be read (empty, truncated, tampered with, or not a fit of this model)
+counts as a miss: it is moved aside and the model refitted.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import fcntl
 import hashlib
+import itertools
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
-from mbrl.checkpoint import save_atomic
+from mbrl.checkpoint import first_sentence, save_atomic, unreadable_reason
 from mbrl.data.transitions import Transitions
 
 log = logging.getLogger(__name__)
@@ -78,13 +82,40 @@ def fit_cached(
     path = root / f"{key}.pt"
     with open(root / f"{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent runs of a sweep wait here for the first fit
-        if path.exists():
-            state = torch.load(path, map_location=model.device, weights_only=False)
-            model.load_state_dict(state["model"])
-            log.info("loaded cached %s %s", kind, path)
+        if path.exists() and _load_entry(model, path, kind):
             return None
         report = model.fit(data)
         summary = dataclasses.asdict(report) if dataclasses.is_dataclass(report) else report
         save_atomic({"model": model.state_dict(), "report": summary}, path)
         log.info("fitted %s; cached at %s", kind, path)
         return report
+
+
+def _load_entry(model: Fittable, path: Path, kind: str) -> bool:
+    """Load the cached fit at ``path`` into ``model``, or move an unreadable entry aside and return False.
+
+    The entry is renamed, not deleted, so that a tampered or damaged file can still be looked at.
+    """
+    before = copy.deepcopy(model.state_dict())  # a strict load that fails may have copied some tensors already
+    try:
+        # weights_only: a tampered entry must not run code on every run that hits its key.
+        state = torch.load(path, map_location=model.device, weights_only=True)
+    except Exception as e:  # OSError, EOFError, KeyError, UnpicklingError, ... by how the file is broken
+        reason = unreadable_reason(path, e)
+    else:
+        try:
+            model.load_state_dict(state["model"])
+            log.info("loaded cached %s %s", kind, path)
+            return True
+        except Exception as e:  # a payload of another layout, keys or shapes
+            model.load_state_dict(before)
+            reason = f"it is not a cached fit of this model ({first_sentence(e)})"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+    for n in itertools.count(1):  # never overwrite an entry moved aside earlier in the same second
+        if not aside.exists():
+            break
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    os.replace(path, aside)
+    log.warning("cached %s %s is unreadable: %s; moved it to %s and fitting afresh", kind, path, reason, aside)
+    return False

@@ -212,5 +212,5 @@ def test_killed_and_resumed_run_ends_with_the_same_actor_and_model(env_vars, tmp
 
     # The adversary changed the model in memory only: the cached fit is byte for byte the one first written.
     assert _dynamics_files(cache) == fitted
-    cached = torch.load(cache / "dynamics" / next(iter(fitted)), weights_only=False)["model"]
+    cached = torch.load(cache / "dynamics" / next(iter(fitted)), weights_only=True)["model"]
     assert any(not torch.equal(cached[k], a["dynamics"][k]) for k in cached)
