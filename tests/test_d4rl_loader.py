@@ -132,11 +132,20 @@ def test_spec_of_a_known_family(hopper_file):
     assert spec.content_hash == ds.transitions.content_hash()
 
 
-def test_unknown_family_uses_the_given_env_id_and_data_bounds(tmp_path):
+def test_unknown_family_uses_the_given_env_id_and_its_bounds(tmp_path):
     path = tmp_path / "pendulum_swing.hdf5"
-    arrays = write_d4rl_hdf5(path, [(6, "timeout"), (5, "none")], next_observations=True, obs_dim=3, act_dim=1)
+    write_d4rl_hdf5(path, [(6, "timeout"), (5, "none")], next_observations=True, obs_dim=3, act_dim=1)
     ds = load_d4rl(str(path), env_id="Pendulum-v1")
     assert ds.spec.env_id == "Pendulum-v1"
+    assert ds.spec.ref_min_score is None and ds.spec.ref_max_score is None
+    assert ds.spec.act_low == (-2.0,) and ds.spec.act_high == (2.0,)
+
+
+def test_unknown_family_that_cannot_be_built_uses_the_data_bounds(tmp_path):
+    path = tmp_path / "pendulum_swing.hdf5"
+    arrays = write_d4rl_hdf5(path, [(6, "timeout"), (5, "none")], next_observations=True, obs_dim=3, act_dim=1)
+    ds = load_d4rl(str(path), env_id="LabPendulum-v0")  # not a registered gymnasium env
+    assert ds.spec.env_id == "LabPendulum-v0"
     assert ds.spec.ref_min_score is None and ds.spec.ref_max_score is None
     assert ds.spec.act_low == (float(arrays["actions"].min()),)
     assert ds.spec.act_high == (float(arrays["actions"].max()),)
@@ -213,3 +222,111 @@ def test_load_dataset_routes_files_and_uses_env_id_for_unknown_origin(tmp_path):
     write_d4rl_hdf5(anonymous, EPISODES)
     ds = load_dataset(str(anonymous), env_id="Hopper-v5")
     assert ds.spec.env_id == "Hopper-v5"
+
+
+# -- datasets with no usable transition ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("episodes", "counts"),
+    [
+        # Every row ends its episode by a timeout: no row has its next state in the file.
+        ([(1, "timeout")] * 5, "5 row(s), 0 terminal(s), 5 timeout(s), 0 usable transition(s)"),
+        # One unflagged row: the file's last row, whose next state is not in the file.
+        ([(1, "none")], "1 row(s), 0 terminal(s), 0 timeout(s), 0 usable transition(s)"),
+        # Terminal rows are kept, but their next_obs is only a placeholder.
+        ([(1, "terminal")] * 3, "3 row(s), 3 terminal(s), 0 timeout(s), 0 usable transition(s)"),
+    ],
+)
+def test_a_file_without_a_usable_transition_is_refused_with_its_counts(tmp_path, episodes, counts):
+    path = tmp_path / "hopper_medium-v2.hdf5"
+    write_d4rl_hdf5(path, episodes)
+    with pytest.raises(DatasetError, match="no usable transition") as info:
+        load_d4rl(str(path))
+    message = str(info.value)
+    assert str(path) in message and counts in message
+    assert "needs at least 1" in message and "next_observations" in message
+    with pytest.raises(DatasetError, match="no usable transition"):
+        load_dataset(str(path))
+
+
+def test_timeout_rows_with_next_observations_are_usable(tmp_path):
+    # With next_observations a timeout row keeps its real next state: it is a usable transition.
+    path = tmp_path / "hopper_medium-v2.hdf5"
+    write_d4rl_hdf5(path, [(1, "timeout")] * 3, next_observations=True)
+    ds = load_d4rl(str(path))
+    assert len(ds.transitions) == 3 and bool(ds.transitions.truncated.all())
+
+
+def test_one_usable_row_is_enough(tmp_path):
+    path = tmp_path / "hopper_medium-v2.hdf5"
+    write_d4rl_hdf5(path, [(2, "timeout")])
+    assert len(load_d4rl(str(path)).transitions) == 1
+
+
+# -- unreadable files ---------------------------------------------------------------------------------
+
+
+def _cut_in_half(tmp_path):
+    whole = tmp_path / "whole.hdf5"
+    write_d4rl_hdf5(whole, EPISODES * 20)
+    data = whole.read_bytes()
+    path = tmp_path / "hopper_medium-v2.hdf5"
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def _garbage_with_signature(tmp_path):
+    path = tmp_path / "hopper_medium-v2.hdf5"
+    path.write_bytes(b"\x89HDF\r\n\x1a\n" + np.random.default_rng(0).bytes(4096))
+    return path
+
+
+@pytest.mark.parametrize("make", [_cut_in_half, _garbage_with_signature])
+def test_a_truncated_or_corrupt_file_is_a_dataset_error(tmp_path, make):
+    path = make(tmp_path)
+    for load in (load_d4rl, load_dataset, d4rl_env_id):
+        with pytest.raises(DatasetError, match="not a readable HDF5 file: truncated or corrupt") as info:
+            load(str(path))
+        assert str(path) in str(info.value) and "Fix:" in str(info.value)
+
+
+def test_garbage_without_the_hdf5_signature_says_how_to_fix_it(tmp_path):
+    path = tmp_path / "hopper_medium-v2.hdf5"
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(DatasetError, match="not an HDF5 file") as info:
+        load_dataset(str(path))
+    assert str(path) in str(info.value) and "Fix:" in str(info.value)
+
+
+# -- env_id for files that name no env ----------------------------------------------------------------
+
+
+def test_uninferable_env_names_both_ways_to_pass_it(tmp_path):
+    path = tmp_path / "dataset.hdf5"
+    write_d4rl_hdf5(path, [(3, "terminal")])
+    with pytest.raises(DatasetError) as info:
+        load_dataset(str(path))
+    assert "env_id=<Env-vN>" in str(info.value) and "--env-id <Env-vN>" in str(info.value)
+
+
+def test_unknown_family_with_a_buildable_env_id_loads_end_to_end(tmp_path):
+    # A Pendulum file that names no env: its bounds are Pendulum-v1's, so it matches that env.
+    path = tmp_path / "recorded.hdf5"
+    write_d4rl_hdf5(path, [(6, "timeout"), (5, "none")], next_observations=True, obs_dim=3, act_dim=1)
+    ds = load_dataset(str(path), env_id="Pendulum-v1")
+    assert ds.spec.env_id == "Pendulum-v1"
+    assert ds.spec.act_low == (-2.0,) and ds.spec.act_high == (2.0,)
+
+
+# -- names that are no dataset ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["foo", "hopper-medum", "Hopper"])
+def test_a_name_that_is_no_dataset_lists_the_accepted_forms(name):
+    with pytest.raises(DatasetError, match=f"unknown dataset '{name}'") as info:
+        load_dataset(name)
+    message = str(info.value)
+    assert "halfcheetah-medium" in message and "walker2d-medium-replay" in message  # built-in names
+    assert ".hdf5" in message and "mujoco/hopper/medium-v0" in message
+    assert "is not installed" not in message  # not taken for a D4RL name

@@ -77,3 +77,71 @@ def test_a_subcommand_is_required(capsys):
     with pytest.raises(SystemExit) as info:
         main([])
     assert info.value.code == 2
+
+
+def _run_error(argv, capsys) -> str:
+    """Run ``mbrl-dataset`` expecting a dataset error: exit 2, one ``error:`` message, no traceback."""
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("error: ") and "Traceback" not in captured.err
+    return captured.err
+
+
+def test_env_id_for_a_file_that_names_no_env(tmp_path, capsys):
+    path = tmp_path / "recorded.hdf5"
+    arrays = write_d4rl_hdf5(path, EPISODES)
+    err = _run_error(["info", str(path), "--json"], capsys)
+    assert "env_id=<Env-vN>" in err and "--env-id <Env-vN>" in err
+    assert main(["info", str(path), "--json", "--env-id", "Hopper-v5"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["env_id"] == "Hopper-v5" and summary["transitions"] == _expected(arrays)["transitions"]
+
+
+def test_env_id_of_an_unknown_family(tmp_path, capsys):
+    path = tmp_path / "recorded.hdf5"
+    write_d4rl_hdf5(path, [(6, "timeout"), (5, "none")], next_observations=True, obs_dim=3, act_dim=1)
+    assert main(["info", str(path), "--json", "--env-id", "Pendulum-v1"]) == 0
+    assert json.loads(capsys.readouterr().out)["env_id"] == "Pendulum-v1"
+
+
+def test_env_id_is_checked_against_the_file_and_versions_may_be_allowed(tmp_path, capsys):
+    path = tmp_path / "hopper_medium-v2.hdf5"
+    write_d4rl_hdf5(path, EPISODES)
+    err = _run_error(["info", str(path), "--env-id", "Walker2d-v5"], capsys)
+    assert "different environments" in err
+    err = _run_error(["info", str(path), "--env-id", "Hopper-v5"], capsys)
+    assert "--allow-version-mismatch" in err
+    assert main(["info", str(path), "--json", "--env-id", "Hopper-v5", "--allow-version-mismatch"]) == 0
+    assert json.loads(capsys.readouterr().out)["env_id"] == "Hopper-v3"
+
+
+def test_a_truncated_file_exits_2(tmp_path, capsys):
+    whole = tmp_path / "whole.hdf5"
+    write_d4rl_hdf5(whole, EPISODES * 20)
+    path = tmp_path / "hopper_medium-v2.hdf5"
+    path.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    err = _run_error(["info", str(path)], capsys)
+    assert "not a readable HDF5 file: truncated or corrupt" in err and str(path) in err
+
+
+def test_a_file_without_a_usable_transition_exits_2(tmp_path, capsys):
+    path = tmp_path / "hopper_medium-v2.hdf5"
+    write_d4rl_hdf5(path, [(1, "timeout")] * 4)
+    err = _run_error(["info", str(path)], capsys)
+    assert "no usable transition" in err and "4 row(s), 0 terminal(s), 4 timeout(s)" in err
+
+
+def test_a_name_that_is_no_dataset_exits_2(capsys):
+    err = _run_error(["info", "foo"], capsys)
+    assert "unknown dataset 'foo'" in err and "halfcheetah-medium" in err
+
+
+def test_download_without_the_extra_exits_2(tmp_path, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)
+    monkeypatch.delitem(sys.modules, "minari.storage.remotes.huggingface", raising=False)
+    err = _run_error(["info", "mujoco/hopper/medium-v0", "--download"], capsys)
+    assert 'pip install -e ".[download]"' in err

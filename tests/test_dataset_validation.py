@@ -151,3 +151,15 @@ def test_load_dataset_checks_the_evaluation_env(tmp_path):
     with pytest.raises(DatasetError, match="allow_version_mismatch"):
         load_dataset(path, env_id="Hopper-v5")
     assert load_dataset(path, env_id="Hopper-v5", allow_version_mismatch=True).spec.env_id == "Hopper-v3"
+
+
+def test_check_usable_gives_the_counts_and_what_is_needed():
+    from mbrl.data.validate import check_usable
+
+    check_usable("data.hdf5", rows=3, terminals=1, timeouts=1, usable=1)
+    with pytest.raises(DatasetError, match="no usable transition") as info:
+        check_usable("data.hdf5", rows=2, terminals=0, timeouts=2, usable=0, hint="Fix: record more steps.")
+    message = str(info.value)
+    assert message.startswith("data.hdf5: ")
+    assert "2 row(s), 0 terminal(s), 2 timeout(s), 0 usable transition(s)" in message
+    assert "needs at least 1" in message and message.endswith("Fix: record more steps.")

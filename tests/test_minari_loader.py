@@ -160,3 +160,56 @@ def test_bare_unknown_name_is_taken_for_d4rl_and_explains_it_is_missing(minari_r
     monkeypatch.setitem(sys.modules, "d4rl", None)  # import raises ImportError
     with pytest.raises(DatasetError, match="d4rl package is not installed"):
         load_dataset("hopper-medium-v2")
+
+
+# -- download=true: missing packages and no network ----------------------------------------------------
+
+
+def test_download_without_the_download_extra_names_the_extra(minari_root, monkeypatch):
+    # Minari's default remote (Hugging Face) imports huggingface_hub only when a download starts.
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # import raises ImportError
+    monkeypatch.delitem(sys.modules, "minari.storage.remotes.huggingface", raising=False)
+    with pytest.raises(DatasetError, match="needs packages that are not installed") as info:
+        load_dataset("mujoco/hopper/medium-v0", download=True)
+    message = str(info.value)
+    assert "'mujoco/hopper/medium-v0'" in message
+    assert 'pip install -e ".[download]"' in message and "huggingface_hub" in message
+
+
+def _network_errors():
+    import requests
+
+    wrapped = RuntimeError("remote listing failed")
+    wrapped.__cause__ = ConnectionError("[Errno 101] Network is unreachable")
+    return [
+        ConnectionError("[Errno 101] Network is unreachable"),
+        requests.exceptions.ConnectionError("Max retries exceeded with url: /api/datasets"),
+        wrapped,
+    ]
+
+
+@pytest.mark.parametrize("error", _network_errors(), ids=["builtin", "requests", "wrapped"])
+def test_download_without_network_says_so_and_how_to_place_the_data(minari_root, monkeypatch, error):
+    import minari.storage.hosting as hosting
+
+    def unreachable(*args, **kwargs):
+        raise error
+
+    # The first remote call of a download lists the remote's versions of the dataset.
+    monkeypatch.setattr(hosting, "list_remote_datasets", unreachable)
+    with pytest.raises(DatasetError, match="network is unreachable") as info:
+        load_dataset("mujoco/hopper/medium-v0", download=True)
+    message = str(info.value)
+    assert "'mujoco/hopper/medium-v0'" in message
+    assert "MINARI_DATASETS_PATH" in message and str(minari_root) in message
+
+
+def test_other_download_failures_are_not_called_network_errors(minari_root, monkeypatch):
+    import minari.storage.hosting as hosting
+
+    def refuse(*args, **kwargs):
+        raise PermissionError("[Errno 13] Permission denied: '/datasets'")
+
+    monkeypatch.setattr(hosting, "list_remote_datasets", refuse)
+    with pytest.raises(PermissionError):
+        load_dataset("mujoco/hopper/medium-v0", download=True)

@@ -3,6 +3,7 @@
     mbrl-dataset info halfcheetah-medium                 # a built-in dataset
     mbrl-dataset info ~/.d4rl/datasets/hopper_medium-v2.hdf5 --json
     mbrl-dataset info mujoco/hopper/medium-v0 --download
+    mbrl-dataset info recorded.hdf5 --env-id Hopper-v5   # a file that names no env
 
 Errors print ``error: <message>`` to stderr and exit with status 2.
 """
@@ -31,6 +32,17 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("dataset", metavar="PATH_OR_ID", help="built-in name, D4RL .hdf5 file or name, or Minari id")
     info.add_argument("--json", action="store_true", help="print exactly one JSON object")
     info.add_argument("--download", action="store_true", help="download a Minari dataset that is not stored locally")
+    info.add_argument(
+        "--env-id",
+        metavar="ENV_ID",
+        help="gymnasium id of the env the data belongs to (e.g. Hopper-v5): names the env of a D4RL file that "
+        "names none, and the dataset is checked against it",
+    )
+    info.add_argument(
+        "--allow-version-mismatch",
+        action="store_true",
+        help="accept a dataset of another version of --env-id's env (e.g. D4RL's Hopper-v3 data for Hopper-v5)",
+    )
     info.set_defaults(func=_info)
     return parser
 
@@ -51,7 +63,12 @@ def _info(args: argparse.Namespace) -> int:
 
     # Progress messages (e.g. building a built-in dataset) go to stderr so stdout stays parseable.
     with contextlib.redirect_stdout(sys.stderr):
-        summary = load_dataset(args.dataset, download=args.download).summary()
+        summary = load_dataset(
+            args.dataset,
+            download=args.download,
+            env_id=args.env_id,
+            allow_version_mismatch=args.allow_version_mismatch,
+        ).summary()
     if args.json:
         print(json.dumps(_json_safe(summary)))
     else:

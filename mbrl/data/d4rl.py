@@ -16,6 +16,9 @@ episode; the final row of each episode is therefore handled like this:
 With ``next_observations`` every row is a real transition and kept; a timeout row keeps
 ``truncated=True``. Terminals and timeouts stay separate flags throughout.
 
+A file left without a usable transition (a row whose next state is in the file: e.g. every row a
+timeout, or a single row) is refused at load time (``check_usable``), not deep inside training.
+
 ``d4rl`` itself is optional: it is only used to fetch a dataset by D4RL name when no file is given.
 """
 
@@ -30,7 +33,14 @@ import torch
 
 from mbrl.data.scores import D4RL_REFERENCE_SCORES
 from mbrl.data.transitions import DatasetError, DatasetSpec, OfflineDataset, Transitions
-from mbrl.data.validate import D4RL_REQUIRED_KEYS, check_actions_in_bounds, env_spaces, require_keys, validate_arrays
+from mbrl.data.validate import (
+    D4RL_REQUIRED_KEYS,
+    check_actions_in_bounds,
+    check_usable,
+    env_spaces,
+    require_keys,
+    validate_arrays,
+)
 from mbrl.envs import ENV_FAMILIES, env_family
 
 HDF5_SUFFIXES = (".hdf5", ".h5")
@@ -40,6 +50,15 @@ D4RL_SOURCE_ENV_VERSION = 3
 # HDF5 attributes (on the file or a ``metadata`` group) that may name the source env.
 _ENV_ATTRS = ("env_id", "env_name", "env")
 _GYM_ID_RE = re.compile(r"^(?P<name>[A-Za-z0-9]+)-v(?P<version>\d+)$")
+# What h5py raises on a file that has the HDF5 signature but cannot be read (cut short, corrupt).
+_H5_READ_ERRORS = (OSError, RuntimeError, KeyError)
+# Why rows of a file without next_observations are dropped or not counted as usable.
+_NO_NEXT_OBS_HINT = (
+    "Without next_observations, a row that ends its episode by a timeout (or is the file's last row) has no "
+    "next state in the file and is dropped, and a terminal row's next_obs is only a placeholder. Fix: use a "
+    "file whose episodes have 2 or more steps, or store next_observations [N, obs_dim] (the true next state "
+    "of every row)."
+)
 
 
 def load_d4rl(path_or_name: str, *, env_id: str | None = None, device: str | torch.device = "cpu") -> OfflineDataset:
@@ -52,7 +71,8 @@ def load_d4rl(path_or_name: str, *, env_id: str | None = None, device: str | tor
         device: where the transition tensors live.
 
     Raises:
-        DatasetError: file missing (and no d4rl), not HDF5, malformed arrays, or env not inferable.
+        DatasetError: file missing (and no d4rl), not HDF5 or unreadable (truncated, corrupt), malformed
+            arrays, no usable transition (see ``check_usable``), or env not inferable.
     """
     path = Path(path_or_name).expanduser()
     if path.is_file():
@@ -68,7 +88,8 @@ def load_d4rl(path_or_name: str, *, env_id: str | None = None, device: str | tor
     if env_id is None:
         raise DatasetError(
             f"cannot tell which environment {source} comes from (no env attribute in the file and no known env "
-            f"family {sorted(ENV_FAMILIES)} in its name). Fix: pass env_id, e.g. env_id='Hopper-v3'."
+            f"family {sorted(ENV_FAMILIES)} in its name). Fix: pass the env it was collected in, a gymnasium id: "
+            "env_id=<Env-vN> for mbrl-train, --env-id <Env-vN> for mbrl-dataset (e.g. Hopper-v5)."
         )
     return _build_dataset(arrays, name, env_id, source, device)
 
@@ -77,8 +98,11 @@ def d4rl_env_id(path_or_name: str) -> str | None:
     """The source env of a D4RL file or name, from its HDF5 metadata or its name; ``None`` if unknown."""
     path = Path(path_or_name).expanduser()
     if path.is_file() and h5py.is_hdf5(path):
-        with h5py.File(path, "r") as f:
-            found = _env_id_from_attrs(f)
+        try:
+            with h5py.File(path, "r") as f:
+                found = _env_id_from_attrs(f)
+        except _H5_READ_ERRORS as exc:
+            raise _unreadable(path, exc) from exc
         if found:
             return found
         return d4rl_env_id_from_name(path.stem)
@@ -96,13 +120,27 @@ def d4rl_env_id_from_name(name: str) -> str | None:
 def _read_hdf5(path: Path) -> tuple[dict[str, np.ndarray], str | None]:
     """The required and optional arrays of ``path`` and the env id its metadata names (if any)."""
     if not h5py.is_hdf5(path):
-        raise DatasetError(f"{path} is not an HDF5 file; a D4RL dataset is an HDF5 file of {list(D4RL_REQUIRED_KEYS)}")
-    with h5py.File(path, "r") as f:
-        present: list[str] = []
-        f.visititems(lambda key, obj: present.append(key) if isinstance(obj, h5py.Dataset) else None)
-        require_keys(present, D4RL_REQUIRED_KEYS, str(path))
-        arrays = {key: f[key][()] for key in D4RL_REQUIRED_KEYS + OPTIONAL_KEYS if key in present}
-        return arrays, _env_id_from_attrs(f)
+        raise DatasetError(
+            f"{path} is not an HDF5 file (it does not start with the HDF5 signature); a D4RL dataset is an HDF5 "
+            f"file of {list(D4RL_REQUIRED_KEYS)}. Fix: check the path, or download or copy the file again."
+        )
+    try:
+        with h5py.File(path, "r") as f:
+            present: list[str] = []
+            f.visititems(lambda key, obj: present.append(key) if isinstance(obj, h5py.Dataset) else None)
+            require_keys(present, D4RL_REQUIRED_KEYS, str(path))
+            arrays = {key: f[key][()] for key in D4RL_REQUIRED_KEYS + OPTIONAL_KEYS if key in present}
+            return arrays, _env_id_from_attrs(f)
+    except _H5_READ_ERRORS as exc:
+        raise _unreadable(path, exc) from exc
+
+
+def _unreadable(path: Path, exc: BaseException) -> DatasetError:
+    """The error for a file with the HDF5 signature that h5py cannot open or read."""
+    return DatasetError(
+        f"{path}: not a readable HDF5 file: truncated or corrupt ({exc}). Fix: download or copy the file again "
+        "(an interrupted transfer leaves it cut short) and check that its size matches the original's."
+    )
 
 
 def _env_id_from_attrs(f: h5py.File) -> str | None:
@@ -150,6 +188,17 @@ def _build_dataset(
     timeouts = arrays["timeouts"].astype(bool)
     ends = terminals | timeouts
     ends[-1] = True  # the file's last row ends its episode whether flagged or not
+    # Rows with a real next state: all of them with next_observations; else only rows inside an episode
+    # (timeout and last rows are dropped below, terminal rows kept with a placeholder next_obs).
+    has_next = "next_observations" in arrays
+    check_usable(
+        source,
+        rows=len(ends),
+        terminals=int(terminals.sum()),
+        timeouts=int(timeouts.sum()),
+        usable=len(ends) if has_next else int((~ends).sum()),
+        hint=_NO_NEXT_OBS_HINT,
+    )
     # Row i belongs to episode (number of episode ends before row i): [N] int64.
     episode_id = np.concatenate([[0], np.cumsum(ends[:-1])]).astype(np.int64)
     episode_returns = np.bincount(episode_id, weights=arrays["rewards"].astype(np.float64))
@@ -181,7 +230,7 @@ def _build_dataset(
         ref_min_score=ref_min,
         ref_max_score=ref_max,
         content_hash=transitions.content_hash(),
-        metadata={"source_path": source, "has_next_observations": "next_observations" in arrays},
+        metadata={"source_path": source, "has_next_observations": has_next},
     )
     return OfflineDataset(
         transitions=transitions,
@@ -207,9 +256,17 @@ def _next_states(
 
 
 def _action_bounds(env_id: str, actions: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The action bounds of the env family (its v5 env has the same ones), else the data's min/max."""
+    """The action bounds of the env family (its v5 env has the same ones), else of ``env_id`` itself.
+
+    Only when ``env_id`` cannot be built are the data's min/max taken: the bounds of the env the
+    data is evaluated in are what the agent must act within, and what the env check compares.
+    """
     family = env_family(env_id)
     if family in ENV_FAMILIES:
         _, _, low, high = env_spaces(f"{ENV_FAMILIES[family]}-v5")
         return low, high
-    return tuple(float(x) for x in actions.min(axis=0)), tuple(float(x) for x in actions.max(axis=0))
+    try:
+        _, _, low, high = env_spaces(env_id)
+        return low, high
+    except DatasetError:  # an env this install cannot build (unregistered, missing dependency)
+        return tuple(float(x) for x in actions.min(axis=0)), tuple(float(x) for x in actions.max(axis=0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -9,8 +10,11 @@ import torch
 from mbrl.data.builtin import BUILTIN_DATASETS, ensure_builtin
 from mbrl.data.d4rl import HDF5_SUFFIXES, d4rl_env_id, load_d4rl
 from mbrl.data.minari_io import load_minari
-from mbrl.data.transitions import OfflineDataset
+from mbrl.data.transitions import DatasetError, OfflineDataset
 from mbrl.data.validate import check_env_match
+
+# D4RL names are dash-separated words ending in a version: hopper-medium-v2, antmaze-umaze-diverse-v0.
+_D4RL_NAME_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*-v\d+$")
 
 
 def load_dataset(
@@ -27,7 +31,9 @@ def load_dataset(
        loaded as its Minari dataset;
     2. an existing file (or any ``.hdf5``/``.h5`` path): a D4RL HDF5 file;
     3. an id with a ``/`` (``"mujoco/hopper/medium-v0"``): a Minari dataset (``download`` fetches it);
-    4. anything else: a D4RL name (needs the optional ``d4rl`` package).
+    4. a D4RL name, ``<words>-v<N>`` (``"hopper-medium-v2"``): fetched by the optional ``d4rl`` package.
+
+    Anything else is refused with the list of built-in names and the accepted forms.
 
     Both loaders refuse actions outside the dataset's action bounds. ``env_id`` is the evaluation
     env: when given, the dataset must match it (``check_env_match``; a version difference only
@@ -51,4 +57,12 @@ def _dispatch(name_or_path: str, *, download: bool, env_id: str | None, device: 
         return load_d4rl(name_or_path, env_id=d4rl_env_id(name_or_path) or env_id, device=device)
     if "/" in name_or_path:
         return load_minari(name_or_path, download=download, device=device)
-    return load_d4rl(name_or_path, env_id=d4rl_env_id(name_or_path) or env_id, device=device)
+    if _D4RL_NAME_RE.match(name_or_path):
+        return load_d4rl(name_or_path, env_id=d4rl_env_id(name_or_path) or env_id, device=device)
+    raise DatasetError(
+        f"unknown dataset {name_or_path!r}: not a built-in dataset, not an existing file, and not a Minari id. "
+        f"Pass one of: a built-in name ({', '.join(sorted(BUILTIN_DATASETS))}); the path to a D4RL .hdf5 file "
+        "(e.g. ~/.d4rl/datasets/hopper_medium-v2.hdf5); a Minari id with '/' (e.g. mujoco/hopper/medium-v0, "
+        "stored under MINARI_DATASETS_PATH or fetched with download=true / --download); or a D4RL name such as "
+        "hopper-medium-v2 (needs the d4rl package)."
+    )

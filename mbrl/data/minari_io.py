@@ -9,6 +9,9 @@ this framework's generated datasets store them, or ``T`` rows) keep the simulato
 
 from __future__ import annotations
 
+import errno
+import importlib
+import socket
 from typing import Any
 
 import numpy as np
@@ -16,13 +19,25 @@ import torch
 
 from mbrl.data.scores import D4RL_REFERENCE_SCORES
 from mbrl.data.transitions import DatasetError, DatasetSpec, OfflineDataset, Transitions
-from mbrl.data.validate import check_actions_in_bounds, validate_arrays
+from mbrl.data.validate import check_actions_in_bounds, check_usable, validate_arrays
 from mbrl.envs import env_family
 
 MINARI_KEYS = ("observations", "next_observations", "actions", "rewards", "terminations", "truncations")
 # Dataset metadata worth carrying into DatasetSpec.metadata (all JSON-friendly strings).
 _METADATA_KEYS = ("algorithm_name", "description", "minari_version", "code_permalink")
 _STATE_KEYS = ("qpos", "qvel")
+# The extra of this package that installs what Minari's remote download imports (huggingface_hub).
+DOWNLOAD_EXTRA_INSTALL = 'pip install -e ".[download]"'
+# Errors of the HTTP clients Minari's remotes use (requests, httpx; huggingface_hub 2 uses httpx2) that
+# mean "no connection"; each is looked up only if its module is installed.
+_NETWORK_ERROR_NAMES = {
+    "requests.exceptions": ("ConnectionError", "Timeout"),
+    "httpx": ("TransportError",),
+    "httpx2": ("TransportError",),
+    "urllib3.exceptions": ("NewConnectionError", "MaxRetryError", "TimeoutError"),
+}
+# Socket errors without an OSError subclass of their own that still mean "no route to the server".
+_NETWORK_ERRNOS = frozenset({errno.ENETUNREACH, errno.ENETDOWN, errno.EHOSTUNREACH, errno.EHOSTDOWN})
 
 
 def load_minari(dataset_id: str, *, download: bool = False, device: str | torch.device = "cpu") -> OfflineDataset:
@@ -44,10 +59,13 @@ def load_minari(dataset_id: str, *, download: bool = False, device: str | torch.
     env_id = _env_id(ds, source)
     raw, episode_id = _episode_arrays(ds, source)
     arrays = validate_arrays(raw, source, required=MINARI_KEYS)
+    terminated, truncated = arrays["terminations"].astype(bool), arrays["truncations"].astype(bool)
+    # Every Minari step stores its next observation (truncated steps too): every row is usable.
+    rows = len(terminated)
+    check_usable(source, rows=rows, terminals=int(terminated.sum()), timeouts=int(truncated.sum()), usable=rows)
     low = tuple(float(x) for x in ds.action_space.low)
     high = tuple(float(x) for x in ds.action_space.high)
     check_actions_in_bounds(arrays["actions"], low, high, source=source)
-    terminated, truncated = arrays["terminations"].astype(bool), arrays["truncations"].astype(bool)
     transitions = Transitions.from_numpy(
         device,
         obs=arrays["observations"],
@@ -86,6 +104,43 @@ def _open(dataset_id: str, download: bool) -> Any:
         ) from exc
     except ValueError as exc:  # unreadable metadata or a Minari version this install cannot read
         raise DatasetError(f"cannot read Minari dataset {dataset_id!r}: {exc}") from exc
+    except ImportError as exc:  # a remote's client library, imported only when a download starts
+        raise DatasetError(
+            f"downloading Minari dataset {dataset_id!r} needs packages that are not installed ({exc}). "
+            f"Fix: install this package's download extra: {DOWNLOAD_EXTRA_INSTALL} (in the repository), or "
+            f"place the dataset locally under MINARI_DATASETS_PATH (now {get_dataset_path()})."
+        ) from exc
+    except Exception as exc:
+        if not _is_network_error(exc):
+            raise
+        raise DatasetError(
+            f"cannot download Minari dataset {dataset_id!r}: the network is unreachable ({type(exc).__name__}: "
+            f"{exc}). Fix: on a machine with internet, run `minari download {dataset_id}`; copy the datasets folder "
+            f"it fills (~/.minari/datasets, at least its {dataset_id} folder, keeping that path) to this machine; "
+            f"and set MINARI_DATASETS_PATH to the copy (now {get_dataset_path()}). Then load it without download."
+        ) from exc
+
+
+def _is_network_error(exc: BaseException) -> bool:
+    """Whether ``exc`` or an exception it was raised from (cause or context) is a failed connection."""
+    kinds: list[type[BaseException]] = [ConnectionError, TimeoutError, socket.gaierror]
+    for module_name, names in _NETWORK_ERROR_NAMES.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        kinds += [getattr(module, name) for name in names if isinstance(getattr(module, name, None), type)]
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        if isinstance(current, tuple(kinds)) or (isinstance(current, OSError) and current.errno in _NETWORK_ERRNOS):
+            return True
+        seen.add(id(current))
+        pending += [current.__cause__, current.__context__]
+    return False
 
 
 def _require_flat_box(space: Any, what: str, source: str) -> None:

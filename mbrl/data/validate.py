@@ -21,6 +21,8 @@ D4RL_REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals", "timeou
 SCALAR_KEYS = frozenset({"rewards", "terminals", "timeouts", "terminations", "truncations"})
 # Episode-end flags: bool, or numbers that are exactly 0 or 1.
 FLAG_KEYS = frozenset({"terminals", "timeouts", "terminations", "truncations"})
+# Training draws uniform batches of transitions (``Transitions.sample``): it needs at least one row.
+MIN_USABLE_TRANSITIONS = 1
 
 
 def validate_arrays(
@@ -44,6 +46,34 @@ def validate_arrays(
         if key in FLAG_KEYS:
             _check_flag_values(key, value, source)
     return out
+
+
+def check_usable(
+    source: str,
+    *,
+    rows: int,
+    terminals: int,
+    timeouts: int,
+    usable: int,
+    hint: str = "Fix: use a dataset with more steps.",
+) -> None:
+    """Refuse a dataset with fewer than ``MIN_USABLE_TRANSITIONS`` usable transitions.
+
+    A usable transition is a kept row whose ``next_obs`` is the real next state: a truncated row
+    counts when its next state is stored, a terminal row whose ``next_obs`` is only a placeholder
+    does not. ``rows``/``terminals``/``timeouts`` count the source's rows and episode-end flags;
+    ``hint`` (the loader's rule for dropped rows, and the fix) ends the message.
+
+    Raises:
+        DatasetError: giving the counts and what is needed.
+    """
+    if usable >= MIN_USABLE_TRANSITIONS:
+        return
+    raise DatasetError(
+        f"{source}: no usable transition: {rows} row(s), {terminals} terminal(s), {timeouts} timeout(s), "
+        f"{usable} usable transition(s). Training samples transitions (obs, action, reward, next_obs) and "
+        f"needs at least {MIN_USABLE_TRANSITIONS} whose next_obs is the real next state. {hint}"
+    )
 
 
 def require_keys(present: Iterable[str], required: tuple[str, ...], source: str) -> None:
@@ -173,7 +203,8 @@ def check_env_match(spec: DatasetSpec, env_id: str, *, allow_version_mismatch: b
         raise DatasetError(
             f"dataset {spec.name!r} was collected in {spec.env_id} but the evaluation env is {env_id}: "
             "the env versions differ (dynamics, rewards or observations may differ). If you accept that, "
-            "pass allow_version_mismatch=true (mbrl-train override: allow_version_mismatch=true)."
+            "pass allow_version_mismatch=true (mbrl-train override: allow_version_mismatch=true; "
+            "mbrl-dataset: --allow-version-mismatch)."
         )
     obs_dim, act_dim, low, high = env_spaces(env_id)
     if (spec.obs_dim, spec.act_dim) != (obs_dim, act_dim):
