@@ -70,6 +70,7 @@ def build_builtin(
     write_minari(
         ds.minari_id, episodes, ds.env_id, f"mbrl-sac/{ds.family}/{ds.level}", description, _datasets_root(root)
     )
+    log.info("checking the content hash of %s against %s", name, RECORDED_HASHES.name)
     content_hash = builtin_hash(name, root)
     expected = recorded_hashes().get(name)
     if expected is not None and expected != content_hash:

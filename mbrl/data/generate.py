@@ -14,15 +14,18 @@ Every episode stores ``infos["qpos"]`` and ``infos["qvel"]`` with one row per ob
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from agents.actor import TanhGaussianActor
 from mbrl.data.behavior import BehaviorBundle
@@ -30,8 +33,12 @@ from mbrl.data.scores import D4RL_REFERENCE_SCORES
 from mbrl.envs import env_family, make_env
 from mbrl.torch_utils import one_thread
 
+log = logging.getLogger(__name__)
 LEVELS = ("random", "medium", "medium-replay", "expert", "medium-expert")
 NUM_PARALLEL_ENVS = 10
+# ``progress`` of the collecting functions: True/False shows/hides a bar on stderr, None shows it only
+# on a terminal (tqdm's own rule), and a bar passed in is advanced (one bar over several collections).
+Progress = bool | None | tqdm
 
 
 @dataclass
@@ -52,18 +59,41 @@ def _sim_state(env) -> tuple[np.ndarray, np.ndarray]:
     return data.qpos.copy(), data.qvel.copy()
 
 
-def collect(env_id: str, actor: TanhGaussianActor | None, num_steps: int, seed: int) -> list[Episode]:
+def collect(
+    env_id: str, actor: TanhGaussianActor | None, num_steps: int, seed: int, progress: Progress = None
+) -> list[Episode]:
     """Run ``NUM_PARALLEL_ENVS`` envs until exactly ``num_steps`` transitions exist.
 
     ``actor=None`` means uniform random actions. Episodes still running when the budget is spent
     end with ``truncations[-1] = True`` (as in a replay buffer cut mid-episode). Order and content
-    depend only on ``seed``.
+    depend only on ``seed`` (the progress bar, see ``Progress``, draws no random numbers).
     """
-    with one_thread():
-        return _collect(env_id, actor, num_steps, seed)
+    with one_thread(), _progress_bar(progress, num_steps, f"collecting {env_id}") as bar:
+        return _collect(env_id, actor, num_steps, seed, bar)
 
 
-def _collect(env_id: str, actor: TanhGaussianActor | None, num_steps: int, seed: int) -> list[Episode]:
+@contextmanager
+def _progress_bar(progress: Progress, total: int, desc: str) -> Iterator[tqdm]:
+    """The bar ``progress`` asks for: the one passed in (left open), or a new one closed at the end."""
+    if isinstance(progress, tqdm):
+        yield progress
+        return
+    # Steps arrive NUM_PARALLEL_ENVS at a time, tens of thousands per second: redraw at most every second.
+    bar = tqdm(
+        total=total,
+        desc=desc,
+        unit="step",
+        disable=None if progress is None else not progress,
+        dynamic_ncols=True,
+        mininterval=1.0,
+    )
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def _collect(env_id: str, actor: TanhGaussianActor | None, num_steps: int, seed: int, bar: tqdm) -> list[Episode]:
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     envs = [make_env(env_id) for _ in range(NUM_PARALLEL_ENVS)]
@@ -100,6 +130,7 @@ def _collect(env_id: str, actor: TanhGaussianActor | None, num_steps: int, seed:
                 qpos, qvel = _sim_state(env)
                 running[i] = Episode([reset_obs], [], [], [], [], [qpos], [qvel])
         steps += active
+        bar.update(active)
     for ep in running:
         if ep.actions:  # cut by the budget
             ep.truncations[-1] = True
@@ -118,11 +149,34 @@ def _sample_actions(actor: TanhGaussianActor, obs: torch.Tensor, gen: torch.Gene
     return torch.tanh(u) * actor.act_scale + actor.act_bias
 
 
-def level_episodes(bundle: BehaviorBundle, level: str, num_transitions: int, seed: int) -> tuple[list[Episode], str]:
-    """The episodes of one level and a description of the behaviour policy that produced them."""
+def level_episodes(
+    bundle: BehaviorBundle, level: str, num_transitions: int, seed: int, progress: Progress = None
+) -> tuple[list[Episode], str]:
+    """The episodes of one level and a description of the behaviour policy that produced them.
+
+    Logs what it collects, and shows one bar over all of the level's steps (see ``Progress``).
+    """
+    total = _level_steps(bundle, level, num_transitions)
+    log.info("collecting %d transitions in %s (level %s, seed %d)", total, bundle.env_id, level, seed)
+    with _progress_bar(progress, total, f"collecting {bundle.env_id} {level}") as bar:
+        return _level_episodes(bundle, level, num_transitions, seed, bar)
+
+
+def _level_steps(bundle: BehaviorBundle, level: str, num_transitions: int) -> int:
+    """How many transitions ``level`` collects: ``num_transitions``, except for medium-replay."""
+    if level != "medium-replay" or bundle.medium_index is None:
+        return num_transitions
+    every = int(bundle.train_config.get("snapshot_every", 5000))
+    warmup = int(bundle.train_config.get("start_steps", 0))
+    return warmup + bundle.medium_index * every
+
+
+def _level_episodes(
+    bundle: BehaviorBundle, level: str, num_transitions: int, seed: int, bar: tqdm
+) -> tuple[list[Episode], str]:
     env_id = bundle.env_id
     if level == "random":
-        return collect(env_id, None, num_transitions, seed), "uniform random actions"
+        return collect(env_id, None, num_transitions, seed, bar), "uniform random actions"
     if level in ("medium", "medium-replay") and bundle.medium_index is None:
         raise ValueError(f"bundle for {env_id} has no medium snapshot; train longer with mbrl-train-behavior")
     if level in ("expert", "medium-expert") and bundle.expert_index is None:
@@ -132,24 +186,24 @@ def level_episodes(bundle: BehaviorBundle, level: str, num_transitions: int, see
         )
     if level == "medium":
         snap = bundle.snapshots[bundle.medium_index]
-        return collect(env_id, bundle.actor(bundle.medium_index), num_transitions, seed), (
+        return collect(env_id, bundle.actor(bundle.medium_index), num_transitions, seed, bar), (
             f"SAC snapshot at step {snap.step} (eval return {snap.eval_return:.1f}), stochastic actions"
         )
     if level == "expert":
         snap = bundle.snapshots[bundle.expert_index]
-        return collect(env_id, bundle.actor(bundle.expert_index), num_transitions, seed), (
+        return collect(env_id, bundle.actor(bundle.expert_index), num_transitions, seed, bar), (
             f"SAC snapshot at step {snap.step} (eval return {snap.eval_return:.1f}), stochastic actions"
         )
     if level == "medium-expert":
-        med, _ = level_episodes(bundle, "medium", num_transitions // 2, seed)
-        exp, _ = level_episodes(bundle, "expert", num_transitions - num_transitions // 2, seed + 1)
+        med, _ = _level_episodes(bundle, "medium", num_transitions // 2, seed, bar)
+        exp, _ = _level_episodes(bundle, "expert", num_transitions - num_transitions // 2, seed + 1, bar)
         return med + exp, "medium and expert SAC snapshots, half each, stochastic actions"
     if level == "medium-replay":
         every = int(bundle.train_config.get("snapshot_every", 5000))
         warmup = int(bundle.train_config.get("start_steps", 0))
-        episodes = collect(env_id, None, warmup, seed) if warmup else []
+        episodes = collect(env_id, None, warmup, seed, bar) if warmup else []
         for k in range(bundle.medium_index):
-            episodes += collect(env_id, bundle.actor(k), every, seed + 1 + k)
+            episodes += collect(env_id, bundle.actor(k), every, seed + 1 + k, bar)
         steps = bundle.snapshots[bundle.medium_index].step
         return episodes, f"replay of SAC training up to step {steps}: warm-up then snapshots every {every} steps"
     raise ValueError(f"unknown level {level!r}; choose one of {', '.join(LEVELS)}")
@@ -173,6 +227,7 @@ def write_minari(
 
     root = Path(root or os.environ.get("MINARI_DATASETS_PATH") or Path.home() / ".minari" / "datasets")
     final = root / dataset_id
+    log.info("writing Minari dataset %s (%d episodes) to %s", dataset_id, len(episodes), final)
     tmp_root = root / f".tmp-{uuid.uuid4().hex}"
     ref_min, ref_max = D4RL_REFERENCE_SCORES.get(env_family(env_id), (None, None))
     buffers = [
