@@ -14,19 +14,24 @@ Writes into ``--out`` (default: the first folder):
   condition, the band spanning the lowest and highest seed, the behaviour policy's score dashed.
 
 **Grouping.** A run's group is (dataset, condition). The condition is, by default, built from the
-keys of the resolved ``config.yaml`` (flattened to ``agent.name``, ``penalty.coef``, ...) whose
+keys of the resolved ``config.yaml`` (flattened to ``agent.preset``, ``penalty.coef``, ...) whose
 values differ between the runs, leaving out the seed (what a group averages over) and keys that
 do not define an experiment (``logger.*``, ``diagnostics.*``, ``resume``, ``download``,
 ``threads``, the dynamics cache settings, ``hydra.*`` and ``*_dir`` keys). Of those keys, only the
-ones that separate runs the earlier keys do not are kept, trying group choices (``agent.name``,
-``dynamics.kind``, ``penalty.name``, ``filter.name``, ``scale``) first and then the rest by depth
-and name: sweeping ``agent=bc,td3bc`` changes every agent hyper-parameter, but ``agent.name``
-alone tells the runs apart, so the condition reads ``agent=bc``. A key a run does not have
-(``penalty.coef`` of a run without a penalty) is left out of its label. If no key varies the
-condition is the agent's name. The kept keys split the runs exactly as all varying keys do, so a
+ones that separate runs the earlier keys do not are kept, trying group choices (``agent.preset``,
+``agent.name``, ``dynamics.kind``, ``penalty.name``, ``filter.name``, ``scale``) first and then the
+rest by depth and name: sweeping ``agent=bc,td3bc`` changes every agent hyper-parameter, but
+``agent.preset`` alone tells the runs apart, so the condition reads ``agent=bc``. A key a run does
+not have (``penalty.coef`` of a run without a penalty) is left out of its label. If no key varies
+the condition is the agent preset. The kept keys split the runs exactly as all varying keys do, so a
 group averages over seeds only, never over a hidden difference.
 ``--group-by agent,penalty.coef`` names the keys instead (``agent``, ``dynamics``, ``penalty`` and
-``filter`` stand for ``agent.name``, ``dynamics.kind``, ``penalty.name`` and ``filter.name``).
+``filter`` stand for ``agent.preset``, ``dynamics.kind``, ``penalty.name`` and ``filter.name``).
+
+**Agent labels.** ``agent=mopo`` is the preset a run was started with (``agent.preset``, written
+by each file in ``configs/agent/``), not the class behind it: MOPO, MOBILE, RAVL and EDAC all train
+the ``sac`` class (``agent.name``). Runs whose config has no ``agent.preset`` (older runs, plugin
+presets that do not set one) are labelled by ``agent.name``.
 
 **Statistics** over the seeds of a group, on the final normalised score (``final.score_mean`` of
 ``final.json``; the raw return for datasets without reference returns): mean and population std
@@ -71,7 +76,8 @@ IGNORED_KEYS = {"seed", "resume", "download", "threads", "dynamics.cache", "dyna
 IGNORED_PREFIXES = ("logger.", "diagnostics.", "hydra.")
 # Config keys that record a config-group choice, tried first and shown as the group's name.
 GROUP_CHOICES = {
-    "agent.name": "agent",
+    "agent.preset": "agent",  # the method a user chose (agent=mopo); several share a class
+    "agent.name": "agent.name",  # the class, a condition only when overridden apart from the preset
     "dynamics.kind": "dynamics",
     "penalty.name": "penalty",
     "filter.name": "filter",
@@ -149,7 +155,10 @@ def load_run(path: Path) -> Run:
         raise ReportError(f"{path / 'final.json'} has no 'final' section with 'return_mean'; is it from mbrl-train?")
     if "seed" not in config:
         raise ReportError(f"{path / 'config.yaml'} has no 'seed'; is it from mbrl-train?")
-    return Run(path, flatten(config), final)
+    flat = flatten(config)
+    if "agent.name" in flat:  # runs from before presets recorded themselves, and plugin presets without one
+        flat.setdefault("agent.preset", flat["agent.name"])
+    return Run(path, flat, final)
 
 
 # -- grouping -----------------------------------------------------------------------------------------
@@ -178,11 +187,11 @@ def condition_keys(runs: Sequence[Run]) -> list[str]:
         if len(set(refined)) > len(set(labels)):
             chosen.append(key)
             labels = refined
-    return chosen or ["agent.name"]
+    return chosen or ["agent.preset"]
 
 
 def parse_group_by(spec: str, runs: Sequence[Run]) -> list[str]:
-    """``"agent,penalty.coef"`` -> ``["agent.name", "penalty.coef"]``; every key must exist in some run."""
+    """``"agent,penalty.coef"`` -> ``["agent.preset", "penalty.coef"]``; every key must exist in some run."""
     keys = [ALIASES.get(k.strip(), k.strip()) for k in spec.split(",") if k.strip() and k.strip() != "dataset"]
     known = {k for run in runs for k in run.config}
     unknown = [k for k in keys if k not in known]
@@ -190,7 +199,7 @@ def parse_group_by(spec: str, runs: Sequence[Run]) -> list[str]:
         varying = ", ".join(condition_keys(runs))
         raise ReportError(
             f"--group-by: no run has the key(s) {', '.join(unknown)}; keys are dotted config paths such as "
-            f"agent.name or penalty.coef (the keys that vary across these runs: {varying})"
+            f"agent.preset or penalty.coef (the keys that vary across these runs: {varying})"
         )
     return keys
 

@@ -11,20 +11,34 @@ import torch
 from omegaconf import OmegaConf
 
 from mbrl.data.scores import summarize
-from mbrl.report import condition_keys, find_runs, iqm, load_run, main, parse_group_by, stratified_bootstrap_ci
+from mbrl.report import (
+    condition_keys,
+    condition_label,
+    find_runs,
+    iqm,
+    load_run,
+    main,
+    parse_group_by,
+    stratified_bootstrap_ci,
+)
+from mbrl.train import compose
 from tests.test_train import ROOT, SMOKE, run_cli
 
-AGENT_PARAMS = {"bc": {"lr": 1e-3}, "td3bc": {"actor_lr": 3e-4, "alpha": 2.5}, "mopo": {"lr": 3e-4}}
+AGENT_PARAMS = {"bc": {"lr": 1e-3}, "td3bc": {"actor_lr": 3e-4, "alpha": 2.5}, "mopo": {"actor_lr": 3e-4}}
+AGENT_CLASS = {"bc": "bc", "td3bc": "td3bc", "mopo": "sac"}  # as configs/agent/*.yaml set agent.name
 
 
-def fake_run(folder, dataset="hopper-medium", agent="bc", seed=0, coef=None, final_score=10.0, scored=True):
-    """A run folder as mbrl-train writes it: resolved config.yaml, an eval.csv curve ending at ``final_score``."""
+def fake_run(
+    folder, dataset="hopper-medium", agent="bc", seed=0, coef=None, final_score=10.0, scored=True, config=None
+):
+    """A run folder as mbrl-train writes it: resolved config.yaml (``config``, else one of preset ``agent``),
+    an eval.csv curve ending at ``final_score``."""
     folder.mkdir(parents=True)
     penalty = {"name": "mopo", "coef": coef} if coef is not None else {"name": "none"}
-    config = {
+    config = config or {
         "dataset": dataset,
         "seed": seed,
-        "agent": {"name": agent, "hidden_sizes": [32, 32], **AGENT_PARAMS[agent]},
+        "agent": {"name": AGENT_CLASS[agent], "preset": agent, "hidden_sizes": [32, 32], **AGENT_PARAMS[agent]},
         "penalty": penalty,
         "dynamics": {"kind": "ensemble" if agent == "mopo" else "none", "cache_dir": str(folder)},
         "logger": {"project": "mbrl", "progress": seed % 2 == 0},  # varies, but never a condition
@@ -123,17 +137,42 @@ def test_run_discovery_skips_unfinished_and_ignores_hydra_and_wandb_folders(tmp_
 
 def test_condition_is_the_smallest_set_of_varying_keys(tmp_path):
     runs = [load_run(p) for p in find_runs([sweep(tmp_path, SCORES)])[0]]
-    # agent.name separates bc, td3bc and mopo (their hyper-parameters and penalty.name follow from it);
+    # agent.preset separates bc, td3bc and mopo (their hyper-parameters and penalty.name follow from it);
     # penalty.coef separates the two mopo settings. seed, logger.* and cache_dir vary but are never conditions.
-    assert condition_keys(runs) == ["agent.name", "penalty.coef"]
-    assert parse_group_by("agent, dataset", runs) == ["agent.name"]
-    with pytest.raises(ValueError, match=r"agent\.nme.*agent\.name, penalty\.coef"):
+    assert condition_keys(runs) == ["agent.preset", "penalty.coef"]
+    assert parse_group_by("agent, dataset", runs) == ["agent.preset"]
+    with pytest.raises(ValueError, match=r"agent\.nme.*agent\.preset, penalty\.coef"):
         parse_group_by("agent.nme", runs)
 
 
-def test_one_condition_falls_back_to_the_agent_name(tmp_path):
+def test_one_condition_falls_back_to_the_agent_preset(tmp_path):
     runs = [load_run(fake_run(tmp_path / str(s), seed=s)) for s in range(2)]
-    assert condition_keys(runs) == ["agent.name"]
+    assert condition_keys(runs) == ["agent.preset"]
+
+
+def test_runs_are_labelled_by_the_preset_not_the_class(tmp_path):
+    """MOPO, RAVL and MOBILE all train the ``sac`` class: their resolved configs (as the training job writes
+    them) are told apart, and labelled, by the preset."""
+    runs = []
+    for preset in ("mopo", "ravl", "mobile"):
+        config = OmegaConf.to_container(compose([f"agent={preset}", "scale=smoke"]), resolve=True)
+        assert config["agent"]["name"] == "sac" and config["agent"]["preset"] == preset
+        runs.append(load_run(fake_run(tmp_path / preset, config=config)))
+    keys = condition_keys(runs)
+    assert keys[0] == "agent.preset"
+    assert [condition_label(run.config, keys[:1]) for run in runs] == ["agent=mopo", "agent=ravl", "agent=mobile"]
+    assert condition_label(runs[0].config, condition_keys(runs[:1])) == "agent=mopo"  # a MOPO run alone
+
+
+def test_runs_without_a_preset_are_labelled_by_the_class(tmp_path):
+    """Runs from before presets recorded themselves, and plugin presets without ``preset``, keep ``agent.name``."""
+    old = fake_run(tmp_path / "old", agent="mopo", coef=2.5)
+    config = OmegaConf.load(old / "config.yaml")
+    del config.agent.preset
+    OmegaConf.save(config, old / "config.yaml")
+    runs = [load_run(old), load_run(fake_run(tmp_path / "new", agent="bc"))]
+    assert runs[0].config["agent.preset"] == "sac"
+    assert [condition_label(run.config, condition_keys(runs)) for run in runs] == ["agent=sac", "agent=bc"]
 
 
 def test_report_numbers_markdown_json_and_plots(tmp_path, capsys):
@@ -196,7 +235,7 @@ def test_group_by_merges_conditions(tmp_path, capsys):
     report = json.loads((root / "report.json").read_text())  # --out defaults to the first folder
     mopo = next(g for g in report["groups"] if g["condition"] == "agent=mopo")
     assert sorted(mopo["scores"]) == [5.0, 9.0, 20.0, 26.0]
-    assert report["grouping"] == {"rule": "group-by", "keys": ["agent.name"]}
+    assert report["grouping"] == {"rule": "group-by", "keys": ["agent.preset"]}
 
 
 def test_errors_name_the_problem(tmp_path, capsys):
@@ -215,7 +254,7 @@ def test_real_multirun_reported_from_the_command_line(env_vars, tmp_path):
     rep = subprocess.run(cli, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert rep.returncode == 0, rep.stderr[-3000:]
     report = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert report["grouping"]["keys"] == ["agent.name"] and report["skipped_unfinished"] == []
+    assert report["grouping"]["keys"] == ["agent.preset"] and report["skipped_unfinished"] == []
     assert [(g["condition"], g["seeds"]) for g in report["groups"]] == [("agent=bc", [0, 1]), ("agent=td3bc", [0, 1])]
     for g in report["groups"]:
         finals = [json.loads((Path(r) / "final.json").read_text()) for r in g["runs"]]

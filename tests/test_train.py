@@ -199,7 +199,8 @@ def test_agent_presets_list_every_option_of_their_agent(preset):
 
     section = compose([f"agent={preset}"]).agent
     cls = AGENTS.get(section.name)
-    assert set(section) - {"name"} == {f.name for f in dataclasses.fields(cls.Config)}
+    assert set(section) - {"name", "preset"} == {f.name for f in dataclasses.fields(cls.Config)}
+    assert section.preset == preset  # the label reports show (several presets share a class)
 
 
 def test_command_line_penalty_wins_over_the_preset():
