@@ -91,7 +91,8 @@ def typed_section(section: dict[str, Any] | DictConfig, registry_name: str, cls:
     """Validate ``section`` (minus ``name`` and ``preset``) against the dataclass ``cls``; returns an instance.
 
     ``name`` (the registered class) and ``preset`` (the preset file that chose it, the label reports
-    show) are the framework's keys: component configs never see them.
+    show) are the framework's keys: component configs never see them. A ``ValueError`` from the
+    dataclass's ``__post_init__`` (its value checks) becomes a ``ConfigError`` naming the component.
     """
     params = OmegaConf.to_container(section, resolve=True) if isinstance(section, DictConfig) else dict(section)
     params.pop("name", None)
@@ -101,6 +102,8 @@ def typed_section(section: dict[str, Any] | DictConfig, registry_name: str, cls:
     except OmegaConfBaseException as e:
         fields = ", ".join(f.name for f in dataclasses.fields(cls))
         raise ConfigError(f"{registry_name}: {str(e).splitlines()[0]}. Valid options: {fields}") from None
+    except ValueError as e:
+        raise ConfigError(f"{registry_name}: {e}") from None
 
 
 def resolve(config: DictConfig | TrainConfig) -> TrainConfig:

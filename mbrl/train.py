@@ -317,7 +317,8 @@ def _train(cfg: TrainConfig, parts: Components, folder: RunFolder, resolved: dic
     behaviour = summarize(normalized_scores(data.episode_returns, *ref)) if ref else None
     result = {
         "dataset": cfg.dataset,
-        "agent": agent_name,
+        "agent": cfg.agent.get("preset", agent_name),  # the preset the user chose (mopo), as mbrl-report labels runs
+        "agent_class": agent_name,
         "seed": cfg.seed,
         "eval_env": eval_env,
         "final": final,

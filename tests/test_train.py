@@ -89,6 +89,7 @@ def test_smoke_run_through_hydra_command(overrides, env_vars, tmp_path):
     for name in ("config.yaml", "git_revision.txt", "train.csv", "eval.csv", "metrics.jsonl", "checkpoint.pt"):
         assert (tmp_path / name).exists(), name
     resolved = OmegaConf.load(tmp_path / "config.yaml")
+    assert (result["agent"], result["agent_class"]) == (resolved.agent.preset, resolved.agent.name)
     assert (tmp_path / "rollout.csv").exists() == (resolved.dynamics.kind != "none")
     with open(tmp_path / "final.csv", newline="") as f:
         final = list(csv.DictReader(f))[-1]
