@@ -4,6 +4,7 @@ aside and fitted afresh. Real files written by training jobs still load."""
 
 import logging
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,23 @@ def test_files_written_by_a_training_job_load_with_weights_only(overrides, env_v
     assert len(entries) == (2 if "filter=reward_consistency" in overrides else 1)
     for path in entries:
         assert set(torch.load(path, weights_only=True)) == {"model", "report"}
+
+
+def test_runs_sharing_a_cold_cache_fit_once_and_load_the_same_model(tmp_path):
+    """Two runs of a sweep miss the cache at once: one fits under the key's lock, the other waits and loads."""
+    models = [Counted(), Counted()]
+    start = threading.Barrier(2)
+
+    def run(counted: Counted) -> None:
+        start.wait()
+        fit_cached(counted.model, DATA, HASH, cache_dir=tmp_path)
+
+    threads = [threading.Thread(target=run, args=(m,)) for m in models]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(m.fits for m in models) == [0, 1]
+    a, b = (m.model.state_dict() for m in models)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [p.name for p in (tmp_path / "dynamics").glob("*.pt*")] == [entry(tmp_path).name]
