@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from agents.actor import TanhGaussianActor
-from agents.base import AgentSpec, register_agent
+from agents.base import POSITIVE, SIZES, AgentSpec, check, register_agent
 from mbrl.data.transitions import Transitions
 from mbrl.optim import adam
 
@@ -20,6 +20,10 @@ from mbrl.optim import adam
 class BCConfig:
     hidden_sizes: tuple[int, ...] = (256, 256)
     lr: float = 1e-3
+
+    def __post_init__(self) -> None:
+        check(self, SIZES, "hidden_sizes")
+        check(self, POSITIVE, "lr")
 
 
 @register_agent("bc")

@@ -22,7 +22,7 @@ from typing import ClassVar
 
 import torch
 
-from agents.base import AgentSpec, register_agent
+from agents.base import register_agent, require
 from agents.cql import CQLAgent, CQLConfig
 from mbrl.data.transitions import Transitions
 
@@ -35,17 +35,16 @@ class COMBOConfig(CQLConfig):
 
     rho_s: str = "mix"  # "mix": real and model states; "model": model states only
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.rho_s in RHO_S, "rho_s", self.rho_s, f"one of {', '.join(RHO_S)}")
+
 
 @register_agent("combo")
 class COMBOAgent(CQLAgent):
     Config = COMBOConfig
     # Updates need a model batch: the generic tester skips the model-free update for such agents.
     requires_model: ClassVar[bool] = True
-
-    def __init__(self, spec: AgentSpec, config: COMBOConfig) -> None:
-        if config.rho_s not in RHO_S:
-            raise ValueError(f"combo rho_s={config.rho_s!r} is unknown; choose one of {', '.join(RHO_S)}")
-        super().__init__(spec, config)
 
     def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
         if model is None or len(model) == 0:

@@ -38,7 +38,20 @@ from typing import Any
 import torch
 
 from agents.actor import TanhGaussianActor
-from agents.base import AgentSpec, register_agent
+from agents.base import (
+    COUNT,
+    DISCOUNT,
+    FINITE,
+    FINITE_OR_NULL,
+    NON_NEGATIVE,
+    POSITIVE,
+    RATE,
+    SIZES,
+    STEPS,
+    AgentSpec,
+    check,
+    register_agent,
+)
 from agents.critics import VectorizedCritic
 from mbrl.data.transitions import Transitions
 from mbrl.optim import adam
@@ -67,6 +80,17 @@ class CQLConfig:
     max_q_backup: bool = False  # bootstrap from the max over num_samples next actions
     deterministic_backup: bool = True  # leave the entropy bonus out of the target
     bc_steps: int = 0  # initial updates in which the actor clones the dataset actions
+
+    def __post_init__(self) -> None:
+        check(self, SIZES, "hidden_sizes")
+        check(self, COUNT, "num_critics", "num_samples")
+        check(self, POSITIVE, "actor_lr", "critic_lr", "alpha_lr", "cql_alpha_lr", "init_alpha", "temperature")
+        check(self, DISCOUNT, "gamma")
+        check(self, RATE, "tau")
+        check(self, FINITE_OR_NULL, "target_entropy")
+        check(self, NON_NEGATIVE, "cql_weight")  # 0 is SAC; a negative weight would push Q up off the data
+        check(self, FINITE, "target_action_gap")  # a threshold on the weighted gap, which may be negative
+        check(self, STEPS, "bc_steps")
 
 
 @register_agent("cql")

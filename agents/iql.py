@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from agents.actor import TanhGaussianActor, mlp
-from agents.base import AgentSpec, register_agent
+from agents.base import DISCOUNT, FRACTION, NON_NEGATIVE, POSITIVE, RATE, SIZES, AgentSpec, check, register_agent
 from agents.critics import VectorizedCritic
 from mbrl.data.transitions import Transitions
 from mbrl.optim import adam
@@ -36,6 +36,14 @@ class IQLConfig:
     tau: float = 5e-3  # Polyak rate of the target critics
     expectile: float = 0.7
     beta: float = 3.0  # inverse temperature of the advantage weights
+
+    def __post_init__(self) -> None:
+        check(self, SIZES, "hidden_sizes")
+        check(self, POSITIVE, "actor_lr", "critic_lr", "value_lr")
+        check(self, DISCOUNT, "gamma")
+        check(self, RATE, "tau")
+        check(self, FRACTION, "expectile")  # 0 or 1 would drop one side of the value regression
+        check(self, NON_NEGATIVE, "beta")  # 0: equal weights (behaviour cloning); < 0 favours worse actions
 
 
 @register_agent("iql")

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from agents.base import AgentSpec, register_agent
+from agents.base import NON_NEGATIVE, AgentSpec, check, register_agent, require
 from agents.nn_search import SEARCH_BACKENDS, NearestNeighbourSearch, build_search, exact_nearest
 from agents.td3bc import TD3BCAgent, TD3BCConfig
 from mbrl.data.transitions import Transitions
@@ -49,16 +49,18 @@ class PRDCConfig(TD3BCConfig):
     normalize_states: bool = True  # standardise states in the metric by the attached dataset's mean and std
     search_backend: str = "auto"  # exact nearest-neighbour search: auto (= matmul), kdtree, matmul
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self, NON_NEGATIVE, "beta")  # only |beta| enters the distances; 0 matches on the action alone
+        backends = ", ".join(SEARCH_BACKENDS)
+        require(self.search_backend in SEARCH_BACKENDS, "search_backend", self.search_backend, f"one of {backends}")
+
 
 @register_agent("prdc")
 class PRDCAgent(TD3BCAgent):
     Config = PRDCConfig
 
     def __init__(self, spec: AgentSpec, config: PRDCConfig) -> None:
-        if config.search_backend not in SEARCH_BACKENDS:
-            raise ValueError(
-                f"agent.search_backend={config.search_backend!r} is unknown; choose one of {', '.join(SEARCH_BACKENDS)}"
-            )
         super().__init__(spec, config)
         device = self.actor.act_scale.device
         self.state_mean = torch.zeros(spec.obs_dim, device=device)
@@ -78,6 +80,14 @@ class PRDCAgent(TD3BCAgent):
             self.state_mean = data.obs.mean(dim=0).to(self.state_mean)
             self.state_std = (data.obs.std(dim=0, correction=0) + 1e-3).to(self.state_std)
         keys = self._keys(data.obs.to(self.state_mean.device), data.act.to(self.state_mean.device))
+        if not torch.isfinite(keys).all() and torch.isfinite(data.obs).all() and torch.isfinite(data.act).all():
+            from mbrl.config import ConfigError  # here: mbrl.config imports the agents
+
+            states = "standardised states" if self.cfg.normalize_states else "states"
+            raise ConfigError(
+                f"agent.beta={self.cfg.beta} is too large for this dataset: beta times the {states} overflows "
+                "float32 in the neighbour search; use a smaller agent.beta (the published value is 2)"
+            )
         self.search = build_search(keys, self.cfg.search_backend)
         self.dataset_actions = data.act.to(self.state_mean.device)
 

@@ -55,7 +55,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from agents.base import AgentSpec, register_agent
+from agents.base import COUNT, NON_NEGATIVE, POSITIVE, STEPS, AgentSpec, check, register_agent, require
 from agents.sac import SACAgent, SACConfig
 from dynamics.ensemble import GaussianEnsemble
 from mbrl.data.transitions import Transitions
@@ -85,6 +85,15 @@ class RAMBOConfig(SACConfig):
     bc_batch_size: int = 256
     bc_lr: float = 1e-4
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self, COUNT, "adv_every", "adv_steps", "adv_horizon", "bc_batch_size")
+        # The advantage is normalised by its standard deviation over the batch, which needs two rows.
+        require(self.adv_batch_size >= 2, "adv_batch_size", self.adv_batch_size, ">= 2")
+        check(self, NON_NEGATIVE, "adv_weight")  # 0: supervised model steps only
+        check(self, POSITIVE, "adv_lr", "bc_lr")
+        check(self, STEPS, "bc_steps")
+
 
 @register_agent("rambo")
 class RAMBOAgent(SACAgent):
@@ -93,13 +102,6 @@ class RAMBOAgent(SACAgent):
     requires_model: ClassVar[bool] = True
 
     def __init__(self, spec: AgentSpec, config: RAMBOConfig) -> None:
-        for name in ("adv_every", "adv_steps", "adv_horizon", "bc_batch_size"):
-            if getattr(config, name) < 1:
-                raise ValueError(f"agent.{name} must be >= 1, got {getattr(config, name)}")
-        if config.adv_batch_size < 2:
-            raise ValueError(f"agent.adv_batch_size must be >= 2, got {config.adv_batch_size}")
-        if config.adv_weight < 0 or config.bc_steps < 0:
-            raise ValueError("agent.adv_weight and agent.bc_steps must be >= 0")
         super().__init__(spec, config)
         device = self.log_alpha.device
         # Own stream for the adversary's and BC's draws (start states, real rows, model samples), seeded from
@@ -190,7 +192,10 @@ class RAMBOAgent(SACAgent):
         drawn = torch.cat([step.next_obs - obs, step.reward[:, None]], dim=1)  # [B, o+1], the model's target space
         mean, logvar = dyn.predict(obs, act)  # [E, B, o+1], differentiable
         elites = dyn.elites
-        member_log_prob = torch.distributions.Normal(mean[elites], (0.5 * logvar[elites]).exp()).log_prob(drawn)
+        # No argument validation: a diverged model or policy (NaN) shows in the metrics, where the training loop
+        # stops on it by name, instead of failing here with a raw ValueError.
+        std = (0.5 * logvar[elites]).exp()
+        member_log_prob = torch.distributions.Normal(mean[elites], std, validate_args=False).log_prob(drawn)
         # Density of the draw under the process that made it: the uniform mixture of the elites.
         log_prob = torch.logsumexp(member_log_prob.sum(-1), dim=0) - math.log(len(elites))  # [B]
         with torch.no_grad():

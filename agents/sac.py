@@ -20,7 +20,18 @@ from typing import Any
 import torch
 
 from agents.actor import TanhGaussianActor
-from agents.base import AgentSpec, register_agent
+from agents.base import (
+    COUNT,
+    DISCOUNT,
+    FINITE_OR_NULL,
+    NON_NEGATIVE,
+    POSITIVE,
+    RATE,
+    SIZES,
+    AgentSpec,
+    check,
+    register_agent,
+)
 from agents.critics import VectorizedCritic
 from mbrl.data.transitions import Transitions
 from mbrl.optim import adam
@@ -60,6 +71,15 @@ class SACConfig:
     eta: float = 0.0  # EDAC gradient-diversity weight; 0 is plain SAC-N
     spectral_norm: bool = False  # spectrally normalised critic hidden layers (Zheng et al. 2023)
     adv_target_eps: float = 0.0  # radius of the adversarial perturbation of model next states; 0 is off
+
+    def __post_init__(self) -> None:
+        check(self, SIZES, "hidden_sizes")
+        check(self, COUNT, "num_critics")  # the min over one critic is SAC-N with N = 1
+        check(self, POSITIVE, "actor_lr", "critic_lr", "alpha_lr", "init_alpha")  # init_alpha: its log is learned
+        check(self, DISCOUNT, "gamma")
+        check(self, RATE, "tau")
+        check(self, FINITE_OR_NULL, "target_entropy")
+        check(self, NON_NEGATIVE, "eta", "adv_target_eps")  # a weight and a radius; 0 turns each off
 
 
 @register_agent("sac")

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from agents.actor import mlp
-from agents.base import AgentSpec, register_agent
+from agents.base import COUNT, DISCOUNT, NON_NEGATIVE, POSITIVE, RATE, SIZES, AgentSpec, check, register_agent
 from agents.critics import VectorizedCritic
 from mbrl.data.transitions import Transitions
 from mbrl.optim import adam
@@ -48,6 +48,15 @@ class TD3BCConfig:
     noise_clip: float = 0.5
     policy_freq: int = 2
     exploration_noise: float = 0.1  # std of the noise added by act(deterministic=False)
+
+    def __post_init__(self) -> None:
+        check(self, SIZES, "hidden_sizes")
+        check(self, POSITIVE, "actor_lr", "critic_lr")
+        check(self, DISCOUNT, "gamma")
+        check(self, RATE, "tau")
+        # alpha 0 is pure behaviour cloning; noise stds and the clip are magnitudes.
+        check(self, NON_NEGATIVE, "alpha", "policy_noise", "noise_clip", "exploration_noise")
+        check(self, COUNT, "policy_freq")  # the actor updates every policy_freq critic updates
 
 
 @register_agent("td3bc")
@@ -88,7 +97,9 @@ class TD3BCAgent:
         cfg = self.cfg
         with torch.no_grad():
             scale = self.actor.act_scale
-            noise = (torch.randn_like(batch.act) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip) * scale
+            # A clip beyond the float range (any such clip is no clip) would not convert to the tensor's dtype.
+            clip = min(cfg.noise_clip, torch.finfo(batch.act.dtype).max)
+            noise = (torch.randn_like(batch.act) * cfg.policy_noise).clamp(-clip, clip) * scale
             next_action = self._clip_to_box(self.target_actor(batch.next_obs) + noise)
             next_q = self.target_critic(batch.next_obs, next_action).min(dim=0).values
             target = batch.rew + cfg.gamma * (~batch.terminated).float() * next_q

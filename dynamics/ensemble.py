@@ -33,7 +33,7 @@ from torch import nn
 from dynamics.base import FitReport, StepResult
 from dynamics.layers import EnsembleLinear
 from dynamics.termination import TerminationFn, get_termination_fn
-from mbrl.data.transitions import Transitions
+from mbrl.data.transitions import DatasetError, Transitions
 from mbrl.optim import adam
 
 log = logging.getLogger(__name__)
@@ -349,12 +349,24 @@ class GaussianEnsemble(nn.Module):
         fraction = int(n * self.cfg.holdout_fraction)
         n_holdout = fraction if self.cfg.max_holdout is None else min(fraction, self.cfg.max_holdout)
         if n_holdout < 1 or n - n_holdout < 1:
-            raise ValueError(
-                f"fit needs at least one training and one holdout row; {n} transitions with "
-                f"holdout_fraction={self.cfg.holdout_fraction} give {n_holdout} holdout rows. Provide more data."
-            )
+            raise DatasetError(self._too_few_rows(n, n_holdout))
         perm = torch.randperm(n, device=self.device, generator=gen)
         return data.index(perm[n_holdout:]), data.index(perm[:n_holdout])
+
+    def _too_few_rows(self, n: int, n_holdout: int) -> str:
+        """Why ``n`` rows (``n_holdout`` of them held out) cannot be split, and the two ways out."""
+        fraction = self.cfg.holdout_fraction
+        need = max(2, math.ceil(1 / fraction))
+        while int(need * fraction) < 1:  # the split's own rounding decides
+            need += 1
+        fixes = f"use a dataset with at least {need} transitions to fit on"
+        smallest = math.ceil(1000 / n) / 1000 if n >= 2 else 1.0  # rounded up: n * fraction must reach 1
+        if smallest < 1:
+            fixes += f", or raise dynamics.holdout_fraction to at least {smallest} (it must stay below 1)"
+        return (
+            f"the dynamics fit needs at least one training and one holdout row: {n} transitions with "
+            f"dynamics.holdout_fraction={fraction} hold out {n_holdout} and train on {n - n_holdout}; {fixes}"
+        )
 
     def fit(self, data: Transitions, holdout: Transitions | None = None) -> FitReport:
         """Train on ``data`` with early stopping on a holdout split (or on the given ``holdout``).
