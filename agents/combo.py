@@ -1,7 +1,7 @@
 """COMBO (Yu et al., NeurIPS 2021): CQL whose conservative term pushes Q down on model-generated states and
 up on the real data.
 
-Everything else is ``agents.cql``: SAC on the mixed real + model batch (Bellman error and actor on every row)
+Everything else is ``mbrl.agents.cql``: SAC on the mixed real + model batch (Bellman error and actor on every row)
 plus, per critic, ``cql_weight * (E_s~rho[soft max_a Q(s, a)] - E_(s,a)~D[Q(s, a)])``, the soft maximum being
 CQL's importance-sampled logsumexp over uniform, ``pi(.|s)`` and ``pi(.|s')`` proposals. Only the rows differ:
 the push-up term uses the real rows alone, the push-down term the states of ``rho_s``: ``"mix"`` (real and
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
+from mbrl.agents.base import register_agent, require
+from mbrl.agents.cql import CQLAgent, CQLConfig
 
-from agents.base import register_agent, require
-from agents.cql import CQLAgent, CQLConfig
 from mbrl.data.transitions import Transitions
 
 RHO_S = ("mix", "model")

@@ -24,7 +24,7 @@ D4RL-Gym tasks"): 3x256 networks, actor lr 1e-4, critic lr 3e-4, temperature lr 
 10 samples, deterministic backup, no Lagrange, no max-Q backup, no warm-up.
 
 A model batch is treated like data: Bellman error, push-down and push-up on every row. COMBO
-(``agents.combo``) is the model-based variant that separates the two.
+(``mbrl.agents.combo``) is the model-based variant that separates the two.
 Update order: temperature, actor, critics (and Lagrange multiplier), Polyak averaging.
 """
 
@@ -36,9 +36,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-
-from agents.actor import TanhGaussianActor
-from agents.base import (
+from mbrl.agents.actor import TanhGaussianActor
+from mbrl.agents.base import (
     COUNT,
     DISCOUNT,
     FINITE,
@@ -52,7 +51,8 @@ from agents.base import (
     check,
     register_agent,
 )
-from agents.critics import VectorizedCritic
+from mbrl.agents.critics import VectorizedCritic
+
 from mbrl.data.transitions import Transitions
 from mbrl.optim import adam
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import torch
+from mbrl.dynamics.layers import EnsembleLinear
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils import parametrize
-
-from dynamics.layers import EnsembleLinear
 
 
 class BatchedSpectralNorm(nn.Module):

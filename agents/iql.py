@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from mbrl.agents.actor import TanhGaussianActor, mlp
+from mbrl.agents.base import DISCOUNT, FRACTION, NON_NEGATIVE, POSITIVE, RATE, SIZES, AgentSpec, check, register_agent
+from mbrl.agents.critics import VectorizedCritic
 from torch import nn
 
-from agents.actor import TanhGaussianActor, mlp
-from agents.base import DISCOUNT, FRACTION, NON_NEGATIVE, POSITIVE, RATE, SIZES, AgentSpec, check, register_agent
-from agents.critics import VectorizedCritic
 from mbrl.data.transitions import Transitions
 from mbrl.optim import adam
 

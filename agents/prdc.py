@@ -14,7 +14,7 @@ enter the metric standardised by the dataset's mean and std (``+1e-3``, as TD3+B
 the published meaning; the networks see raw states, as in this project's TD3+BC.
 
 The constraint needs the whole dataset: the training loop calls ``attach_dataset(transitions)``
-once, which builds an exact nearest-neighbour search (``agents.nn_search``: chunked matrix
+once, which builds an exact nearest-neighbour search (``mbrl.agents.nn_search``: chunked matrix
 products by default, or a KD-tree). Without it (e.g. the generic agent tester), each update searches
 its own real batch instead and logs a warning once. The constraint applies to every row, model
 rows included: it needs only the state, not the row's action.
@@ -31,11 +31,12 @@ import logging
 from dataclasses import dataclass
 
 import torch
+from mbrl.agents.base import NON_NEGATIVE, AgentSpec, check, register_agent, require
+from mbrl.agents.nn_search import SEARCH_BACKENDS, NearestNeighbourSearch, build_search, exact_nearest
+from mbrl.agents.td3bc import TD3BCAgent, TD3BCConfig
 
-from agents.base import NON_NEGATIVE, AgentSpec, check, register_agent, require
-from agents.nn_search import SEARCH_BACKENDS, NearestNeighbourSearch, build_search, exact_nearest
-from agents.td3bc import TD3BCAgent, TD3BCConfig
 from mbrl.data.transitions import Transitions
+from mbrl.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +82,6 @@ class PRDCAgent(TD3BCAgent):
             self.state_std = (data.obs.std(dim=0, correction=0) + 1e-3).to(self.state_std)
         keys = self._keys(data.obs.to(self.state_mean.device), data.act.to(self.state_mean.device))
         if not torch.isfinite(keys).all() and torch.isfinite(data.obs).all() and torch.isfinite(data.act).all():
-            from mbrl.config import ConfigError  # here: mbrl.config imports the agents
-
             states = "standardised states" if self.cfg.normalize_states else "states"
             raise ConfigError(
                 f"agent.beta={self.cfg.beta} is too large for this dataset: beta times the {states} overflows "

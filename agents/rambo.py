@@ -1,7 +1,7 @@
 """RAMBO-RL (Rigter, Lacerda and Hawes, NeurIPS 2022): SAC on real and model data, with a dynamics model
 that is trained as an adversary of the policy.
 
-The agent is SAC with two critics (this class extends :class:`~agents.sac.SACAgent`) learning from
+The agent is SAC with two critics (this class extends :class:`~mbrl.agents.sac.SACAgent`) learning from
 batches that are half real and half model rollouts. Every ``adv_every`` agent updates the model takes
 ``adv_steps`` gradient steps on
 
@@ -54,10 +54,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+from mbrl.agents.base import COUNT, NON_NEGATIVE, POSITIVE, STEPS, AgentSpec, check, register_agent, require
+from mbrl.agents.sac import SACAgent, SACConfig
+from mbrl.dynamics.ensemble import GaussianEnsemble
 
-from agents.base import COUNT, NON_NEGATIVE, POSITIVE, STEPS, AgentSpec, check, register_agent, require
-from agents.sac import SACAgent, SACConfig
-from dynamics.ensemble import GaussianEnsemble
 from mbrl.data.transitions import Transitions
 from mbrl.optim import adam
 

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-
-from agents.actor import TanhGaussianActor
-from agents.base import (
+from mbrl.agents.actor import TanhGaussianActor
+from mbrl.agents.base import (
     COUNT,
     DISCOUNT,
     FINITE_OR_NULL,
@@ -32,7 +31,8 @@ from agents.base import (
     check,
     register_agent,
 )
-from agents.critics import VectorizedCritic
+from mbrl.agents.critics import VectorizedCritic
+
 from mbrl.data.transitions import Transitions
 from mbrl.optim import adam
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from mbrl.agents.actor import mlp
+from mbrl.agents.base import COUNT, DISCOUNT, NON_NEGATIVE, POSITIVE, RATE, SIZES, AgentSpec, check, register_agent
+from mbrl.agents.critics import VectorizedCritic
 from torch import nn
 
-from agents.actor import mlp
-from agents.base import COUNT, DISCOUNT, NON_NEGATIVE, POSITIVE, RATE, SIZES, AgentSpec, check, register_agent
-from agents.critics import VectorizedCritic
 from mbrl.data.transitions import Transitions
 from mbrl.optim import adam
 

@@ -1,4 +1,4 @@
-"""Nearest-neighbour search benchmark: PRDC's lookup with each exact backend of ``agents.nn_search``.
+"""Nearest-neighbour search benchmark: PRDC's lookup with each exact backend of ``mbrl.agents.nn_search``.
 
     python -m benchmarks.nn_search                                   # 1M points, dim 23, 256 queries
     python -m benchmarks.nn_search --points 200000 --datasets hopper-medium halfcheetah-medium
@@ -30,8 +30,7 @@ from pathlib import Path
 
 import scipy
 import torch
-
-from agents.nn_search import KDTreeSearch, MatmulSearch
+from mbrl.agents.nn_search import KDTreeSearch, MatmulSearch
 
 ROOT = Path(__file__).resolve().parent.parent
 BETA = 2.0

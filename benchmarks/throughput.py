@@ -52,14 +52,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from mbrl.agents.base import AgentSpec
+from mbrl.agents.sac import SACAgent, SACConfig
+from mbrl.dynamics import ensemble as ensemble_module
+from mbrl.dynamics.ensemble import EnsembleConfig, GaussianEnsemble
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_map
 from torch.utils.flop_counter import flop_registry
 
-from agents.base import AgentSpec
-from agents.sac import SACAgent, SACConfig
-from dynamics import ensemble as ensemble_module
-from dynamics.ensemble import EnsembleConfig, GaussianEnsemble
 from mbrl.data.transitions import Transitions
 from mbrl.filters.penalties import MOPOPenalty, MOPOPenaltyConfig
 from mbrl.optim import adam

@@ -16,10 +16,10 @@ import json
 from pathlib import Path
 
 import torch
+from mbrl.agents import AGENTS
+from mbrl.agents.base import AgentSpec
 from omegaconf import OmegaConf
 
-from agents import AGENTS
-from agents.base import AgentSpec
 from mbrl.checkpoint import load
 from mbrl.config import TrainConfig, typed_section
 from mbrl.data.loading import load_dataset

@@ -2,7 +2,7 @@
 
 Each of ``E`` members is an MLP over the z-scored ``concat(obs, act)`` that predicts the mean and
 log-variance of ``[Δs, r]`` (``D = obs_dim + 1``, targets in raw units). All members run in one
-batched pass through :class:`~dynamics.layers.EnsembleLinear` layers. Training follows
+batched pass through :class:`~mbrl.dynamics.layers.EnsembleLinear` layers. Training follows
 OfflineRL-Kit's ``EnsembleDynamics.train``:
 
 * holdout split of ``min(holdout_fraction * N, max_holdout)`` rows, the normaliser fit on the rest;
@@ -28,11 +28,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from mbrl.dynamics.base import FitReport, StepResult
+from mbrl.dynamics.layers import EnsembleLinear
+from mbrl.dynamics.termination import TerminationFn, get_termination_fn
 from torch import nn
 
-from dynamics.base import FitReport, StepResult
-from dynamics.layers import EnsembleLinear
-from dynamics.termination import TerminationFn, get_termination_fn
 from mbrl.data.transitions import DatasetError, Transitions
 from mbrl.optim import adam
 

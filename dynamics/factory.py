@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from dynamics.base import DynamicsModel
-from dynamics.ensemble import EnsembleConfig, GaussianEnsemble
-from dynamics.oracle import OracleDynamics
-from dynamics.termination import TERMINATION_FNS
+from mbrl.dynamics.base import DynamicsModel
+from mbrl.dynamics.ensemble import EnsembleConfig, GaussianEnsemble
+from mbrl.dynamics.oracle import OracleDynamics
+from mbrl.dynamics.termination import TERMINATION_FNS
+
 from mbrl.data.transitions import DatasetSpec
 from mbrl.envs import env_family
 

@@ -25,10 +25,10 @@ from typing import Any
 
 import mujoco
 import torch
+from mbrl.dynamics.base import FitReport, StepResult
+from mbrl.dynamics.termination import get_termination_fn
 from mujoco import rollout
 
-from dynamics.base import FitReport, StepResult
-from dynamics.termination import get_termination_fn
 from mbrl.data.transitions import Transitions
 from mbrl.envs import env_family, make_env
 

@@ -89,5 +89,5 @@ def get_termination_fn(family: str) -> TerminationFn:
         known = ", ".join(sorted(TERMINATION_FNS))
         raise RegistryError(
             f"no termination function for env family {family!r}; known families: {known}. "
-            "Add one to dynamics.termination.TERMINATION_FNS or set termination=None (never terminate)."
+            "Add one to mbrl.dynamics.termination.TERMINATION_FNS or set termination=None (never terminate)."
         ) from None

@@ -20,11 +20,12 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from agents import AGENTS
-from dynamics.ensemble import EnsembleConfig
-from dynamics.factory import DYNAMICS_KINDS
+from mbrl.agents import AGENTS
 from mbrl.data.builtin import DEFAULT_DATASET
 from mbrl.diagnostics import DiagnosticsConfig
+from mbrl.dynamics.ensemble import EnsembleConfig
+from mbrl.dynamics.factory import DYNAMICS_KINDS
+from mbrl.errors import ConfigError
 from mbrl.filters import FILTERS, PENALTIES, RewardPenalty
 from mbrl.logging import LoggerConfig
 from mbrl.registry import RegistryError
@@ -32,10 +33,6 @@ from mbrl.rollout import RolloutConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 RESUME_MODES = ("auto", "true", "false", "force")
-
-
-class ConfigError(ValueError):
-    """A configuration value is unknown, mistyped or inconsistent; the message names the fix."""
 
 
 @dataclass
@@ -101,9 +98,15 @@ def typed_section(section: dict[str, Any] | DictConfig, registry_name: str, cls:
         return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), params))
     except OmegaConfBaseException as e:
         fields = ", ".join(f.name for f in dataclasses.fields(cls))
-        raise ConfigError(f"{registry_name}: {str(e).splitlines()[0]}. Valid options: {fields}") from None
-    except ValueError as e:
-        raise ConfigError(f"{registry_name}: {e}") from None
+        raise ConfigError(f"{registry_name}: {_first_line(e)}. Valid options: {fields}") from None
+    except (ValueError, OverflowError) as e:  # a __post_init__ value check; a number too big for a float
+        raise ConfigError(f"{registry_name}: {str(e).splitlines()[0]}") from None
+
+
+def _first_line(e: OmegaConfBaseException) -> str:
+    """OmegaConf's message without its multi-line context, naming the key it is about."""
+    key = getattr(e, "full_key", None)
+    return f"{key}: {str(e).splitlines()[0]}" if key else str(e).splitlines()[0]
 
 
 def resolve(config: DictConfig | TrainConfig) -> TrainConfig:
@@ -113,6 +116,8 @@ def resolve(config: DictConfig | TrainConfig) -> TrainConfig:
         try:
             cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainConfig), config))
         except OmegaConfBaseException as e:
+            raise ConfigError(str(e)) from None
+        except (ValueError, OverflowError) as e:  # e.g. EnsembleConfig's value checks
             raise ConfigError(str(e)) from None
     else:
         cfg = config

@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from dynamics.base import DynamicsModel
 from mbrl.data.transitions import Transitions
+from mbrl.dynamics.base import DynamicsModel
 
 
 @dataclass

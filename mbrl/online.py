@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agents.base import AgentSpec, make_agent
-from agents.sac import SACConfig
+from mbrl.agents.base import AgentSpec, make_agent
+from mbrl.agents.sac import SACConfig
 from mbrl.data.behavior import BehaviorBundle, Snapshot
 from mbrl.data.buffer import ReplayBuffer
 from mbrl.data.scores import D4RL_REFERENCE_SCORES

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import torch
 
-from dynamics.base import DynamicsModel
 from mbrl.data.buffer import ReplayBuffer
 from mbrl.data.transitions import Transitions
+from mbrl.dynamics.base import DynamicsModel
 from mbrl.filters.base import TransitionFilter
 from mbrl.filters.penalties import RewardPenalty
 

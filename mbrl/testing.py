@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from agents import AGENTS
-from agents.base import AgentSpec
+from mbrl.agents import AGENTS
+from mbrl.agents.base import AgentSpec
 from mbrl.data.transitions import Transitions
 
 SPEC = AgentSpec(obs_dim=5, act_dim=3, act_low=(-1.0, -2.0, 0.0), act_high=(1.0, 0.5, 3.0))

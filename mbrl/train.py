@@ -28,12 +28,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from agents.base import AgentSpec
-from dynamics.base import DynamicsModel
-from dynamics.cache import fit_cached
-from dynamics.ensemble import GaussianEnsemble
-from dynamics.factory import build_dynamics
-from dynamics.oracle import OracleDynamics
+from mbrl.agents.base import AgentSpec
 from mbrl.checkpoint import CheckpointError, restore_rng_state, rng_state, save_atomic
 from mbrl.config import CONFIG_DIR, Components, ConfigError, TrainConfig, components, resolve
 from mbrl.data.loading import load_dataset
@@ -41,6 +36,11 @@ from mbrl.data.scores import normalized_scores, summarize
 from mbrl.data.transitions import DatasetError, Transitions
 from mbrl.data.validate import check_env_match
 from mbrl.diagnostics import model_error_by_step, value_diagnostics
+from mbrl.dynamics.base import DynamicsModel
+from mbrl.dynamics.cache import fit_cached
+from mbrl.dynamics.ensemble import GaussianEnsemble
+from mbrl.dynamics.factory import build_dynamics
+from mbrl.dynamics.oracle import OracleDynamics
 from mbrl.envs import ENV_FAMILIES
 from mbrl.evaluate import evaluate
 from mbrl.logging import RunLogger, sweep_labels, to_float
@@ -127,7 +127,12 @@ def train(config: DictConfig | TrainConfig, run_dir: str | os.PathLike) -> dict[
     resolved = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
     with RunFolder(run_dir, resolved, cfg.resume, CHECKPOINT, map_location=cfg.device) as folder:
         if folder.changes:
-            log.warning("resume=force: continuing %s under changed keys %s", folder.path, folder.changes)
+            log.warning(
+                "resume=force: continuing %s under changed keys %s; what the checkpoint holds (the agent's "
+                "optimiser states, learning rates included) continues as saved",
+                folder.path,
+                folder.changes,
+            )
         return _train(cfg, parts, folder, resolved)
 
 

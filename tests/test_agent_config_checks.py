@@ -1,6 +1,6 @@
 """Every agent hyper-parameter is checked when its config is built, before anything runs.
 
-Agent config dataclasses check their values in ``__post_init__`` (``agents.base.require``); the training
+Agent config dataclasses check their values in ``__post_init__`` (``mbrl.agents.base.require``); the training
 job builds them with ``mbrl.config.typed_section``, which must report a bad value as a ``ConfigError``
 that names the field and its valid range, not let training fail later with a raw error.
 """
@@ -18,10 +18,10 @@ import pytest
 import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from mbrl.agents import AGENTS
+from mbrl.agents.base import AgentSpec, require
+from mbrl.dynamics.ensemble import EnsembleConfig, GaussianEnsemble
 
-from agents import AGENTS
-from agents.base import AgentSpec, require
-from dynamics.ensemble import EnsembleConfig, GaussianEnsemble
 from mbrl import config as mbrl_config
 from mbrl.config import ConfigError, components, resolve
 from mbrl.testing import random_batch

@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 import torch
+from mbrl.agents import AGENTS
 
-from agents import AGENTS
 from mbrl.testing import SPEC, check_agent
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from mbrl.agents import AGENTS
+from mbrl.agents.base import AgentSpec
+from mbrl.agents.combo import COMBOAgent, COMBOConfig  # importing registers "combo" (and "cql")
+from mbrl.agents.cql import CQLAgent, CQLConfig
 
-from agents import AGENTS
-from agents.base import AgentSpec
-from agents.combo import COMBOAgent, COMBOConfig  # importing registers "combo" (and "cql")
-from agents.cql import CQLAgent, CQLConfig
 from mbrl.data.transitions import Transitions
 from mbrl.testing import SPEC, check_agent, random_batch
 from mbrl.train import compose, train
@@ -29,7 +29,7 @@ SMALL = {"hidden_sizes": (32, 32)}
 
 def run_cli(args, env_vars):
     """``python -m mbrl.train ARGS``, with the two agents imported first so they are registered."""
-    boot = "import agents.cql, agents.combo; from mbrl.train import main; main()"
+    boot = "import mbrl.agents.cql, mbrl.agents.combo; from mbrl.train import main; main()"
     return subprocess.run(
         [sys.executable, "-c", boot, *args],
         cwd=ROOT,

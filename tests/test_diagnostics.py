@@ -4,8 +4,8 @@ import math
 
 import numpy as np
 import torch
+from mbrl.dynamics.oracle import OracleDynamics
 
-from dynamics.oracle import OracleDynamics
 from mbrl.data.generate import collect
 from mbrl.data.transitions import Transitions
 from mbrl.diagnostics import model_error_by_step, trajectory_segments, value_diagnostics

@@ -9,10 +9,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from mbrl.dynamics.base import DynamicsModel
+from mbrl.dynamics.ensemble import EnsembleConfig, GaussianEnsemble
+from mbrl.dynamics.termination import hopper_termination
 
-from dynamics.base import DynamicsModel
-from dynamics.ensemble import EnsembleConfig, GaussianEnsemble
-from dynamics.termination import hopper_termination
 from mbrl.data.transitions import Transitions
 
 SMALL = EnsembleConfig(

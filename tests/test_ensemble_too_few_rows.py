@@ -1,8 +1,8 @@
 """A dynamics fit on too few rows to split off a holdout is a DatasetError that says how many rows it needs."""
 
 import pytest
+from mbrl.dynamics.ensemble import EnsembleConfig, GaussianEnsemble
 
-from dynamics.ensemble import EnsembleConfig, GaussianEnsemble
 from mbrl.data.transitions import DatasetError
 from mbrl.testing import SPEC, random_batch
 

@@ -1,10 +1,20 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
+from mbrl.agents.actor import TanhGaussianActor
 
-from agents.actor import TanhGaussianActor
-from mbrl.data.behavior import BehaviorBundle, Snapshot
-from mbrl.data.generate import collect, level_episodes, minari_root, write_minari
+from mbrl.data.behavior import BehaviorBundle, Snapshot, packaged_bundle_path
+from mbrl.data.generate import (
+    ACTION_GRID,
+    collect,
+    float64_actor,
+    level_episodes,
+    minari_root,
+    policy_actions,
+    write_minari,
+)
 from mbrl.data.minari_io import load_minari
 from mbrl.envs import make_env
 
@@ -92,3 +102,85 @@ def test_bundle_save_load_round_trip(tmp_path):
     torch.testing.assert_close(back.actor(1)(obs, deterministic=True)[0], bundle.actor(1)(obs, deterministic=True)[0])
     with pytest.raises(FileNotFoundError, match="mbrl-train-behavior"):
         BehaviorBundle.load(tmp_path / "missing.pt")
+
+
+class ChunkedLinear(torch.nn.Module):
+    """``nn.Linear`` summing its inputs in chunks of ``chunk`` (another summation order than the BLAS kernel's)."""
+
+    def __init__(self, linear: torch.nn.Linear, chunk: int) -> None:
+        super().__init__()
+        self.weight, self.bias, self.chunk = linear.weight, linear.bias, chunk
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = [
+            x[:, i : i + self.chunk] @ self.weight[:, i : i + self.chunk].T for i in range(0, x.shape[1], self.chunk)
+        ]
+        return torch.stack(parts).sum(0) + self.bias
+
+
+def _chunked(actor: TanhGaussianActor, chunk: int) -> TanhGaussianActor:
+    other = copy.deepcopy(actor)
+    for holder in (other.trunk, other):
+        for key, module in list(holder.named_children()):
+            if isinstance(module, torch.nn.Linear):
+                setattr(holder, key, ChunkedLinear(module, chunk))
+    return other
+
+
+def _permuted(actor: TanhGaussianActor, seed: int) -> TanhGaussianActor:
+    """The same function with every hidden layer's units in another order (changes the next layer's sums)."""
+    other = copy.deepcopy(actor)
+    gen = torch.Generator().manual_seed(seed)
+    linears = [m for m in other.trunk if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        for k, layer in enumerate(linears):
+            perm = torch.randperm(layer.out_features, generator=gen)
+            layer.weight.copy_(layer.weight[perm])
+            layer.bias.copy_(layer.bias[perm])
+            for consumer in [linears[k + 1]] if k + 1 < len(linears) else [other.mu, other.log_std]:
+                consumer.weight.copy_(consumer.weight[:, perm])
+    return other
+
+
+def _float32_actions(actor: TanhGaussianActor, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """The previous generation's step: the policy in float32 (whose bits differed between CPUs)."""
+    h = actor.trunk(obs)
+    mu = actor.mu(h)
+    std = actor.log_std(h).clamp(actor.LOG_STD_MIN, actor.LOG_STD_MAX).exp()
+    return torch.tanh(mu + std * noise.float()) * actor.act_scale + actor.act_bias
+
+
+def _hopper_policy_inputs(n: int, seed: int) -> tuple[TanhGaussianActor, torch.Tensor, torch.Tensor]:
+    bundle = BehaviorBundle.load(packaged_bundle_path("hopper"))
+    gen = torch.Generator().manual_seed(seed)
+    obs = torch.randn(n, bundle.obs_dim, generator=gen)
+    noise = torch.randn(n, bundle.act_dim, generator=gen, dtype=torch.float64)
+    return bundle.actor(bundle.medium_index), obs, noise
+
+
+@pytest.mark.parametrize("variant", ["hidden units permuted", "sums in chunks of 64", "sums in chunks of 5"])
+def test_policy_step_is_bit_identical_when_the_matmul_sums_in_another_order(variant):
+    # Another CPU runs other BLAS kernels (AVX-512, AVX2, SSE, ...) that sum the matmul's products in
+    # another order. Reordering the sums here must not change a single bit of the generated actions.
+    actor, obs, noise = _hopper_policy_inputs(4096, 0)
+    other = _permuted(actor, 0) if variant == "hidden units permuted" else _chunked(actor, int(variant.split()[-1]))
+    with torch.no_grad():
+        a = policy_actions(float64_actor(actor), obs, noise)
+        b = policy_actions(float64_actor(other), obs, noise)
+        # The reordering is a real perturbation: the float32 forward of before gives other bits.
+        assert not torch.equal(_float32_actions(actor, obs, noise), _float32_actions(other, obs, noise))
+    assert a.dtype == torch.float32 and torch.equal(a, b)
+    assert torch.equal(torch.round(a / ACTION_GRID) * ACTION_GRID, a)  # on the grid, exactly
+    assert a.abs().max() <= 1
+
+
+def test_policy_step_does_not_depend_on_the_batch_it_is_in():
+    # The last steps of a budget step fewer than NUM_PARALLEL_ENVS envs, and BLAS picks kernels by
+    # shape: the actions of one observation must not depend on the batch it is in.
+    actor, obs, noise = _hopper_policy_inputs(1000, 1)
+    actor64 = float64_actor(actor)
+    with torch.no_grad():
+        whole = policy_actions(actor64, obs, noise)
+        for size in (1, 7, 10):
+            parts = [policy_actions(actor64, obs[i : i + size], noise[i : i + size]) for i in range(0, 1000, size)]
+            assert torch.equal(torch.cat(parts), whole)

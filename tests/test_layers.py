@@ -1,7 +1,6 @@
 import torch
+from mbrl.dynamics.layers import EnsembleLinear
 from torch import nn
-
-from dynamics.layers import EnsembleLinear
 
 
 def test_batched_matches_looped_members():

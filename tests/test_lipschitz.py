@@ -1,10 +1,10 @@
 """Lipschitz-regularised value learning (Zheng et al., ICLR 2023): spectral norm and adversarial targets."""
 
 import torch
+from mbrl.agents.base import AgentSpec, make_agent
+from mbrl.agents.critics import VectorizedCritic
+from mbrl.agents.sac import SACConfig
 
-from agents.base import AgentSpec, make_agent
-from agents.critics import VectorizedCritic
-from agents.sac import SACConfig
 from mbrl.testing import check_agent
 
 OBS, ACT = 6, 2

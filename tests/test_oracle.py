@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from mbrl.dynamics.base import DynamicsModel
+from mbrl.dynamics.oracle import OracleDynamics
 
-from dynamics.base import DynamicsModel
-from dynamics.oracle import OracleDynamics
 from mbrl.data.transitions import Transitions
 from mbrl.envs import make_env
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from agents.base import AgentSpec
+from mbrl.agents.base import AgentSpec
 from mbrl.data.transitions import Transitions
 
 
@@ -153,7 +153,7 @@ def test_plugin_agent_trains_through_the_hydra_command(plugin_env, tmp_path):
 
 
 def test_the_docs_only_plugin_shares_no_config_field_with_the_built_in_agents():
-    from agents import AGENTS
+    from mbrl.agents import AGENTS
 
     built_in = {f.name for name in AGENTS.names() for f in dataclasses.fields(AGENTS.get(name).Config)}
     assert "regression_bc" not in AGENTS.names()  # not installed in this environment

@@ -6,14 +6,14 @@ import dataclasses
 import json
 import math
 
+import mbrl.agents.prdc  # noqa: F401  (registers "prdc")
 import pytest
 import torch
+from mbrl.agents.base import AgentSpec
+from mbrl.agents.nn_search import KDTreeSearch, MatmulSearch, build_search, exact_nearest
+from mbrl.agents.prdc import PRDCAgent, PRDCConfig
+from mbrl.agents.td3bc import TD3BCAgent, TD3BCConfig
 
-import agents.prdc  # noqa: F401  (registers "prdc")
-from agents.base import AgentSpec
-from agents.nn_search import KDTreeSearch, MatmulSearch, build_search, exact_nearest
-from agents.prdc import PRDCAgent, PRDCConfig
-from agents.td3bc import TD3BCAgent, TD3BCConfig
 from mbrl.data.transitions import Transitions
 from mbrl.testing import SPEC, check_agent, random_batch
 from tests.test_train import SMOKE, run_cli

@@ -9,9 +9,9 @@ import functools
 from pathlib import Path
 
 import pytest
+from mbrl.agents import AGENTS
 from omegaconf import OmegaConf
 
-from agents import AGENTS
 from mbrl.config import TrainConfig, typed_section, validate
 from mbrl.data.d4rl import d4rl_env_id
 from mbrl.filters import FILTERS, PENALTIES

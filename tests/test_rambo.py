@@ -9,9 +9,9 @@ import json
 
 import pytest
 import torch
+from mbrl.agents.rambo import RAMBOAgent, RAMBOConfig
+from mbrl.dynamics.ensemble import EnsembleConfig, GaussianEnsemble
 
-from agents.rambo import RAMBOAgent, RAMBOConfig
-from dynamics.ensemble import EnsembleConfig, GaussianEnsemble
 from mbrl.checkpoint import load
 from mbrl.config import typed_section
 from mbrl.testing import SPEC, check_agent, random_batch

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from mbrl.dynamics.base import StepResult
+from mbrl.dynamics.ensemble import EnsembleConfig, GaussianEnsemble
 
-from dynamics.base import StepResult
-from dynamics.ensemble import EnsembleConfig, GaussianEnsemble
 from mbrl.data.transitions import Transitions
 from mbrl.filters import FILTERS, PENALTIES
 from mbrl.filters.reward_consistency import (

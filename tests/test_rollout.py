@@ -1,6 +1,6 @@
 import torch
+from mbrl.dynamics.base import StepResult
 
-from dynamics.base import StepResult
 from mbrl.filters.penalties import PENALTIES, MOPOPenalty, MOPOPenaltyConfig
 from mbrl.rollout import RolloutConfig, model_buffer, rollout, split_batch
 

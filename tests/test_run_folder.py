@@ -53,8 +53,8 @@ def test_a_run_cannot_be_shortened_but_may_be_extended(in_env, tmp_path):
 
 def test_resume_force_continues_under_the_new_config(in_env, tmp_path):
     train(compose([*FAST, "total_updates=20"]), tmp_path)
-    train(compose([*FAST, "total_updates=40", "agent.actor_lr=1e-4", "resume=force"]), tmp_path)
-    assert OmegaConf.load(tmp_path / "config.yaml").agent.actor_lr == 1e-4
+    train(compose([*FAST, "total_updates=40", "batch_size=16", "resume=force"]), tmp_path)
+    assert OmegaConf.load(tmp_path / "config.yaml").batch_size == 16
     assert load(tmp_path / "checkpoint.pt")["step"] == 40
 
 
@@ -128,7 +128,7 @@ def test_interrupted_run_resumes_to_the_same_parameters(in_env, tmp_path, monkey
 
 
 def test_divergence_before_the_first_checkpoint_says_nothing_is_kept(in_env, tmp_path):
-    args = [*FAST, "total_updates=200", "checkpoint_every=1000", "log_every=10", "agent.gamma=1e30"]
+    args = [*FAST, "total_updates=200", "checkpoint_every=1000", "log_every=10", "agent.critic_lr=1e30"]
     with pytest.raises(TrainingDivergedError, match="before the first checkpoint: nothing of this run is kept") as e:
         train(compose(args), tmp_path)
     assert "last good checkpoint" not in str(e.value)

@@ -2,10 +2,10 @@ import copy
 
 import pytest
 import torch
+from mbrl.agents import AGENTS, make_agent
+from mbrl.agents.base import AgentSpec
+from mbrl.agents.sac import SACConfig
 
-from agents import AGENTS, make_agent
-from agents.base import AgentSpec
-from agents.sac import SACConfig
 from mbrl.data.transitions import Transitions
 from mbrl.registry import RegistryError
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from mbrl.dynamics.cache import cache_key, fit_cached
+from mbrl.dynamics.ensemble import EnsembleConfig, GaussianEnsemble
 from torch import nn
 
-from dynamics.cache import cache_key, fit_cached
-from dynamics.ensemble import EnsembleConfig, GaussianEnsemble
 from mbrl.checkpoint import CheckpointError, load, rng_state, save_atomic
 from mbrl.testing import SPEC, random_batch
 from mbrl.train import compose, train
@@ -127,10 +127,10 @@ def assert_refitted(cache: Path, caplog) -> None:
     """A fresh model is fitted, the entry moved aside (named in a warning) and a valid entry written."""
     path = entry(cache)
     fresh = Counted()
-    with caplog.at_level(logging.WARNING, logger="dynamics.cache"):
+    with caplog.at_level(logging.WARNING, logger="mbrl.dynamics.cache"):
         report = fit_cached(fresh.model, DATA, HASH, cache_dir=cache)
     assert fresh.fits == 1 and report is not None
-    warnings = [r for r in caplog.records if r.name == "dynamics.cache"]
+    warnings = [r for r in caplog.records if r.name == "mbrl.dynamics.cache"]
     assert [r.levelno for r in warnings] == [logging.WARNING] and str(path) in caplog.text
     aside = list(path.parent.glob(f"{path.name}.corrupt-*"))
     assert len(aside) == 1 and str(aside[0]) in caplog.text
@@ -186,7 +186,7 @@ def test_cache_entry_of_another_model_is_moved_aside_and_refitted_from_scratch(t
 
 
 def test_entries_moved_aside_in_the_same_second_are_all_kept(tmp_path, monkeypatch):
-    monkeypatch.setattr("dynamics.cache.time.strftime", lambda _: "20250101-000000")
+    monkeypatch.setattr("mbrl.dynamics.cache.time.strftime", lambda _: "20250101-000000")
     for _ in range(3):
         fit_cached(Counted().model, DATA, HASH, cache_dir=tmp_path)
         damage(entry(tmp_path), "empty")

@@ -7,8 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from dynamics.termination import (
+from mbrl.dynamics.termination import (
     HOPPER_HEALTHY_ANGLE_RANGE,
     HOPPER_HEALTHY_STATE_RANGE,
     HOPPER_HEALTHY_Z_RANGE,
@@ -17,6 +16,7 @@ from dynamics.termination import (
     WALKER2D_HEALTHY_Z_RANGE,
     get_termination_fn,
 )
+
 from mbrl.envs import env_family, make_env
 
 ENV_IDS = ("Hopper-v5", "Walker2d-v5", "HalfCheetah-v5")

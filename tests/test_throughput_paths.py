@@ -19,13 +19,13 @@ import dataclasses
 
 import pytest
 import torch
+from mbrl.agents.base import AgentSpec
+from mbrl.agents.critics import VectorizedCritic
+from mbrl.agents.sac import SACAgent, SACConfig, require_torch_compile
+from mbrl.dynamics import ensemble as ensemble_module
+from mbrl.dynamics.ensemble import EnsembleConfig, GaussianEnsemble
 
-from agents.base import AgentSpec
-from agents.critics import VectorizedCritic
-from agents.sac import SACAgent, SACConfig, require_torch_compile
 from benchmarks.throughput import plain_adam  # the plain path the benchmark times fused Adam against
-from dynamics import ensemble as ensemble_module
-from dynamics.ensemble import EnsembleConfig, GaussianEnsemble
 from mbrl.data.transitions import Transitions
 from mbrl.filters.penalties import MOPOPenalty, MOPOPenaltyConfig
 from mbrl.optim import adam

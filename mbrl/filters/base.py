@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Protocol
 
 import torch
 
-from dynamics.base import StepResult
+from mbrl.dynamics.base import StepResult
 from mbrl.registry import Registry
 
 

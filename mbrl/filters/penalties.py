@@ -18,7 +18,7 @@ from typing import ClassVar, Protocol
 
 import torch
 
-from dynamics.base import DynamicsModel, StepResult
+from mbrl.dynamics.base import DynamicsModel, StepResult
 from mbrl.registry import Registry
 
 

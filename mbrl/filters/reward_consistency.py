@@ -45,9 +45,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dynamics.base import StepResult
-from dynamics.layers import EnsembleLinear
 from mbrl.data.transitions import Transitions
+from mbrl.dynamics.base import StepResult
+from mbrl.dynamics.layers import EnsembleLinear
 from mbrl.filters.base import FILTERS, FilterResult
 from mbrl.optim import adam
 

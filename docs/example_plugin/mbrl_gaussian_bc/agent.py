@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from mbrl.agents.actor import TanhGaussianActor
+from mbrl.agents.base import AgentSpec
 
-from agents.actor import TanhGaussianActor
-from agents.base import AgentSpec
 from mbrl.data.transitions import Transitions
 
 
