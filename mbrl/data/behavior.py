@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from agents.actor import TanhGaussianActor
+from mbrl.agents.actor import TanhGaussianActor
 
 PACKAGED_DIR = Path(__file__).with_name("policies")
 

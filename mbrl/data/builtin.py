@@ -23,7 +23,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from mbrl.data.behavior import BehaviorBundle, packaged_bundle_path
-from mbrl.data.generate import level_episodes, write_minari
+from mbrl.data.generate import ACTION_GRID, level_episodes, write_minari
 from mbrl.envs import ENV_FAMILIES
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,8 @@ def build_builtin(
     episodes, behavior = level_episodes(bundle, ds.level, ds.num_transitions, ds.seed)
     description = (
         f"mbrl built-in dataset {name}: {ds.env_id}, level {ds.level}, seed {ds.seed}. "
-        f"Behaviour policy: {behavior}. Reference scores: D4RL {ds.family} random/expert returns."
+        f"Behaviour policy: {behavior}; policy actions computed in float64 and rounded to multiples of "
+        f"{ACTION_GRID:g} (the same on every CPU). Reference scores: D4RL {ds.family} random/expert returns."
     )
     write_minari(
         ds.minari_id, episodes, ds.env_id, f"mbrl-sac/{ds.family}/{ds.level}", description, _datasets_root(root)

@@ -14,6 +14,7 @@ Every episode stores ``infos["qpos"]`` and ``infos["qvel"]`` with one row per ob
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import shutil
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from agents.actor import TanhGaussianActor
+from mbrl.agents.actor import TanhGaussianActor
 from mbrl.data.behavior import BehaviorBundle
 from mbrl.data.scores import D4RL_REFERENCE_SCORES
 from mbrl.envs import env_family, make_env
@@ -36,6 +37,20 @@ from mbrl.torch_utils import one_thread
 log = logging.getLogger(__name__)
 LEVELS = ("random", "medium", "medium-replay", "expert", "medium-expert")
 NUM_PARALLEL_ENVS = 10
+# The policy's actions are rounded to multiples of ACTION_GRID (in units of the action half-range),
+# so that the datasets do not depend on the CPU they are generated on. In float32 they did: the
+# matmul kernels MKL picks per CPU (AVX2, AVX-512, ...) sum in different orders, torch's float32
+# randn, exp and tanh have per-CPU (vectorised vs scalar) code, and one ulp in one action changes
+# every later state of a chaotic MuJoCo rollout. In float64 every product of float32 weights and
+# inputs is exact and the per-CPU differences shrink to the last bits: against a long-double
+# reference the float64 tanh(u) of the packaged policies is off by 3e-16 on average (5e-15 at
+# most; benchmarks/results/builtin_reproducibility.md). Two CPUs' values then round to different
+# grid points only when a rounding boundary falls between them: probability about |difference| /
+# ACTION_GRID = 6e-16 / 2^-16 ~ 4e-11 per action component. A 100k-step dataset of a 6-dim env
+# holds 6e5 components, so it comes out differently with probability ~2.4e-5; all built-in policy
+# datasets together (~3e6 components) ~1.2e-4. The grid, 1.5e-5 of the half-range, is far below
+# the policies' smallest noise (std >= exp(-5) ~ 6.7e-3 of it): the data are still samples of them.
+ACTION_GRID = 2.0**-16
 # ``progress`` of the collecting functions: True/False shows/hides a bar on stderr, None shows it only
 # on a terminal (tqdm's own rule), and a bar passed in is advanced (one bar over several collections).
 Progress = bool | None | tqdm
@@ -96,6 +111,7 @@ def _progress_bar(progress: Progress, total: int, desc: str) -> Iterator[tqdm]:
 def _collect(env_id: str, actor: TanhGaussianActor | None, num_steps: int, seed: int, bar: tqdm) -> list[Episode]:
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
+    actor64 = None if actor is None else float64_actor(actor)
     envs = [make_env(env_id) for _ in range(NUM_PARALLEL_ENVS)]
     low, high = envs[0].action_space.low, envs[0].action_space.high
     finished: list[Episode] = []
@@ -108,11 +124,12 @@ def _collect(env_id: str, actor: TanhGaussianActor | None, num_steps: int, seed:
     while steps < num_steps:
         active = min(NUM_PARALLEL_ENVS, num_steps - steps)
         obs = np.stack([ep.observations[-1] for ep in running[:active]]).astype(np.float32)
-        if actor is None:
+        if actor64 is None:
             actions = rng.uniform(low, high, size=(active, len(low))).astype(np.float32)
         else:
             with torch.no_grad():
-                actions = _sample_actions(actor, torch.as_tensor(obs), gen).numpy()
+                noise = torch.randn((active, len(low)), generator=gen, dtype=torch.float64)
+                actions = policy_actions(actor64, torch.as_tensor(obs), noise).numpy()
         for i in range(active):
             env, ep = envs[i], running[i]
             next_obs, rew, term, trunc, _ = env.step(actions[i])
@@ -140,13 +157,25 @@ def _collect(env_id: str, actor: TanhGaussianActor | None, num_steps: int, seed:
     return finished
 
 
-def _sample_actions(actor: TanhGaussianActor, obs: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Stochastic actions drawn with an explicit generator (independent of the global RNG)."""
-    h = actor.trunk(obs)
-    mu = actor.mu(h)
-    std = actor.log_std(h).clamp(actor.LOG_STD_MIN, actor.LOG_STD_MAX).exp()
-    u = mu + std * torch.randn(mu.shape, generator=gen)
-    return torch.tanh(u) * actor.act_scale + actor.act_bias
+def float64_actor(actor: TanhGaussianActor) -> TanhGaussianActor:
+    """A float64 copy of ``actor`` for ``policy_actions`` (float32 weights widen exactly)."""
+    return copy.deepcopy(actor).to(torch.float64).eval()
+
+
+def policy_actions(actor64: TanhGaussianActor, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Stochastic float32 actions ``[B, act]`` for float32 ``obs``, the same on every CPU.
+
+    ``actor64`` is a ``float64_actor`` and ``noise`` a float64 standard normal ``[B, act]`` (drawn
+    with ``torch.randn(..., dtype=torch.float64)``: torch's float32 randn has per-CPU code). The
+    pre-tanh sample ``u = mu + std * noise`` is computed in float64 and the squashed action
+    ``tanh(u)`` rounded to a multiple of ``ACTION_GRID`` before scaling (exact for the built-in
+    envs' [-1, 1] boxes) and casting to float32. See ``ACTION_GRID`` for why.
+    """
+    h = actor64.trunk(obs.to(torch.float64))
+    mu = actor64.mu(h)
+    std = actor64.log_std(h).clamp(actor64.LOG_STD_MIN, actor64.LOG_STD_MAX).exp()
+    squashed = torch.round(torch.tanh(mu + std * noise) / ACTION_GRID) * ACTION_GRID
+    return (squashed * actor64.act_scale + actor64.act_bias).to(torch.float32)
 
 
 def level_episodes(
