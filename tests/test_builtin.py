@@ -96,3 +96,15 @@ def test_the_mismatch_warning_names_the_library_versions_that_differ(tmp_path, c
 def test_unknown_builtin_lists_the_known_ones(tmp_path):
     with pytest.raises(KeyError, match="hopper-medium"):
         ensure_builtin("hopper-expert", root=tmp_path)
+
+
+@pytest.mark.parametrize("mujoco", [None, "9.9.9"])
+def test_a_freshly_built_mismatch_names_versions_or_a_changed_generation(tmp_path, caplog, monkeypatch, mujoco):
+    installed = {**builtin.RECORDED_WITH, **({"mujoco": mujoco} if mujoco else {})}
+    monkeypatch.setattr(builtin, "installed_versions", lambda: installed)
+    with caplog.at_level(logging.WARNING, logger="mbrl.data.builtin"):
+        builtin._warn_if_unrecorded("hopper-medium", tmp_path, "0" * 64, built_now=True)
+    if mujoco:
+        assert "mujoco 9.9.9 (recorded with" in caplog.text and "install the recorded versions" in caplog.text
+    else:
+        assert "generation code was changed" in caplog.text and "--record-hashes" in caplog.text

@@ -137,11 +137,18 @@ def _warn_if_unrecorded(name: str, root: str | os.PathLike | None, content_hash:
         else f"the installed versions are the recorded ones ({', '.join(f'{p} {v}' for p, v in RECORDED_WITH.items())})"
     )
     folder = builtin_folder(name, root)
-    if built_now:
+    if built_now and differing:
         cause = (
             f"it was just generated, so the difference comes from the library versions: {versions}. "
             f"Fix: install the recorded versions and rebuild it (delete {folder}, or `mbrl-make-dataset {name} "
             "--force`); results on this dataset are not comparable with results on the published one"
+        )
+    elif built_now:
+        cause = (
+            f"it was just generated and {versions}, so the generation itself differs: the generation code was "
+            f"changed since {RECORDED_HASHES.name} was recorded (record it again: `mbrl-make-dataset --all --force "
+            "--record-hashes`), or this platform computes differently (another OS, C library or processor "
+            "architecture); results on this dataset are not comparable with results on the published one"
         )
     else:
         cause = (
