@@ -4,8 +4,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 
 import pytest
 import torch
@@ -14,7 +12,7 @@ from omegaconf import OmegaConf
 from mbrl.checkpoint import load
 from mbrl.run_folder import InterruptFlag, RunFolder, RunFolderError, config_changes
 from mbrl.train import TrainingDivergedError, compose, train
-from tests.test_train import ROOT, SMOKE, run_cli
+from tests.test_train import SMOKE, run_cli, start_training
 
 pytestmark = pytest.mark.slow
 FAST = [*SMOKE, "agent=sac", "dynamics=none"]  # model-free: no dynamics fit, a run takes seconds
@@ -76,17 +74,7 @@ def test_second_process_on_a_folder_in_use_gets_a_named_error(env_vars, tmp_path
 
 def test_ctrl_c_writes_a_checkpoint_says_how_to_resume_and_exits_130(env_vars, tmp_path):
     args = [*FAST, "total_updates=100000", "eval_every=100000", "checkpoint_every=100000", "log_every=10"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mbrl.train", *args, f"hydra.run.dir={tmp_path}"],
-        cwd=ROOT,
-        env={**os.environ, **env_vars},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.time() + 120
-    while not (tmp_path / "train.csv").exists() and time.time() < deadline:  # the loop is running
-        time.sleep(0.05)
+    proc = start_training(args, tmp_path, env_vars, "train.csv", stderr=subprocess.PIPE, text=True)  # in the loop
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]

@@ -102,19 +102,24 @@ def test_smoke_run_through_hydra_command(overrides, env_vars, tmp_path):
         assert all(1.3134 > float(r["filter_score_mean"]) > 0.313 for r in rounds)  # the range of r_D
 
 
-def kill_at_first_checkpoint(args: list[str], run_dir: Path, env_vars: dict[str, str]) -> int:
-    """Start a training job in ``run_dir``, SIGKILL it once its first checkpoint exists; returns that step."""
+def start_training(args: list[str], run_dir: Path, env_vars: dict[str, str], until: str, **popen) -> subprocess.Popen:
+    """Start a training job in ``run_dir`` and return once it has written ``run_dir / until``."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "mbrl.train", *args, f"hydra.run.dir={run_dir}"],
         cwd=ROOT,
         env={**os.environ, **env_vars},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+        **popen,
     )
     deadline = time.time() + 120
-    while not (run_dir / "checkpoint.pt").exists() and time.time() < deadline:
+    while not (run_dir / until).exists() and time.time() < deadline:
         time.sleep(0.05)
+    return proc
+
+
+def kill_at_first_checkpoint(args: list[str], run_dir: Path, env_vars: dict[str, str]) -> int:
+    """Start a training job in ``run_dir``, SIGKILL it once its first checkpoint exists; returns that step."""
+    proc = start_training(args, run_dir, env_vars, "checkpoint.pt", stderr=subprocess.DEVNULL, start_new_session=True)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     return load(run_dir / "checkpoint.pt")["step"]
