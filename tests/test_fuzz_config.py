@@ -19,7 +19,7 @@ from mbrl.config import ConfigError, components, resolve
 from mbrl.run_folder import flatten
 from mbrl.train import compose
 
-CASES = 100
+CASES = 60
 KEYS = sorted(flatten(OmegaConf.to_container(compose([]))))
 GROUPS = {"agent": ["mopo", "ravl", "bc", "iql", "rambo"], "penalty": ["none", "mobile"], "scale": ["smoke", "paper"]}
 
