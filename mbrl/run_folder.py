@@ -168,6 +168,17 @@ class RunFolder:
             )
         self.changes = changes
 
+    def check_dataset(self, name: str, content_hash: str) -> None:
+        """Refuse to continue a checkpoint on other data than it was trained on (the same name, changed content)."""
+        saved = (self.state or {}).get("dataset_hash")
+        if saved is None or saved == content_hash or self.resume == "force":
+            return
+        raise RunFolderError(
+            f"the checkpoint in {self.path} was trained on dataset {name!r} with content hash {saved[:12]}, but "
+            f"{name!r} now has content hash {content_hash[:12]}: the data changed (a rebuilt or edited dataset). "
+            "Give this run another folder (hydra.run.dir=...), or add resume=force to continue on the new data"
+        )
+
     def _check_step(self, total_updates: int, step: int) -> None:
         """Refuse to shorten a run: a checkpoint at ``step`` cannot become a run of ``total_updates < step``."""
         if total_updates < step:

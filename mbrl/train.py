@@ -157,6 +157,7 @@ def _train(cfg: TrainConfig, parts: Components, folder: RunFolder, resolved: dic
         device=str(device),
     )
     spec = data.spec
+    folder.check_dataset(cfg.dataset, spec.content_hash)
     eval_env = _eval_env(cfg, spec)
     check_env_match(spec, eval_env, allow_version_mismatch=cfg.allow_version_mismatch)
     real = data.transitions
@@ -227,6 +228,7 @@ def _train(cfg: TrainConfig, parts: Components, folder: RunFolder, resolved: dic
                 "rng": rng_state(batch_gen, rollout_gen),
                 "model_buffer": buffer.state_dict() if buffer is not None else None,
                 "wandb_id": logger.wandb_id,
+                "dataset_hash": spec.content_hash,
             },
             ckpt_path,
         )

@@ -9,7 +9,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from mbrl.checkpoint import load
+from mbrl.checkpoint import load, save_atomic
 from mbrl.run_folder import InterruptFlag, RunFolder, RunFolderError, config_changes
 from mbrl.train import TrainingDivergedError, compose, train
 from tests.test_train import SMOKE, run_cli, start_training
@@ -53,6 +53,18 @@ def test_resume_force_continues_under_the_new_config(in_env, tmp_path):
     train(compose([*FAST, "total_updates=20"]), tmp_path)
     train(compose([*FAST, "total_updates=40", "batch_size=16", "resume=force"]), tmp_path)
     assert OmegaConf.load(tmp_path / "config.yaml").batch_size == 16
+    assert load(tmp_path / "checkpoint.pt")["step"] == 40
+
+
+def test_a_checkpoint_is_not_continued_on_changed_data(in_env, tmp_path):
+    train(compose([*FAST, "total_updates=20"]), tmp_path)
+    state = load(tmp_path / "checkpoint.pt")
+    state["dataset_hash"] = "0" * 64  # as if the dataset had been rebuilt with other content since
+    save_atomic(state, tmp_path / "checkpoint.pt")
+    with pytest.raises(RunFolderError, match=r"content hash 000000000000, but .* now has content hash"):
+        train(compose([*FAST, "total_updates=40"]), tmp_path)
+    assert load(tmp_path / "checkpoint.pt")["step"] == 20
+    train(compose([*FAST, "total_updates=40", "resume=force"]), tmp_path)
     assert load(tmp_path / "checkpoint.pt")["step"] == 40
 
 
