@@ -20,8 +20,9 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 train: setup
 	$(BIN)/mbrl-train
 
+# Two worker processes: every test runs torch on one thread, so two share a 2-core machine well.
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 lint: setup
 	$(BIN)/ruff check .
