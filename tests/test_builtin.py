@@ -33,6 +33,7 @@ def test_every_builtin_dataset_has_a_recorded_hash():
     assert set(recorded_hashes()) == set(BUILTIN_DATASETS)
 
 
+@pytest.mark.slow
 def test_regenerated_dataset_matches_the_recorded_hash(tmp_path):
     # hopper-medium: 100k transitions from the packaged policy, a few seconds. The generation does not
     # depend on the CPU's code paths (mbrl.data.generate.ACTION_GRID), only on the library versions.

@@ -145,6 +145,7 @@ def test_which_rows_are_pushed_down_and_up(cls, options, down_rows, up_rows):
 # -- behaviour ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cql_values_out_of_distribution_actions_below_sac():
     """Offline data with actions near (0.5, 0.5): after a few hundred updates CQL's Q on far-away actions is
     lower than plain SAC's and lower than its own Q on the data actions."""
@@ -194,6 +195,7 @@ def test_combo_without_model_data_says_how_to_get_it(env_vars, monkeypatch, tmp_
 # -- the training job --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("agent", ["cql", "combo"])
 def test_smoke_run_through_hydra_command(agent, env_vars, tmp_path):
     out = run_cli([*SMOKE, f"agent={agent}", f"hydra.run.dir={tmp_path}"], env_vars)

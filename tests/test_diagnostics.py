@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 from mbrl.dynamics.oracle import OracleDynamics
 
@@ -91,6 +92,7 @@ def test_value_diagnostics_split_edge_of_reach_states_from_the_rest():
     assert set(no_model) == set(out) and math.isnan(no_model["q_std_edge_of_reach"])
 
 
+@pytest.mark.slow
 def test_plot_script_draws_a_run_folder(tmp_path):
     from mbrl.plot_diagnostics import main, plot_run
 
@@ -107,6 +109,7 @@ def test_plot_script_draws_a_run_folder(tmp_path):
     assert main([str(tmp_path / "missing")]) == 2
 
 
+@pytest.mark.slow
 def test_diagnostics_do_not_change_training(env_vars, monkeypatch, tmp_path):
     from mbrl.checkpoint import load
     from mbrl.train import compose, train

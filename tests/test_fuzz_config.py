@@ -9,6 +9,7 @@ error or a ``ConfigError``: the exceptions that the command prints as one line.
 
 import string
 
+import pytest
 from hydra.errors import HydraException
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -53,6 +54,7 @@ def override(draw) -> str:
 @settings(
     max_examples=CASES, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
+@pytest.mark.slow
 @given(st.lists(override(), min_size=1, max_size=4))
 def test_random_overrides_give_a_config_or_a_named_error(overrides):
     try:

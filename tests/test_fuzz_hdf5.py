@@ -12,6 +12,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -81,6 +82,7 @@ def hdf5_file(draw) -> tuple[bytes, str, str | None]:
 @settings(
     max_examples=CASES, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
+@pytest.mark.slow
 @given(hdf5_file())
 def test_any_hdf5_file_loads_or_gets_a_dataset_error(case):
     data, name, env_id = case

@@ -29,6 +29,7 @@ def test_malformed_conditions_name_the_expected_form(items):
         parse_conditions([], items)
 
 
+@pytest.mark.slow
 def test_a_grid_runs_with_its_dataset_overrides_and_is_summarised(tmp_path, env_vars, monkeypatch, capsys):
     for key, value in env_vars.items():
         monkeypatch.setenv(key, value)

@@ -31,6 +31,7 @@ def collected(minari_root):
     return collect_minari_hopper("test/hopper/random-v0", num_episodes=3, max_episode_steps=20, seed=1)
 
 
+@pytest.mark.slow
 def test_collected_dataset_aligns_observations_with_next_observations(collected):
     ds = load_minari("test/hopper/random-v0")
     tr = ds.transitions

@@ -143,6 +143,7 @@ def train_cli(args: list[str], run_dir: Path, env: dict[str, str]) -> subprocess
     )
 
 
+@pytest.mark.slow
 def test_plugin_agent_trains_through_the_hydra_command(plugin_env, tmp_path):
     out = train_cli(["agent=gaussian_bc", "agent.lr=1e-3", "scale=smoke"], tmp_path, plugin_env)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -167,6 +168,7 @@ CPU_SHORT = "scale=cpu total_updates=20 eval_every=10 checkpoint_every=10 log_ev
 @pytest.mark.parametrize(
     "scale", [["scale=smoke"], [*CPU_SHORT.split(), "final_eval_episodes=1"]], ids=["smoke", "cpu"]
 )
+@pytest.mark.slow
 def test_a_plugin_without_hidden_sizes_runs_at_every_scale(plugin_env, tmp_path, scale):
     out = train_cli(["agent=regression_bc", "agent.width=16", *scale], tmp_path, plugin_env)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -177,6 +179,7 @@ def test_a_plugin_without_hidden_sizes_runs_at_every_scale(plugin_env, tmp_path,
     assert run.scale == scale[0].removeprefix("scale=") and (tmp_path / "final.json").exists()
 
 
+@pytest.mark.slow
 def test_plugin_agents_pass_the_generic_tester(plugin_env):
     code = "from mbrl.testing import check_agent; check_agent('gaussian_bc'); check_agent('regression_bc'); print('ok')"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=plugin_env, capture_output=True, text=True)

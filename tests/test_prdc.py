@@ -108,6 +108,7 @@ def test_nearest_dataset_actions_use_the_standardised_state_metric():
     assert torch.equal(nearest(1e-6), data.act[brute_force(data.act, act)])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("start, nearest", [(0.3, 0.8), (-0.1, -0.6)])
 def test_constraint_pulls_the_actor_to_the_nearest_dataset_action(start, nearest):
     """One state whose dataset actions are -0.6 and 0.8, and the RL term off (alpha=0): TD3+BC
@@ -137,6 +138,7 @@ def test_constraint_pulls_the_actor_to_the_nearest_dataset_action(start, nearest
     assert td3bc.act(state, deterministic=True).item() == pytest.approx(0.1, abs=0.02)
 
 
+@pytest.mark.slow
 def test_smoke_run_through_hydra_command_searches_the_dataset(env_vars, tmp_path):
     out = run_cli([*SMOKE, "agent=prdc", f"hydra.run.dir={tmp_path}"], env_vars)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -183,6 +183,7 @@ def test_per_task_headers_say_how_to_use_a_local_file():
         assert "allow_version_mismatch=true" in header and "dataset=/path/to/" in header, preset
 
 
+@pytest.mark.slow
 def test_a_per_task_preset_trains_on_the_file_in_the_d4rl_folder(tmp_path, monkeypatch):
     """The published hopper-medium MOBILE preset finds ``hopper_medium-v2.hdf5`` through $D4RL_DATASET_DIR
     (a small D4RL-layout stand-in) and runs end to end at smoke size."""

@@ -171,6 +171,7 @@ def test_training_job_refuses_the_oracle(env_vars, monkeypatch, tmp_path):
         train(compose([*SMOKE, "agent=rambo", "dynamics=oracle", *TINY]), tmp_path)
 
 
+@pytest.mark.slow
 def test_smoke_run_through_hydra_command(env_vars, tmp_path):
     out = run_cli([*SMOKE, "agent=rambo", *TINY, f"hydra.run.dir={tmp_path}"], env_vars)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -189,6 +190,7 @@ def _dynamics_files(cache_dir):
     return {p.name: p.read_bytes() for p in sorted((cache_dir / "dynamics").glob("*.pt"))}
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_run_ends_with_the_same_actor_and_model(env_vars, tmp_path):
     cache = tmp_path / "cache"
     args = [*SMOKE, "agent=rambo", *TINY, "total_updates=200", "checkpoint_every=20", "eval_every=1000"]

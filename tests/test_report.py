@@ -245,6 +245,7 @@ def test_errors_name_the_problem(tmp_path, capsys):
     assert "not a folder" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_real_multirun_reported_from_the_command_line(env_vars, tmp_path):
     sweep_dir = tmp_path / "sweep"
     args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep_dir}", *SMOKE]

@@ -49,6 +49,7 @@ def auc(pos: torch.Tensor, neg: torch.Tensor) -> float:
     return float((pos[:, None] > neg[None, :]).float().mean())
 
 
+@pytest.mark.slow
 def test_discriminator_separates_real_from_perturbed_transitions(fitted_reward):
     real = toy_transitions(1000, seed=1)
     g = torch.Generator().manual_seed(2)

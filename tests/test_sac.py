@@ -90,6 +90,7 @@ def test_same_seed_same_parameters():
         assert torch.equal(first[k], second[k])
 
 
+@pytest.mark.slow
 def test_terminal_transitions_do_not_bootstrap_but_timeouts_do():
     # r = 1 everywhere. Terminated rows must regress to exactly r; truncated rows bootstrap and exceed it.
     agent = make_agent("sac", SPEC, SACConfig(hidden_sizes=(32, 32), gamma=0.9, critic_lr=3e-3))
@@ -124,6 +125,7 @@ def test_edac_diversity_matches_a_looped_computation():
     torch.testing.assert_close(div, total.mean() / 3)
 
 
+@pytest.mark.slow
 def test_edac_update_lowers_gradient_similarity():
     agent = make_agent("sac", SPEC, SACConfig(hidden_sizes=(32, 32), num_critics=5, eta=5.0))
     b = batch(64)

@@ -205,6 +205,7 @@ def test_entries_moved_aside_in_the_same_second_are_all_kept(tmp_path, monkeypat
     ],
     ids=["morec-mopo", "rambo"],
 )
+@pytest.mark.slow
 def test_files_written_by_a_training_job_load_with_weights_only(overrides, env_vars, monkeypatch, tmp_path):
     """Agent and optimiser states, RNG states, the model buffer and cached fits hold nothing weights_only refuses."""
     for k, v in env_vars.items():

@@ -9,6 +9,7 @@ and is left out). Rewrite it with ``python -m tests.test_scales`` only for a del
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from omegaconf import OmegaConf
 
@@ -39,6 +40,7 @@ def test_scale_presets_write_nothing_into_component_sections():
         assert not keys & {"agent", "penalty", "filter"}, path.name
 
 
+@pytest.mark.slow
 def test_built_in_agent_sections_are_those_recorded_at_every_scale():
     golden = json.loads(GOLDEN.read_text())
     assert sorted(golden) == sorted(cases())  # a new preset needs its sections recorded

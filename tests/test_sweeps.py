@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from omegaconf import OmegaConf
 
 from mbrl.logging import LoggerConfig, RunLogger, sweep_labels
@@ -16,6 +17,7 @@ def test_sweep_labels_group_by_sweep_and_name_the_ablation_without_the_seed():
     assert sweep_labels(["agent=bc", "seed=0"], "s/x") == sweep_labels(["seed=1", "agent=bc"], "s/x")
 
 
+@pytest.mark.slow
 def test_wandb_runs_get_group_job_type_and_the_git_tag(tmp_path, monkeypatch):
     import wandb
 
@@ -35,6 +37,7 @@ def test_wandb_runs_get_group_job_type_and_the_git_tag(tmp_path, monkeypatch):
     assert "git-0123456789" in seen["tags"] and seen["mode"] == "offline"
 
 
+@pytest.mark.slow
 def test_multirun_through_submitits_local_executor(env_vars, tmp_path):
     out = run_cli(
         [

@@ -248,6 +248,7 @@ def test_dynamics_fit_with_fused_adam_agrees_with_plain_adam(monkeypatch):
         torch.testing.assert_close(p, ref, rtol=1e-4, atol=1e-5, msg=name)
 
 
+@pytest.mark.slow
 def test_compiled_update_agrees_with_eager():
     """EDAC (explicit action-gradients under compile) with a model batch; small nets: a cold compile takes
     about 40 s on a busy 2-core machine, a warm inductor cache 10 s.
@@ -301,6 +302,7 @@ def in_env(env_vars, monkeypatch):
         monkeypatch.setenv(k, v)
 
 
+@pytest.mark.slow
 def test_compile_flag_compiles_the_agent_before_training(in_env, tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(SACAgent, "compile", lambda self: calls.append(self.cfg))

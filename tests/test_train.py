@@ -81,6 +81,7 @@ def run_cli(args, env_vars, **kw):
         "morec-ravl",
     ],
 )
+@pytest.mark.slow
 def test_smoke_run_through_hydra_command(overrides, env_vars, tmp_path):
     out = run_cli([*SMOKE, *overrides, f"hydra.run.dir={tmp_path}"], env_vars)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -129,6 +130,7 @@ def _params(run_dir: Path) -> dict[str, torch.Tensor]:
     return load(run_dir / "checkpoint.pt")["agent"]["actor"]
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_run_ends_with_the_same_parameters(env_vars, tmp_path):
     args = [*SMOKE, "agent=ravl", "total_updates=200", "checkpoint_every=20", "eval_every=1000"]
     full = tmp_path / "full"
@@ -148,6 +150,7 @@ def test_killed_and_resumed_run_ends_with_the_same_parameters(env_vars, tmp_path
     assert steps == sorted(set(steps)), "logged rows must not repeat after resume"
 
 
+@pytest.mark.slow
 def test_same_seed_same_result_different_seed_different(in_env, tmp_path):
     def final_actor(seed, name):
         cfg = compose([*SMOKE, "agent=mopo", f"seed={seed}"])
@@ -159,6 +162,7 @@ def test_same_seed_same_result_different_seed_different(in_env, tmp_path):
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_misspelt_key_fails_before_training(env_vars, tmp_path):
     out = run_cli([*SMOKE, "total_update=5", f"hydra.run.dir={tmp_path}"], env_vars)
     assert out.returncode != 0 and "total_update" in out.stderr
@@ -185,6 +189,7 @@ def test_resume_without_checkpoint_is_refused(in_env, tmp_path):
         train(compose([*SMOKE, "resume=true"]), tmp_path / "empty")
 
 
+@pytest.mark.slow
 def test_divergence_stops_with_a_clear_error_and_keeps_the_good_checkpoint(in_env, tmp_path, monkeypatch):
     base = [*SMOKE, "agent=sac", "dynamics=none", "checkpoint_every=20", "log_every=10", "total_updates=200"]
     train(compose([*base, "total_updates=20"]), tmp_path)
@@ -220,6 +225,7 @@ def test_command_line_penalty_wins_over_the_preset():
     assert compose(["agent=ravl"]).penalty.name == "none"
 
 
+@pytest.mark.slow
 def test_parallel_multirun_with_the_joblib_launcher(env_vars, tmp_path):
     out = run_cli(
         [
