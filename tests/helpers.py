@@ -162,3 +162,24 @@ def _quiet_metadata() -> dict[str, Any]:
         "description": "tiny test dataset",
         "eval_env": "Hopper-v5",
     }
+
+
+CONFORMANCE = Path(__file__).parent / "golden" / "conformance"
+
+
+def load_conformance(name: str) -> dict[str, Any]:
+    """A reference implementation's recorded outputs (see ``benchmarks/conformance``)."""
+    import torch
+
+    return torch.load(CONFORMANCE / f"{name}.pt", weights_only=True)
+
+
+def assert_rel_close(ours: Any, reference: Any, what: str, rtol: float = 1e-5, atol: float = 1e-10) -> None:
+    """Assert ``ours`` equals ``reference`` to relative ``rtol`` (float64), naming ``what`` on failure."""
+    import torch
+
+    ours_t = torch.as_tensor(ours, dtype=torch.float64)
+    ref_t = torch.as_tensor(reference, dtype=torch.float64)
+    assert ours_t.shape == ref_t.shape, f"{what}: shape {tuple(ours_t.shape)} != reference {tuple(ref_t.shape)}"
+    err = ((ours_t - ref_t).abs() / ref_t.abs().clamp_min(atol / rtol)).max().item() if ref_t.numel() else 0.0
+    assert err <= rtol, f"{what}: largest relative error {err:.3g} > {rtol:g}"

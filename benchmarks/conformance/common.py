@@ -1,0 +1,94 @@
+"""Shared plumbing of the conformance generators: importing a reference, saving a fixture."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "golden" / "conformance"
+
+
+class _Anything(types.ModuleType):
+    """A stand-in module: every attribute is another stand-in, callable and subclassable.
+
+    The references import packages that cannot be installed here (``gym`` with MuJoCo 2.1,
+    ``d4rl``, ``pyrallis``) only for dataset loading, environments and logging, none of which a
+    conformance fixture touches.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        child = _Anything(f"{self.__name__}.{name}")
+        setattr(self, name, child)
+        return child
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return _Anything(f"{self.__name__}()")
+
+    def __mro_entries__(self, bases: tuple) -> tuple:
+        return (object,)
+
+
+def stub_modules(*names: str) -> None:
+    """Register stand-ins for ``names`` (and their dotted parents) unless they import for real."""
+    for name in names:
+        try:
+            __import__(name)
+            continue
+        except Exception:
+            pass
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):
+            sub = ".".join(parts[:i])
+            if sub not in sys.modules or not isinstance(sys.modules[sub], _Anything):
+                sys.modules[sub] = _Anything(sub)
+            if i > 1:
+                setattr(sys.modules[".".join(parts[: i - 1])], parts[i - 1], sys.modules[sub])
+
+
+def use_reference(path: str | Path) -> str:
+    """Put the checkout at ``path`` first on ``sys.path``; return its git commit."""
+    path = Path(path).resolve()
+    if not path.is_dir():
+        raise SystemExit(f"reference checkout {path} does not exist: clone it there first")
+    sys.path.insert(0, str(path))
+    return commit_of(path)
+
+
+def commit_of(path: str | Path) -> str:
+    """The checked-out commit of the git repository at ``path``."""
+    out = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def save_fixture(name: str, tensors: dict[str, Any], *, repository: str, commit: str, notes: str = "") -> Path:
+    """Write ``tensors`` (nested dicts of tensors, numbers and strings) to ``FIXTURES/name.pt``.
+
+    Floating tensors are stored as float64 on the CPU, so the file loads with ``weights_only=True``.
+    """
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu()
+            return value.double() if value.is_floating_point() else value.clone()
+        if isinstance(value, dict):
+            return {str(k): clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        return value
+
+    FIXTURES.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "meta": {"repository": repository, "commit": commit, "torch": torch.__version__, "notes": notes},
+        **clean(tensors),
+    }
+    path = FIXTURES / f"{name}.pt"
+    torch.save(payload, path)
+    return path
