@@ -86,7 +86,7 @@ def save_fixture(name: str, tensors: dict[str, Any], *, repository: str, commit:
 
     FIXTURES.mkdir(parents=True, exist_ok=True)
     payload = {
-        "meta": {"repository": repository, "commit": commit, "torch": torch.__version__, "notes": notes},
+        "meta": {"repository": repository, "commit": commit, "torch": str(torch.__version__), "notes": notes},
         **clean(tensors),
     }
     path = FIXTURES / f"{name}.pt"
