@@ -37,7 +37,12 @@ class _Anything(types.ModuleType):
 
 
 def stub_modules(*names: str) -> None:
-    """Register stand-ins for ``names`` (and their dotted parents) unless they import for real."""
+    """Register stand-ins for ``names`` (and missing dotted parents) unless they import for real.
+
+    Name every module the reference imports (``"gym", "gym.envs", "gym.envs.mujoco"``): a stand-in
+    is not a package, so Python finds its submodules only among those registered here. Parents that
+    exist (``torch.utils`` for ``"torch.utils.tensorboard"``) are kept.
+    """
     for name in names:
         try:
             __import__(name)
@@ -47,8 +52,9 @@ def stub_modules(*names: str) -> None:
         parts = name.split(".")
         for i in range(1, len(parts) + 1):
             sub = ".".join(parts[:i])
-            if sub not in sys.modules or not isinstance(sys.modules[sub], _Anything):
-                sys.modules[sub] = _Anything(sub)
+            if sub in sys.modules:  # a real parent (``torch.utils``) or an earlier stand-in stays
+                continue
+            sys.modules[sub] = _Anything(sub)
             if i > 1:
                 setattr(sys.modules[".".join(parts[: i - 1])], parts[i - 1], sys.modules[sub])
 
