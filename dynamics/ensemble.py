@@ -338,7 +338,7 @@ class GaussianEnsemble(nn.Module):
     @torch.no_grad()
     def _holdout_mse(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Normalised inputs ``[H, o+a]``, targets ``[H, D]`` -> MSE of each member's mean ``[E]``."""
-        total = torch.zeros(self.cfg.ensemble_size, device=self.device)
+        total = x.new_zeros(self.cfg.ensemble_size)  # the model's dtype: a float64 model scores in float64
         for start in range(0, x.shape[0], _EVAL_CHUNK):
             mean, _ = self._forward(x[start : start + _EVAL_CHUNK])
             total += ((mean - y[start : start + _EVAL_CHUNK]) ** 2).sum(dim=(1, 2))
@@ -411,7 +411,7 @@ class GaussianEnsemble(nn.Module):
         optimizer = adam(self.parameters(), cfg.lr)
         members = [p for layer in self.layers for p in layer.parameters()]  # per-member tensors, leading dim E
         best_params = [p.detach().clone() for p in members]
-        best_mse = torch.full((e,), math.inf, device=self.device)
+        best_mse = torch.full((e,), math.inf, device=self.device, dtype=x_held.dtype)
         steps = math.ceil(n / cfg.batch_size)
         if cfg.max_train_steps_per_epoch is not None:
             steps = min(steps, cfg.max_train_steps_per_epoch)
