@@ -87,15 +87,18 @@ class IQLAgent:
         self.value_opt.step()
 
         with torch.no_grad():
+            # Both the TD target and the advantage read the value network after its step, as the
+            # authors' learner.py does (update_v, then the actor and update_q with the new value).
             next_v = self.v_net(batch.next_obs).squeeze(-1)
             target = batch.rew + cfg.gamma * (~batch.terminated).float() * next_v
+            advantage = target_q - self.v_net(batch.obs).squeeze(-1)
         q = self.critic(batch.obs, batch.act)
         critic_loss = (q - target.unsqueeze(0)).pow(2).mean(dim=1).sum()
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_opt.step()
 
-        adv_weight = torch.exp(cfg.beta * diff.detach()).clamp(max=MAX_WEIGHT)
+        adv_weight = torch.exp(cfg.beta * advantage).clamp(max=MAX_WEIGHT)
         actor_loss = -(adv_weight * self.actor.log_prob(batch.obs, batch.act)).mean()
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
