@@ -5,7 +5,7 @@ The agent is SAC with two critics (this class extends :class:`~mbrl.agents.sac.S
 batches that are half real and half model rollouts. Every ``adv_every`` agent updates the model takes
 ``adv_steps`` gradient steps on
 
-    loss = adv_weight * sum_b log p_phi(s'_b, r_b | s_b, a_b) * A_b  +  supervised loss on real data,
+    loss = adv_weight * mean_b log p_phi(s'_b, r_b | s_b, a_b) * A_b  +  supervised loss on real data,
 
 where ``(s, a)`` walk short on-policy rollouts through the model (``adv_horizon`` steps from real
 start states, actions from the current stochastic policy), ``(s', r)`` is drawn from the model itself
@@ -19,8 +19,11 @@ Descending the first term is REINFORCE on the model: it moves probability toward
 low value for the policy, so the policy learns to be robust to the errors the data cannot rule out. The
 supervised term (the model's own training loss, ``GaussianEnsemble._loss``: Gaussian NLL of every member
 on a real batch, weight decay, ``logvar_loss_coef`` times the log-variance bounds) keeps the model
-consistent with the data. The term is summed, not averaged, over the batch rows, as in both reference
-implementations, so ``adv_weight`` keeps its published meaning (3e-4 at 256 rows).
+consistent with the data. The adversarial term is averaged over the batch rows, as in OfflineRL-Kit
+(``rambo.py:182``, ``(log_prob * advantage).mean()``). The authors' TensorFlow code minimises the vector
+``adv_weight * A_b * log p_b + supervised`` (one entry per row), whose gradient is the sum over rows: the
+adversarial term summed and the supervised one counted once per row, the same ratio of the two terms (Adam
+removes the common factor). So ``adv_weight`` keeps its published meaning at any batch size.
 
 The published code behaviour-clones the actor for 50 epochs before anything else. Here the first ``update``
 call does it (``bc_steps`` steps maximising the likelihood of dataset actions, with their own Adam
@@ -74,7 +77,7 @@ class RAMBOConfig(SACConfig):
     behaviour-cloning warm-up's."""
 
     actor_lr: float = 1e-4
-    adv_weight: float = 3e-4  # weight of the adversarial term (summed over the rows); 0 = supervised steps only
+    adv_weight: float = 3e-4  # weight of the adversarial term (averaged over the rows); 0 = supervised steps only
     adv_every: int = 1000  # agent updates between adversarial phases
     adv_steps: int = 1000  # model gradient steps per phase
     adv_batch_size: int = 256  # rollout states and real rows per model step
@@ -206,7 +209,7 @@ class RAMBOAgent(SACAgent):
             value = step.reward + cfg.gamma * (~step.terminated).float() * next_value
             advantage = value - self.critic(obs, act).min(dim=0).values
             advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-6)
-        adv_loss = (log_prob * advantage).sum()
+        adv_loss = (log_prob * advantage).mean()
 
         targets = torch.cat([real.next_obs - real.obs, real.rew[:, None]], dim=1).to(mean)
         supervised, nll = dyn._loss(dyn._inputs(real.obs, real.act), targets)
