@@ -44,7 +44,8 @@ class BCAgent:
 
     def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
         pred, _ = self.actor(real.obs, deterministic=True, with_log_prob=False)
-        loss = (pred - real.act).pow(2).sum(-1).mean()
+        # Mean over batch and action dimensions, as OfflineRL-Kit's bc.py and CORL's any_percent_bc.py.
+        loss = (pred - real.act).pow(2).mean()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
