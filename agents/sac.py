@@ -7,7 +7,8 @@ action-gradients ``grad_a Q_j(s, a)``, which diversifies the ensemble so that th
 penalises out-of-distribution actions (and, in RAVL, edge-of-reach states).
 
 Target: ``y = r + gamma * (1 - terminated) * (min_j Qbar_j(s', a') - alpha * log pi(a'|s'))``.
-Update order (as in SAC-N/EDAC): temperature, actor, critics, Polyak averaging.
+Update order (as in SAC-N/EDAC): temperature, actor, critics, Polyak averaging; the actor loss and the
+target use the temperature after its step.
 """
 
 from __future__ import annotations
@@ -124,15 +125,17 @@ class SACAgent:
     # -- learning ---------------------------------------------------------------------------------
     def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
         batch = real if model is None else Transitions.cat([real, model])
-        alpha = self.log_alpha.exp().detach()
 
-        # Temperature and actor share one policy sample.
-        actor_loss, log_prob = self._actor_objective(batch.obs, alpha)
+        # Temperature and actor share one policy sample. The actor loss and the TD target use the
+        # temperature after its step, as SAC-N/EDAC and RAVL's code do (edge-of-reach agent.py:284).
+        q_pi, log_prob = self._actor_objective(batch.obs)
         if self.cfg.auto_alpha:
             alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
             self.alpha_opt.zero_grad(set_to_none=True)
             alpha_loss.backward()
             self.alpha_opt.step()
+        alpha = self.log_alpha.exp().detach()
+        actor_loss = (alpha * log_prob - q_pi).mean()
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()  # reaches only the actor: the objective detaches the critics' weights
         self.actor_opt.step()
@@ -160,8 +163,9 @@ class SACAgent:
         }
 
     # The three pure functions below are the update's hot path; ``compile()`` wraps them with torch.compile.
-    def _actor_objective(self, obs: torch.Tensor, alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Actor loss ``mean(alpha * log pi(a|s) - min_j Q_j(s, a))``, ``a ~ pi(s)``, and ``log pi(a|s) [B]``.
+    def _actor_objective(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``min_j Q_j(s, a) [B]`` and ``log pi(a|s) [B]``, ``a ~ pi(s)``: the actor loss is
+        ``mean(alpha * log pi(a|s) - min_j Q_j(s, a))``, formed once the temperature has stepped.
 
         The critics enter with detached weights: the loss differentiates through them to the action, and
         their own weight gradients (two thirds of a backward pass) would be thrown away.
@@ -169,7 +173,7 @@ class SACAgent:
         pi_action, log_prob = self.actor(obs)
         frozen = {name: p.detach() for name, p in self.critic.named_parameters()}
         q_pi = torch.func.functional_call(self.critic, frozen, (obs, pi_action)).min(dim=0).values
-        return (alpha * log_prob - q_pi).mean(), log_prob
+        return q_pi, log_prob
 
     @torch.no_grad()
     def _td_target(

@@ -58,12 +58,12 @@ def plain_update(agent: SACAgent, real: Transitions, model: Transitions | None) 
     actor's backward restricted to its parameters, EDAC's action-gradients by double backward."""
     cfg = agent.cfg
     b = real if model is None else Transitions.cat([real, model])
-    alpha = agent.log_alpha.exp().detach()
     pi_action, log_prob = agent.actor(b.obs)
     alpha_loss = -(agent.log_alpha * (log_prob.detach() + agent.target_entropy)).mean()
     agent.alpha_opt.zero_grad(set_to_none=True)
     alpha_loss.backward()
     agent.alpha_opt.step()
+    alpha = agent.log_alpha.exp().detach()  # the stepped temperature, for the actor and the target
     actor_loss = (alpha * log_prob - agent.critic(b.obs, pi_action).min(dim=0).values).mean()
     agent.actor_opt.zero_grad(set_to_none=True)
     actor_loss.backward(inputs=list(agent.actor.parameters()))
