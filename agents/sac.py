@@ -182,7 +182,8 @@ class SACAgent:
         """TD target ``y [B] = r + gamma * (1 - terminated) * (min_j Qbar_j(s', a') - alpha * log pi(a'|s'))``."""
         next_action, next_log_prob = self.actor(next_obs)
         next_q = self.target_critic(next_obs, next_action).min(dim=0).values
-        return rew + self.cfg.gamma * (~terminated).float() * (next_q - alpha * next_log_prob)
+        # The mask in the values' dtype: ``.float()`` would round gamma to float32 in a float64 agent.
+        return rew + self.cfg.gamma * (~terminated).to(next_q.dtype) * (next_q - alpha * next_log_prob)
 
     def _critic_objective(
         self, obs: torch.Tensor, act: torch.Tensor, target: torch.Tensor
