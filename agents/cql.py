@@ -205,7 +205,7 @@ class CQLAgent:
             next_q = self.target_critic(batch.next_obs, next_action).min(dim=0).values
         if not cfg.deterministic_backup:
             next_q = next_q - alpha * next_log_prob
-        return batch.rew + cfg.gamma * (~batch.terminated).float() * next_q
+        return batch.rew + cfg.gamma * (~batch.terminated).to(batch.rew.dtype) * next_q
 
     def conservative_rows(self, n_real: int, n_model: int) -> tuple[slice, slice]:
         """Rows of the batch (real rows first, then model rows) whose states the conservative term pushes

@@ -90,7 +90,7 @@ class IQLAgent:
             # Both the TD target and the advantage read the value network after its step, as the
             # authors' learner.py does (update_v, then the actor and update_q with the new value).
             next_v = self.v_net(batch.next_obs).squeeze(-1)
-            target = batch.rew + cfg.gamma * (~batch.terminated).float() * next_v
+            target = batch.rew + cfg.gamma * (~batch.terminated).to(batch.rew.dtype) * next_v
             advantage = target_q - self.v_net(batch.obs).squeeze(-1)
         q = self.critic(batch.obs, batch.act)
         critic_loss = (q - target.unsqueeze(0)).pow(2).mean(dim=1).sum()

@@ -102,7 +102,7 @@ class TD3BCAgent:
             noise = (torch.randn_like(batch.act) * cfg.policy_noise).clamp(-clip, clip) * scale
             next_action = self._clip_to_box(self.target_actor(batch.next_obs) + noise)
             next_q = self.target_critic(batch.next_obs, next_action).min(dim=0).values
-            target = batch.rew + cfg.gamma * (~batch.terminated).float() * next_q
+            target = batch.rew + cfg.gamma * (~batch.terminated).to(batch.rew.dtype) * next_q
         q = self.critic(batch.obs, batch.act)
         critic_loss = (q - target.unsqueeze(0)).pow(2).mean(dim=1).sum()
         self.critic_opt.zero_grad(set_to_none=True)
