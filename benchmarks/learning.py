@@ -166,6 +166,8 @@ def summarise_rows(
                     "q_start": [x[0] for x in check],
                     "discounted_return": [x[1] for x in check],
                     "curve": score_curve([x for _, x in done]),
+                    # How well a learned filter score ranks held-out transitions (MOREC's r_D), per seed.
+                    "filter_ranking": [f.get("filter_ranking") for f in finals],
                 }
             )
     return rows
@@ -197,6 +199,22 @@ def render(name: str, scale: str, result: dict) -> str:
             f"| {r['dataset']} | {r['condition']} | {score} | {ci} | {fmt(r['scores'])} | {r['behaviour']:.1f} | "
             f"{fmt(r['q_last'])} | {fmt(r['q_max'])} | {check} | {', '.join(f'{v:.1f}' for _, v in r['curve'])} |"
         )
+    ranked = [r for r in result["rows"] if any(r.get("filter_ranking") or [])]
+    if ranked:
+        lines += [
+            "",
+            "Learned filter score on held-out transitions, per seed: ROC-AUC of the true next state against a "
+            "model sample for the same (s, a), and against the true next state moved by 1 sigma of the "
+            "model's error (0.5 = no ranking).",
+            "",
+            "| dataset | condition | AUC vs model sample | AUC vs 1-sigma perturbation |",
+            "|---|---|---|---|",
+        ]
+        for r in ranked:
+            seeds = [x or {} for x in r["filter_ranking"]]
+            model = fmt([x.get("filter_auc_model_sample") for x in seeds])
+            perturbed = fmt([x.get("filter_auc_perturbed") for x in seeds])
+            lines.append(f"| {r['dataset']} | {r['condition']} | {model} | {perturbed} |")
     return "\n".join(lines) + "\n"
 
 

@@ -172,6 +172,7 @@ def _train(cfg: TrainConfig, parts: Components, folder: RunFolder, resolved: dic
 
     # -- dynamics (fit once per dataset, config and seed; cached) --------------------------------
     dynamics: DynamicsModel | None = None
+    filter_ranking: dict[str, float] = {}  # constant over the run: logged with every diagnostics row
     transition_filter = filter_cls(filter_cfg, spec.obs_dim, spec.act_dim, cfg.seed, str(device))
     if model_based:
         dynamics = build_dynamics(cfg.dynamics.kind, cfg.dynamics, spec, eval_env, cfg.seed, str(device))
@@ -184,6 +185,14 @@ def _train(cfg: TrainConfig, parts: Components, folder: RunFolder, resolved: dic
             fit_cached(
                 component, real.index(~placeholder), spec.content_hash, kind=f"filter_{parts.filter_name}", **cache
             )
+            if hasattr(component, "ranking") and isinstance(dynamics, GaussianEnsemble):
+                # Does the learned score rank held-out true next states above the model's samples? A
+                # filter that cannot only shortens rollouts. Own generator, global RNG restored.
+                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                    rank_gen = torch.Generator(device=device).manual_seed(cfg.seed + 3)
+                    ranking = component.ranking(real.index(~placeholder), dynamics, rank_gen)
+                filter_ranking |= {f"filter_{k}": v for k, v in ranking.items()}
+                log.info("filter ranking on held-out transitions: %s", {k: round(v, 3) for k, v in ranking.items()})
     oracle = _diagnostics_oracle(cfg, eval_env, dynamics, str(device))
     diag_gen = torch.Generator(device=device).manual_seed(cfg.seed + 2)
 
@@ -260,7 +269,7 @@ def _train(cfg: TrainConfig, parts: Components, folder: RunFolder, resolved: dic
     def _diagnostics() -> dict[str, float]:
         rows = cfg.diagnostics.rows
         sample = buffer.sample(min(rows, len(buffer)), diag_gen) if buffer is not None and len(buffer) else None
-        out: dict[str, float] = {}
+        out: dict[str, float] = dict(filter_ranking)
         if hasattr(agent, "q_values"):
             out |= value_diagnostics(agent.q_values, agent.act, core.sample(rows, diag_gen), sample)
         if isinstance(dynamics, GaussianEnsemble):
@@ -329,6 +338,7 @@ def _train(cfg: TrainConfig, parts: Components, folder: RunFolder, resolved: dic
         "seed": cfg.seed,
         "eval_env": eval_env,
         "final": final,
+        "filter_ranking": filter_ranking or None,
         "behaviour_score_mean": behaviour.mean if behaviour else None,
         "behaviour_return_mean": float(data.episode_returns.double().mean()),
     }

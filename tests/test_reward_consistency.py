@@ -12,6 +12,9 @@ from mbrl.filters.reward_consistency import (
     DynamicsRewardConfig,
     RewardConsistencyConfig,
     RewardConsistencyFilter,
+    paired_win_rate,
+    ranking_auc,
+    roc_auc,
 )
 from mbrl.rollout import rollout
 
@@ -227,3 +230,69 @@ def test_mobile_penalty_matches_hand_computation():
     torch.testing.assert_close(pen, torch.full((2,), 0.5 * 2**0.5))
     agree = penalty(obs, torch.zeros(2, 1), TwoModels(spread=0.0), value, torch.Generator())
     torch.testing.assert_close(agree, torch.zeros(2))
+
+
+# -- the ranking measurement ----------------------------------------------------------------------
+def test_roc_auc_counts_pairs_and_ties():
+    assert roc_auc(torch.tensor([3.0, 4.0]), torch.tensor([1.0, 2.0])) == 1.0
+    assert roc_auc(torch.tensor([1.0, 2.0]), torch.tensor([3.0, 4.0])) == 0.0
+    assert roc_auc(torch.ones(5), torch.ones(7)) == 0.5  # all ties: no ranking
+    # 2 of the 4 pairs won, 1 tied: (2 + 0.5) / 4
+    assert roc_auc(torch.tensor([1.0, 3.0]), torch.tensor([1.0, 2.0])) == pytest.approx(0.75 - 0.125)
+    assert paired_win_rate(torch.tensor([2.0, 1.0, 1.0]), torch.tensor([1.0, 2.0, 1.0])) == pytest.approx(0.5)
+
+
+class ToyModel:
+    """A dynamics model of ``toy_transitions``: the true mean step plus an error ``bias`` on every
+    dimension, and samples with std ``spread`` around it (one member, elite 0)."""
+
+    elites = torch.tensor([0])
+
+    def __init__(self, bias: float, spread: float):
+        self.bias, self.spread = bias, spread
+
+    def _mean(self, obs, act):
+        w = torch.tensor([[0.5, -1.0, 0.3], [1.0, 0.2, -0.7], [-0.4, 0.8, 1.0], [1.5, 0.0, 0.5], [0.0, -1.2, 0.9]])
+        return 0.1 * torch.tanh(torch.cat([obs, act], 1) @ w) + self.bias
+
+    def predict(self, obs, act):
+        mean = torch.cat([self._mean(obs, act), torch.zeros(len(obs), 1)], dim=1)[None]
+        return mean, torch.zeros_like(mean)
+
+    def sample(self, obs, act, generator, member_stats=True):
+        delta = self._mean(obs, act) + self.spread * torch.randn(obs.shape, generator=generator)
+        return StepResult(obs + delta, torch.zeros(len(obs)), torch.zeros(len(obs), dtype=torch.bool), {})
+
+
+def test_ranking_of_an_untrained_discriminator_is_chance():
+    reward = DynamicsReward(3, 2, DynamicsRewardConfig(hidden_sizes=(32, 32), max_snapshots=2))
+    with torch.no_grad():  # two random snapshots with wide calibration bounds: a score that knows nothing
+        reward.learner_logit.fill_(-10.0)
+        reward.expert_logit.fill_(10.0)
+        reward.num_snapshots.fill_(2)
+    data = toy_transitions(4000, seed=4)
+    res = ranking_auc(reward.score, data, ToyModel(bias=0.1, spread=0.1), torch.Generator().manual_seed(0))
+    assert abs(res["auc_model_sample"] - 0.5) < 0.05 and abs(res["auc_perturbed"] - 0.5) < 0.05
+    assert res["model_error_sigma"] == pytest.approx(0.1, rel=0.3)  # bias 0.1 plus the data's noise 0.02
+
+
+def test_ranking_of_a_score_that_knows_the_dynamics_is_near_one():
+    model = ToyModel(bias=0.01, spread=0.3)  # a small systematic error, samples spread widely
+    truth = ToyModel(bias=0.0, spread=0.0)
+
+    def score(obs, act, next_obs):  # the negative distance to the true (deterministic) step
+        return -(next_obs - obs - truth._mean(obs, act)).norm(dim=-1)
+
+    data = toy_transitions(2000, seed=5, noise=0.0)
+    res = ranking_auc(score, data, model, torch.Generator().manual_seed(0))
+    assert res["auc_model_sample"] > 0.99 and res["win_model_sample"] > 0.99
+    # Moved by the model's own error sigma (0.01 per dimension): always ranked below the truth.
+    assert res["model_error_sigma"] == pytest.approx(0.01, rel=1e-3)
+    assert res["auc_perturbed"] > 0.99
+
+
+@pytest.mark.slow
+def test_fitted_dynamics_reward_ranks_held_out_transitions(fitted_reward):
+    data = toy_transitions(6000, seed=0)
+    res = fitted_reward.ranking(data, ToyModel(bias=0.0, spread=0.1), torch.Generator().manual_seed(0))
+    assert res["auc_model_sample"] > 0.75

@@ -101,6 +101,8 @@ def test_smoke_run_through_hydra_command(overrides, env_vars, tmp_path):
         with open(tmp_path / "rollout.csv", newline="") as f:
             rounds = list(csv.DictReader(f))
         assert all(1.3134 > float(r["filter_score_mean"]) > 0.313 for r in rounds)  # the range of r_D
+        # How well r_D ranks held-out transitions, measured once after its fit, is in the results.
+        assert 0 <= result["filter_ranking"]["filter_auc_model_sample"] <= 1
 
 
 def start_training(args: list[str], run_dir: Path, env_vars: dict[str, str], until: str, **popen) -> subprocess.Popen:

@@ -22,7 +22,7 @@ the terminal mask (termination rule and the 0.6 threshold). The Gaussian draws o
 The restrain encoder cannot be used: ``DiscriminatorRestrain.__init__`` builds its target encoder
 with one positional argument missing (``models/discriminator_restrain.py:52``, TypeError) and
 ``DiscriminatorEnsemble.init_ensemble_network`` reads ``encoder_target.encoder``, which only the
-vanilla encoder has (``models/discriminator_ensemble_loader.py:87``); the vanilla encoder is the
+vanilla encoder has (``models/discriminator_ensemble_loader.py:86``); the vanilla encoder is the
 path the released loader can run.
 """
 

@@ -46,7 +46,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mbrl.data.transitions import Transitions
-from mbrl.dynamics.base import StepResult
+from mbrl.dynamics.base import DynamicsModel, StepResult
 from mbrl.dynamics.layers import EnsembleLinear
 from mbrl.filters.base import FILTERS, FilterResult
 from mbrl.optim import adam
@@ -157,12 +157,33 @@ class DynamicsReward(nn.Module):
         out = []
         for start in range(0, x.shape[0], _SCORE_CHUNK):
             logits = self.snapshots(x[start : start + _SCORE_CHUNK])[:m, :, 0]  # [m, n]
-            scaled = 2 * (torch.minimum(torch.maximum(logits, lo), hi) - lo) / (hi - lo) - 1
+            # + 1e-7 as the public code (discriminator_ensemble_loader.py:112)
+            scaled = 2 * (torch.minimum(torch.maximum(logits, lo), hi) - lo) / (hi - lo + 1e-7) - 1
             p = torch.sigmoid(scaled).mean(dim=0)
             out.append(-torch.log(1 - p + 1e-9))
         return torch.cat(out).view(lead).to(obs.dtype)
 
+    def ranking(
+        self, data: Transitions, model: DynamicsModel, generator: torch.Generator, rows: int = 2048
+    ) -> dict[str, float]:
+        """:func:`ranking_auc` of ``score`` on up to ``rows`` of the transitions ``fit(data)`` held out."""
+        held_out, _ = self.holdout_split(len(data))
+        return ranking_auc(self.score, data.index(held_out[:rows]).to(self.device), model, generator)
+
     # -- learning ----------------------------------------------------------------------------------
+    def holdout_split(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Row indices ``(held_out [h], train [n - h])`` of ``fit``'s split of ``n`` transitions.
+
+        The held-out rows calibrate the snapshots and never train the discriminator; the split is the
+        first draw of ``fit``'s seeded generator, so it is recomputed here, after a cached fit too.
+        """
+        n_cal = min(self.cfg.calibration_rows, n // 5)
+        if n_cal < 1 or n - n_cal < self.cfg.batch_size:
+            raise ValueError(f"the dynamics reward needs more data: {n} transitions for batch {self.cfg.batch_size}")
+        gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed)
+        perm = torch.randperm(n, device=self.device, generator=gen)
+        return perm[:n_cal], perm[n_cal:]
+
     def fit(self, data: Transitions) -> dict[str, Any]:
         """Learn ``r_D`` from ``data`` (adversarially, see the module docstring); returns a summary."""
         cfg = self.cfg
@@ -170,13 +191,11 @@ class DynamicsReward(nn.Module):
             raise ValueError(
                 f"data has obs_dim={data.obs_dim}, act_dim={data.act_dim}; expected {self.obs_dim}, {self.act_dim}"
             )
-        n_cal = min(cfg.calibration_rows, len(data) // 5)
-        if n_cal < 1 or len(data) - n_cal < cfg.batch_size:
-            raise ValueError(f"the dynamics reward needs more data: {len(data)} transitions for batch {cfg.batch_size}")
+        held_out, rest = self.holdout_split(len(data))
         gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        torch.randperm(len(data), device=self.device, generator=gen)  # the split's draw: keeps the stream as before
         data = data.to(self.device)
-        perm = torch.randperm(len(data), device=self.device, generator=gen)
-        cal, train = data.index(perm[:n_cal]), data.index(perm[n_cal:])
+        cal, train = data.index(held_out), data.index(rest)
         x_train = torch.cat([train.obs, train.act, train.next_obs - train.obs], dim=-1).to(self.input_mean)
         self.input_mean.copy_(x_train.mean(dim=0))
         std = x_train.std(dim=0, unbiased=False)
@@ -266,6 +285,53 @@ class DynamicsReward(nn.Module):
             self.learner_logit[m] = learner
             self.expert_logit[m] = expert
         self.num_snapshots.fill_(len(snapshots))
+
+
+# -- ranking quality ------------------------------------------------------------------------------
+def roc_auc(pos: torch.Tensor, neg: torch.Tensor) -> float:
+    """ROC-AUC of scores ``pos [P]`` (positives) against ``neg [N]``: ``P(pos > neg) + P(pos = neg) / 2``.
+
+    The Mann-Whitney statistic over all ``P x N`` pairs, with ties counted half (a calibrated ``r_D``
+    is clamped, so ties are common), in ``O((P + N) log N)``.
+    """
+    pos, neg = pos.flatten().double(), neg.flatten().double().sort().values
+    below = torch.searchsorted(neg, pos, right=False)
+    at_or_below = torch.searchsorted(neg, pos, right=True)
+    return float((below + 0.5 * (at_or_below - below)).sum() / (len(pos) * len(neg)))
+
+
+def paired_win_rate(pos: torch.Tensor, neg: torch.Tensor) -> float:
+    """Fraction of rows where ``pos [B]`` outscores its own ``neg [B]`` (ties half): a selection among
+    candidates for the same ``(s, a)`` sees only this within-row comparison."""
+    return float((pos > neg).double().mean() + 0.5 * (pos == neg).double().mean())
+
+
+@torch.no_grad()
+def ranking_auc(score: Any, data: Transitions, model: DynamicsModel, generator: torch.Generator) -> dict[str, float]:
+    """How well ``score(obs, act, next_obs) -> [B]`` ranks the true next states of ``data`` above wrong ones.
+
+    Two kinds of wrong next states for the same ``(s, a)``: a sample of ``model`` (a random elite, a
+    Gaussian draw: the candidates the filter chooses among), and the true next state moved by one
+    standard deviation of the model's error (``sigma [o]``, the per-dimension RMS error of the elites'
+    mean prediction on these rows) in a random direction. Returns the ROC-AUC of each (0.5: no
+    ranking, 1: every true next state above every wrong one), the within-row win rates and ``sigma``'s
+    mean. ``data`` should be transitions the scorer was not trained on.
+    """
+    obs, act, nxt = data.obs, data.act, data.next_obs
+    real = score(obs, act, nxt)
+    sample = model.sample(obs, act, generator, member_stats=False).next_obs.to(nxt)
+    mean, _ = model.predict(obs, act)
+    predicted = obs + mean[model.elites].mean(dim=0)[:, :-1].to(obs)
+    sigma = (predicted - nxt).square().mean(dim=0).sqrt()  # [o]
+    perturbed = nxt + sigma * torch.randn(nxt.shape, generator=generator, device=nxt.device, dtype=nxt.dtype)
+    s_model, s_perturbed = score(obs, act, sample), score(obs, act, perturbed)
+    return {
+        "auc_model_sample": roc_auc(real, s_model),
+        "auc_perturbed": roc_auc(real, s_perturbed),
+        "win_model_sample": paired_win_rate(real, s_model),
+        "win_perturbed": paired_win_rate(real, s_perturbed),
+        "model_error_sigma": float(sigma.mean()),
+    }
 
 
 # -- the rollout filter ---------------------------------------------------------------------------
