@@ -72,6 +72,9 @@ class SACConfig:
     eta: float = 0.0  # EDAC gradient-diversity weight; 0 is plain SAC-N
     spectral_norm: bool = False  # spectrally normalised critic hidden layers (Zheng et al. 2023)
     adv_target_eps: float = 0.0  # radius of the adversarial perturbation of model next states; 0 is off
+    # Leave the entropy term out of the TD target (MOBILE's authors' code, OfflineRL-Kit's
+    # run_mobile.py default); the actor and temperature losses keep theirs.
+    deterministic_backup: bool = False
 
     def __post_init__(self) -> None:
         check(self, SIZES, "hidden_sizes")
@@ -179,11 +182,15 @@ class SACAgent:
     def _td_target(
         self, next_obs: torch.Tensor, rew: torch.Tensor, terminated: torch.Tensor, alpha: torch.Tensor
     ) -> torch.Tensor:
-        """TD target ``y [B] = r + gamma * (1 - terminated) * (min_j Qbar_j(s', a') - alpha * log pi(a'|s'))``."""
+        """TD target ``y [B] = r + gamma * (1 - terminated) * (min_j Qbar_j(s', a') - alpha * log pi(a'|s'))``.
+
+        With ``deterministic_backup`` the ``alpha * log pi`` term is left out.
+        """
         next_action, next_log_prob = self.actor(next_obs)
         next_q = self.target_critic(next_obs, next_action).min(dim=0).values
         # The mask in the values' dtype: ``.float()`` would round gamma to float32 in a float64 agent.
-        return rew + self.cfg.gamma * (~terminated).to(next_q.dtype) * (next_q - alpha * next_log_prob)
+        next_v = next_q if self.cfg.deterministic_backup else next_q - alpha * next_log_prob
+        return rew + self.cfg.gamma * (~terminated).to(next_q.dtype) * next_v
 
     def _critic_objective(
         self, obs: torch.Tensor, act: torch.Tensor, target: torch.Tensor

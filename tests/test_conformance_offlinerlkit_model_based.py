@@ -19,8 +19,8 @@ Kept deviations (each applied here where a comparison needs it, and asserted on 
   so those tests drive our loss functions in the reference order; ``sac.py:126``/``mobile.py:195`` clamp
   the next alpha at 1, ours does not;
 - MOBILE: ``mobile.py:176`` averages the critic loss over the critics, ours sums it (SAC-N); ``mobile.py:171``
-  backs up without the entropy term (``run_mobile.py:56``, deterministic_backup) and ``mobile.py:174`` clamps
-  targets at 0, ours keeps the entropy term and does not clamp;
+  backs up without the entropy term (``run_mobile.py:56``), as ours does with the mobile preset's
+  ``deterministic_backup: true``; ``mobile.py:174`` clamps targets at 0, ours does not;
 - COMBO: ``combo.py:185-189`` (as ``cql.py:154-158``) leaves ``value.reshape`` unassigned, so the logsumexp runs
   over the 3 proposals of one (state, draw) row instead of all 3n proposals of a state (ours, the CQL
   authors' code and CORL).
@@ -274,6 +274,7 @@ def mobile_agent(fx: dict[str, Any]) -> SACAgent:
     config = SACConfig(
         hidden_sizes=tuple(cfg["hidden"]), num_critics=2, actor_lr=cfg["actor_lr"], critic_lr=cfg["critic_lr"],
         alpha_lr=cfg["alpha_lr"], gamma=cfg["gamma"], tau=cfg["tau"], target_entropy=cfg["target_entropy"],
+        deterministic_backup=True,  # the mobile preset's setting, run_mobile.py's default
     )  # fmt: skip
     agent = SACAgent(spec(cfg), config)
     inputs = fx["inputs"]  # MOBILE's critics are one nn.ModuleList: keys "0.backbone...", "1.backbone..."
@@ -328,15 +329,10 @@ def test_mobile_update_in_reference_order(reference_log_density: None) -> None:
     alpha = agent.log_alpha.exp().detach()
     not_done = cfg["gamma"] * (~batch.terminated).double()
 
-    # Target. Ours at alpha = 0 is the deterministic backup; ours proper subtracts gamma * alpha * log pi.
+    # Target: the deterministic backup (the mobile preset's), so alpha plays no part in it.
     with fed(randn_like=[noise["target_actor"]]):
-        deterministic = agent._td_target(batch.next_obs, batch.rew, batch.terminated, torch.zeros(()))
-    with fed(randn_like=[noise["target_actor"]]):
-        ours_target = agent._td_target(batch.next_obs, batch.rew, batch.terminated, alpha)
-    with fed(randn_like=[noise["target_actor"]]):
-        _, next_log_prob = agent.actor(batch.next_obs)
+        deterministic = agent._td_target(batch.next_obs, batch.rew, batch.terminated, alpha)
     close(deterministic, batch.rew + not_done * out["next_q"], "deterministic backup", "mobile")
-    close(ours_target, deterministic - not_done * alpha * next_log_prob.detach(), "entropy backup", "mobile")
     target = deterministic.clamp(min=0.0)  # mobile.py:174
     assert (deterministic < 0).any()  # the clamp acts on this batch
     close(target, out["target_q"], "target (clamped)", "mobile")

@@ -141,3 +141,30 @@ def test_log_prob_of_given_actions_matches_the_sampled_log_prob():
     obs = torch.randn(8, 4)
     a, logp = actor(obs)
     torch.testing.assert_close(actor.log_prob(obs, a), logp, atol=1e-3, rtol=1e-3)
+
+
+def test_deterministic_backup_drops_only_the_entropy_term_of_the_target():
+    """MOBILE's backup: the same target as SAC's without ``alpha * log pi(a'|s')``."""
+    b = batch()
+    alpha = torch.tensor(0.7)
+    targets, log_probs = {}, {}
+    for det in (False, True):
+        torch.manual_seed(1)
+        agent = make_agent("sac", SPEC, SACConfig(hidden_sizes=(32, 32), deterministic_backup=det))
+        real_actor = agent.actor.forward
+        calls = []
+
+        def actor(obs, *args, real_actor=real_actor, calls=calls, **kwargs):
+            out = real_actor(obs, *args, **kwargs)
+            calls.append(out[1])
+            return out
+
+        agent.actor.forward = actor
+        torch.manual_seed(2)
+        with torch.no_grad():
+            targets[det] = agent._td_target(b.next_obs, b.rew, b.terminated, alpha)
+        log_probs[det] = calls[0]
+    torch.testing.assert_close(log_probs[True], log_probs[False])
+    expected = targets[False] + 0.99 * (~b.terminated).float() * alpha * log_probs[False]
+    torch.testing.assert_close(targets[True], expected)
+    assert not torch.allclose(targets[True], targets[False])
