@@ -21,8 +21,11 @@ below is written from the paper, with these choices of ours:
   so the return is the immediate reward and the reparameterised gradient through ``D`` gives the
   policy gradient exactly and with far less variance than the score-function estimators (TRPO/PPO)
   of general GAIL; an entropy bonus keeps the policy from collapsing onto one mode.
-* The discriminator is trained with binary cross-entropy plus an R1 gradient penalty on the real
-  transitions, which keeps it smooth enough to score transitions it never saw.
+* The discriminator is trained with binary cross-entropy and, by default, no gradient penalty, as
+  the public code (``d_2nd_loss_type='none'``). An R1 penalty (``r1_coef``) bounds the logit's slope,
+  so it cannot separate next states much closer than one standard deviation of ``Δs``, while the
+  dynamics model's errors are far smaller: with 0.1, the filter's ROC-AUC of true next states against
+  1-sigma-of-model-error perturbations on held-out hopper-medium rows was 0.83 (0.86 without).
 * As in the paper, historical discriminators are kept: a snapshot every ``snapshot_every`` rounds,
   the most recent ``max_snapshots`` of them. Each is calibrated when taken by its mean logit on
   held-out real transitions (``expert``) and on the policy's transitions (``learner``); snapshots
@@ -68,7 +71,7 @@ class DynamicsRewardConfig:
         rounds: adversarial rounds; each makes one discriminator and one policy step.
         batch_size: real transitions per step (and as many policy transitions).
         lr: Adam learning rate of both networks.
-        r1_coef: weight of the R1 penalty ``E_real ||grad_x logit||^2``.
+        r1_coef: weight of the R1 penalty ``E_real ||grad_x logit||^2`` (0: none, as the public code).
         entropy_coef: weight of the transition policy's entropy bonus.
         snapshot_every: rounds between historical discriminator snapshots.
         max_snapshots: most recent snapshots kept and averaged when scoring.
@@ -82,7 +85,7 @@ class DynamicsRewardConfig:
     rounds: int = 3000
     batch_size: int = 256
     lr: float = 3e-4
-    r1_coef: float = 0.1
+    r1_coef: float = 0.0
     entropy_coef: float = 1e-3
     snapshot_every: int = 100
     max_snapshots: int = 10
@@ -233,18 +236,16 @@ class DynamicsReward(nn.Module):
         snapshots: list[tuple[dict[str, torch.Tensor], float, float]] = []
         history = []
         for round_ in range(1, cfg.rounds + 1):
-            # Discriminator: real transitions -> 1, proposed ones -> 0, R1 penalty on the real ones.
-            real = batch().requires_grad_(True)
+            # Discriminator: real transitions -> 1, proposed ones -> 0, optional R1 penalty on the real ones.
+            real = batch().requires_grad_(cfg.r1_coef > 0)
             with torch.no_grad():
                 fake_delta, _ = propose(real[:, :sa])
             fake = torch.cat([real[:, :sa].detach(), fake_delta], dim=-1)
             real_logit, fake_logit = disc(real)[0, :, 0], disc(fake)[0, :, 0]
-            (grad,) = torch.autograd.grad(real_logit.sum(), real, create_graph=True)
-            d_loss = (
-                F.softplus(-real_logit).mean()
-                + F.softplus(fake_logit).mean()
-                + cfg.r1_coef * grad.square().sum(dim=-1).mean()
-            )
+            d_loss = F.softplus(-real_logit).mean() + F.softplus(fake_logit).mean()
+            if cfg.r1_coef > 0:
+                (grad,) = torch.autograd.grad(real_logit.sum(), real, create_graph=True)
+                d_loss = d_loss + cfg.r1_coef * grad.square().sum(dim=-1).mean()
             d_opt.zero_grad(set_to_none=True)
             d_loss.backward()
             d_opt.step()
