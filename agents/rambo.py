@@ -61,7 +61,7 @@ from mbrl.agents.base import COUNT, NON_NEGATIVE, POSITIVE, STEPS, AgentSpec, ch
 from mbrl.agents.sac import SACAgent, SACConfig
 from mbrl.dynamics.ensemble import GaussianEnsemble
 
-from mbrl.data.transitions import Transitions
+from mbrl.data.transitions import Transitions, placeholder_rows
 from mbrl.optim import adam
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ class RAMBOAgent(SACAgent):
         self.data = data
         # D4RL files without next_observations hold next_obs = obs on terminal rows, a placeholder the model
         # must not learn from (the training job leaves them out of the fit for the same reason).
-        placeholder = data.terminated & (data.next_obs == data.obs).all(dim=1)
+        placeholder = placeholder_rows(data)
         self.model_rows = (~placeholder).nonzero().squeeze(1)
 
     def attach_dynamics(self, dynamics: Any) -> None:

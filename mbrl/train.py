@@ -176,21 +176,17 @@ def _train(cfg: TrainConfig, parts: Components, folder: RunFolder, resolved: dic
     transition_filter = filter_cls(filter_cfg, spec.obs_dim, spec.act_dim, cfg.seed, str(device))
     if model_based:
         dynamics = build_dynamics(cfg.dynamics.kind, cfg.dynamics, spec, eval_env, cfg.seed, str(device))
-        # D4RL files without next_observations carry next_obs = obs on terminal rows (a placeholder):
-        # the agent may use them (no bootstrap), the dynamics must not learn "stand still" from them.
-        placeholder = real.terminated & (real.next_obs == real.obs).all(dim=1)
+        # Fits leave out D4RL's placeholder next states (mbrl.data.transitions.placeholder_rows).
         cache = {"enabled": cfg.dynamics.cache, "cache_dir": cfg.dynamics.cache_dir}
-        fit_cached(dynamics, real.index(~placeholder), spec.content_hash, **cache)
+        fit_cached(dynamics, data.model_rows, spec.content_hash, **cache)
         for component in transition_filter.learned:  # e.g. MOREC's dynamics reward
-            fit_cached(
-                component, real.index(~placeholder), spec.content_hash, kind=f"filter_{parts.filter_name}", **cache
-            )
+            fit_cached(component, data.model_rows, spec.content_hash, kind=f"filter_{parts.filter_name}", **cache)
             if hasattr(component, "ranking") and isinstance(dynamics, GaussianEnsemble):
                 # Does the learned score rank held-out true next states above the model's samples? A
                 # filter that cannot only shortens rollouts. Own generator, global RNG restored.
                 with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                     rank_gen = torch.Generator(device=device).manual_seed(cfg.seed + 3)
-                    ranking = component.ranking(real.index(~placeholder), dynamics, rank_gen)
+                    ranking = component.ranking(data.model_rows, dynamics, rank_gen)
                 filter_ranking |= {f"filter_{k}": v for k, v in ranking.items()}
                 log.info("filter ranking on held-out transitions: %s", {k: round(v, 3) for k, v in ranking.items()})
     oracle = _diagnostics_oracle(cfg, eval_env, dynamics, str(device))

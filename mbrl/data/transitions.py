@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -145,6 +146,16 @@ class Transitions:
         return h.hexdigest()
 
 
+def placeholder_rows(data: Transitions) -> torch.Tensor:
+    """Rows ``[N]`` (bool) whose ``next_obs`` is only a placeholder: terminal rows with ``next_obs == obs``.
+
+    D4RL files without ``next_observations`` store ``next_obs = obs`` on terminal rows (``mbrl.data.d4rl``).
+    An agent may use them (a terminal is never bootstrapped from), but a dynamics model must not learn
+    "stand still" from them, so model fits leave them out.
+    """
+    return data.terminated & (data.next_obs == data.obs).all(dim=1)
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """What a dataset is: where it came from, which env it belongs to, and how to score it.
@@ -188,6 +199,14 @@ class OfflineDataset:
     episode_returns: torch.Tensor
     num_terminals: int
     num_timeouts: int
+
+    @functools.cached_property
+    def model_rows(self) -> Transitions:
+        """The transitions a model may be fitted on: every row but the placeholders (``placeholder_rows``).
+
+        Computed once per loaded dataset (a frozen dataclass still has a ``__dict__`` to cache in).
+        """
+        return self.transitions.index(~placeholder_rows(self.transitions))
 
     def _normalized_mean(self, returns: torch.Tensor) -> float | None:
         """Mean normalised episode return (the behaviour policy's score), if reference returns exist."""
