@@ -5,6 +5,8 @@
     python -m benchmarks.throughput --device cuda    # on a GPU (adds nothing else: the same rows, timed there)
     python -m benchmarks.throughput --compile        # also torch.compile'd updates against eager ones
     python -m benchmarks.throughput --full-fit 1000000   # also an early-stopped fit on 1M rows (hours on CPU)
+    python -m benchmarks.throughput --full-fit-dataset hopper-medium   # also one on a built-in 100k dataset
+    python -m benchmarks.throughput --reference-offlinerl-kit /work/refs/OfflineRL-Kit   # fit vs OfflineRL-Kit's
 
 Workloads, fp32, batch 256, HalfCheetah sizes (obs 17, act 6):
 
@@ -26,6 +28,11 @@ that replays only its matrix products (same operators, shapes and memory layouts
 everything else took no time, and the workload's rate over it is the share of its time spent in matrix products.
 Growth: rollout time against start states and horizon, fit-epoch time against dataset size (each with a
 least-squares line), and the model buffer's memory against ``retain``.
+Side by side with OfflineRL-Kit (``--reference-offlinerl-kit``, the path of a checkout): its
+``EnsembleDynamicsModel``/``EnsembleDynamics``/``StandardScaler`` at the same sizes on the same rows, one epoch
+of each fit in alternating rounds. Its unit is what its ``train`` runs per epoch apart from logging and the
+reshuffle: the gather of the epoch's bootstrap rows, ``learn`` and ``validate``. Ours is ``fit`` capped at one
+epoch, so it also pays the holdout split, the normaliser, the bootstrap draw and the reshuffle.
 Fast paths are timed against the plain path they replace in interleaved rounds of the same process, so the
 ratios hold even on a busy machine; absolute rates do not, and the load average is recorded with them.
 
@@ -338,6 +345,103 @@ def fit_fn(device: torch.device, n: int, steps: int | None) -> tuple[Callable[[]
     return one, model
 
 
+def import_offlinerl_kit(path: Path) -> tuple[dict, str]:
+    """OfflineRL-Kit's dynamics classes from the checkout at ``path``, and its commit.
+
+    Its package imports ``gym``/``d4rl`` (environments, datasets) and its logger ``torch.utils.tensorboard``,
+    none of which its dynamics fit uses: they are stubbed where they are not installed.
+    """
+    import types
+
+    from benchmarks.conformance.common import stub_modules, use_reference
+
+    commit = use_reference(path)
+    stub_modules("gym", "gym.envs", "gym.envs.mujoco", "d4rl")
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+    except ImportError:  # not through stub_modules: that would replace the real torch.utils too
+        board = types.ModuleType("torch.utils.tensorboard")
+        board.SummaryWriter = object
+        sys.modules["torch.utils.tensorboard"] = board
+    from offlinerlkit.dynamics import EnsembleDynamics
+    from offlinerlkit.modules import EnsembleDynamicsModel
+    from offlinerlkit.utils.scaler import StandardScaler
+
+    classes = {"EnsembleDynamics": EnsembleDynamics, "EnsembleDynamicsModel": EnsembleDynamicsModel}
+    return {**classes, "StandardScaler": StandardScaler}, commit
+
+
+def reference_fit_fn(
+    path: Path, device: torch.device, data: Transitions, seed: int = 0
+) -> tuple[Callable[[], int], str]:
+    """One epoch of OfflineRL-Kit's ensemble fit on ``data`` at our default sizes; returns (fn, commit).
+
+    Set up as its ``EnsembleDynamics.train`` does before the epoch loop (holdout split of
+    ``min(0.2 N, 1000)`` rows, ``StandardScaler`` fit on the rest, bootstrap rows per member); ``fn`` then runs
+    one epoch's work, the gather of the bootstrap rows, ``learn`` (batch 256) and ``validate``, and returns the
+    gradient steps it took.
+    """
+    import numpy as np
+
+    ref, commit = import_offlinerl_kit(path)
+    cfg = EnsembleConfig()
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    model = ref["EnsembleDynamicsModel"](
+        OBS_DIM,
+        ACT_DIM,
+        list(cfg.hidden_sizes),
+        cfg.ensemble_size,
+        cfg.num_elites,
+        weight_decays=list(cfg.weight_decay),
+        device=str(device),
+    )
+    optim = torch.optim.Adam(model.parameters(), lr=cfg.lr)  # as its run scripts build it
+    dynamics = ref["EnsembleDynamics"](model, optim, ref["StandardScaler"](), terminal_fn=None)
+    cpu = data.to("cpu")
+    arrays = {
+        "observations": cpu.obs.numpy(),
+        "actions": cpu.act.numpy(),
+        "next_observations": cpu.next_obs.numpy(),
+        "rewards": cpu.rew[:, None].numpy(),
+    }
+    inputs, targets = dynamics.format_samples_for_training(arrays)
+    n = len(inputs)
+    n_holdout = min(int(n * cfg.holdout_fraction), cfg.max_holdout)
+    perm = np.random.permutation(n)
+    train, held = perm[n_holdout:], perm[:n_holdout]
+    dynamics.scaler.fit(inputs[train])
+    x_train, y_train = dynamics.scaler.transform(inputs[train]), targets[train]
+    x_held, y_held = dynamics.scaler.transform(inputs[held]), targets[held]
+    rows = np.random.randint(len(train), size=[cfg.ensemble_size, len(train)])
+    steps = math.ceil(len(train) / cfg.batch_size)
+
+    def one() -> int:
+        dynamics.learn(x_train[rows], y_train[rows], cfg.batch_size, cfg.logvar_loss_coef)
+        dynamics.validate(x_held, y_held)
+        return steps
+
+    return one, commit
+
+
+def offlinerl_kit_side_by_side(args, device: torch.device) -> dict:
+    """Our ensemble fit against OfflineRL-Kit's: one epoch each on the same rows, in alternating rounds."""
+    n = 20_000 if args.quick else 50_000
+    data = synthetic(n, device)
+    reference, commit = reference_fit_fn(args.reference_offlinerl_kit, device, data)
+    ours, _ = fit_fn(device, n, None)
+    res = interleaved({"offlinerl_kit": reference, "ours": ours}, device, args.rounds, 0.0)
+    return {
+        "unit": "steps/s",
+        "what": "one epoch of the 7x(4x200) ensemble fit, batch 256 per member; speedup = ours over OfflineRL-Kit",
+        "reference": {"repository": "yihaosun1124/OfflineRL-Kit", "commit": commit},
+        "rows": n,
+        "steps_per_epoch": math.ceil((n - min(int(n * 0.2), 1000)) / BATCH),
+        **res,
+        "ratio": res["ours"]["speedup"],
+    }
+
+
 def rollout_setup(device: torch.device, start_states: int, horizon: int, every_member: bool = False):
     """The RAVL rollout: 7x(4x200) ensemble (5 elites, no termination), the 3x256 policy; returns (fn, model).
 
@@ -590,6 +694,25 @@ def full_fit(args, device: torch.device) -> dict:
     return {"transitions": args.full_fit, "epochs": report.epochs, "minutes": (time.perf_counter() - start) / 60}
 
 
+def full_fit_dataset(args, device: torch.device) -> dict:
+    """A real early-stopped fit of the default ensemble on ``--full-fit-dataset`` (a built-in or any dataset
+    ``mbrl.data.loading.load_dataset`` takes): epochs and wall minutes, as a training job fits it (seed 0)."""
+    from mbrl.data.loading import load_dataset
+
+    data = load_dataset(args.full_fit_dataset).transitions
+    model = GaussianEnsemble(data.obs_dim, data.act_dim, EnsembleConfig(), device)
+    start = time.perf_counter()
+    report = model.fit(data)
+    sync(device)
+    return {
+        "dataset": args.full_fit_dataset,
+        "transitions": len(data),
+        "epochs": report.epochs,
+        "minutes": (time.perf_counter() - start) / 60,
+        "holdout_mse_of_elites": float(report.holdout_mse[report.elites].mean()),
+    }
+
+
 # -- report ---------------------------------------------------------------------------------------------
 def machine(device: torch.device) -> dict:
     cpu = platform.processor() or platform.machine()
@@ -644,6 +767,31 @@ def git(*cmd: str) -> str:
 
 
 def print_table(results: dict) -> None:
+    if "workloads" in results:
+        print_workloads(results)
+    for title, res in results.get("fast_paths", {}).items():
+        parts = [f"{k} x{v['speedup']:.2f}" for k, v in res.items() if isinstance(v, dict)]
+        print(f"{title}: {', '.join(parts)}")
+    for title, res in results.get("growth", {}).items():
+        if "line" in res and "x" in res:
+            print(f"{title}: R2 {res['line']['r2']:.3f}, worst miss {res['line']['max_relative_miss']:.1%}")
+    side = results.get("offlinerl_kit_side_by_side")
+    if side:
+        print(
+            f"ensemble fit vs OfflineRL-Kit {side['reference']['commit'][:7]} ({side['rows']} rows, one epoch): "
+            f"ours x{side['ratio']:.2f} ({side['ours']['median_rate']:.1f} vs "
+            f"{side['offlinerl_kit']['median_rate']:.1f} steps/s)"
+        )
+    for key in ("full_fit", "full_fit_dataset"):
+        if key in results:
+            row = results[key]
+            what = row.get("dataset", f"{row['transitions']} synthetic rows")
+            print(f"early-stopped fit on {what}: {row['epochs']} epochs, {row['minutes']:.1f} min")
+    if "pipeline" in results:
+        print(f"pipeline ({results['pipeline']['scale']}): {results['pipeline']['job_s']:.1f} s")
+
+
+def print_workloads(results: dict) -> None:
     sgemm = max(results["sgemm_gflops"].values())
     print(f"\nsgemm: {sgemm:.0f} GFLOP/s ({results['threads']} threads, {results['device']})")
     print(
@@ -662,14 +810,6 @@ def print_table(results: dict) -> None:
     print(f"full fit on 1M transitions: {fit['minutes_per_epoch_on_1M']:.1f} min per epoch (x epochs to early stop)")
     proj = results["projection"]
     print(f"RAVL, {RAVL_UPDATES:,} updates + {proj['rollout_rounds']} rollout rounds: {proj['hours']:.1f} h projected")
-    for title, res in results.get("fast_paths", {}).items():
-        parts = [f"{k} x{v['speedup']:.2f}" for k, v in res.items() if isinstance(v, dict)]
-        print(f"{title}: {', '.join(parts)}")
-    for title, res in results.get("growth", {}).items():
-        if "line" in res and "x" in res:
-            print(f"{title}: R2 {res['line']['r2']:.3f}, worst miss {res['line']['max_relative_miss']:.1%}")
-    if "pipeline" in results:
-        print(f"pipeline ({results['pipeline']['scale']}): {results['pipeline']['job_s']:.1f} s")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -681,8 +821,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compile", action="store_true", help="also time torch.compile'd updates against eager")
     parser.add_argument("--profile", action="store_true", help="also record torch.profiler's top operators")
     parser.add_argument("--full-fit", type=int, default=0, metavar="N", help="also fit to early stopping on N rows")
+    parser.add_argument(
+        "--full-fit-dataset", default=None, metavar="NAME", help="also fit to early stopping on this dataset"
+    )
+    parser.add_argument(
+        "--reference-offlinerl-kit",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="a checkout of OfflineRL-Kit: also time its ensemble fit against ours, side by side",
+    )
     parser.add_argument("--pipeline-scale", default="smoke", help="scale preset of the pipeline job (smoke or cpu)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["fast_paths", "growth", "pipeline"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["workloads", "fast_paths", "growth", "pipeline"])
     parser.add_argument("--tag", default=None, help="machine tag in the output name (default: from the hardware)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -731,20 +881,22 @@ def main(argv: list[str] | None = None) -> None:
     def section(name: str) -> None:
         print(f"[{time.perf_counter() - started:6.0f} s] {name}", flush=True)
 
-    section("sgemm")
-    results["sgemm_gflops"] = sgemm_gflops(device, args.rounds)
-    section("workloads")
-    results["workloads"] = workloads(args, device)
-    paper = RolloutConfig()
-    round_s = paper.batch_size * paper.horizon / results["workloads"]["rollout"]["median"]
-    rounds = RAVL_UPDATES // paper.every
-    seconds = RAVL_UPDATES / results["workloads"]["edac_update"]["median"] + rounds * round_s
-    results["projection"] = {
-        "what": "RAVL paper run: EDAC-size updates plus 50k x 5 rollout rounds every 1000 updates; evaluation excluded",
-        "updates": RAVL_UPDATES,
-        "rollout_rounds": rounds,
-        "hours": seconds / 3600,
-    }
+    if "workloads" not in args.skip:
+        section("sgemm")
+        results["sgemm_gflops"] = sgemm_gflops(device, args.rounds)
+        section("workloads")
+        results["workloads"] = workloads(args, device)
+        paper = RolloutConfig()
+        round_s = paper.batch_size * paper.horizon / results["workloads"]["rollout"]["median"]
+        rounds = RAVL_UPDATES // paper.every
+        seconds = RAVL_UPDATES / results["workloads"]["edac_update"]["median"] + rounds * round_s
+        results["projection"] = {
+            "what": "RAVL paper run: EDAC-size updates plus 50k x 5 rollout rounds every 1000 updates; "
+            "evaluation excluded",
+            "updates": RAVL_UPDATES,
+            "rollout_rounds": rounds,
+            "hours": seconds / 3600,
+        }
     if "fast_paths" not in args.skip:
         section("fast paths against plain paths" + (" (compiling takes minutes)" if args.compile else ""))
         results["fast_paths"] = fast_paths(args, device)
@@ -759,9 +911,15 @@ def main(argv: list[str] | None = None) -> None:
             "ensemble_fit": profile_top(fit_fn(device, 20_000, 20)[0], 1),
             "rollout": profile_top(rollout_setup(device, args.rollout_states, 5)[0], 1),
         }
+    if args.reference_offlinerl_kit:
+        section("ensemble fit side by side with OfflineRL-Kit")
+        results["offlinerl_kit_side_by_side"] = offlinerl_kit_side_by_side(args, device)
     if args.full_fit:
         section(f"full fit on {args.full_fit} transitions")
         results["full_fit"] = full_fit(args, device)
+    if args.full_fit_dataset:
+        section(f"full fit on {args.full_fit_dataset}")
+        results["full_fit_dataset"] = full_fit_dataset(args, device)
     if "pipeline" not in args.skip:
         section(f"pipeline ({args.pipeline_scale})")
         results["pipeline"] = pipeline(args, device)
