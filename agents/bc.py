@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from mbrl.agents.actor import TanhGaussianActor
 from mbrl.agents.base import POSITIVE, SIZES, AgentSpec, check, register_agent
 
 from mbrl.data.transitions import Transitions
+from mbrl.nn import TanhGaussianActor
 from mbrl.optim import adam
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import torch
-from mbrl.dynamics.layers import EnsembleLinear
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils import parametrize
+
+from mbrl.nn import EnsembleLinear, mlp
 
 
 class BatchedSpectralNorm(nn.Module):
@@ -56,19 +57,16 @@ class VectorizedCritic(nn.Module):
     ) -> None:
         super().__init__()
         self.num_critics = num_critics
-        layers: list[nn.Module] = []
-        in_dim = obs_dim + act_dim
-        for width in hidden:
-            layer = EnsembleLinear(in_dim, width, num_critics)
+        # Built first, re-initialised after: the same global-RNG draws in the same order as layer-by-layer
+        # (the bias fill and the spectral norm's own generator draw nothing from it).
+        self.net = mlp(obs_dim + act_dim, hidden, 1, members=num_critics)
+        *hidden_layers, head = [m for m in self.net if isinstance(m, EnsembleLinear)]
+        for layer in hidden_layers:
             nn.init.constant_(layer.bias, 0.1)
             if spectral_norm:
                 parametrize.register_parametrization(layer, "weight", BatchedSpectralNorm(layer.weight))
-            layers += [layer, nn.ReLU()]
-            in_dim = width
-        head = EnsembleLinear(in_dim, 1, num_critics)
         nn.init.uniform_(head.weight, -3e-3, 3e-3)
         nn.init.uniform_(head.bias, -3e-3, 3e-3)
-        self.net = nn.Sequential(*layers, head)
 
     def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         if act.dim() == 3:

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from mbrl.agents.actor import TanhGaussianActor, mlp
 from mbrl.agents.base import DISCOUNT, FRACTION, NON_NEGATIVE, POSITIVE, RATE, SIZES, AgentSpec, check, register_agent
 from mbrl.agents.critics import VectorizedCritic
 from torch import nn
 
 from mbrl.data.transitions import Transitions
+from mbrl.nn import TanhGaussianActor, mlp
 from mbrl.optim import adam
 
 MAX_WEIGHT = 100.0

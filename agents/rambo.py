@@ -17,7 +17,7 @@ mixture of the elites, and the advantage
 uses the current (not the target) critics, is normalised over the batch and carries no gradient.
 Descending the first term is REINFORCE on the model: it moves probability towards transitions with a
 low value for the policy, so the policy learns to be robust to the errors the data cannot rule out. The
-supervised term (the model's own training loss, ``GaussianEnsemble._loss``: Gaussian NLL of every member
+supervised term (the model's own training loss, ``GaussianEnsemble.supervised_loss``: Gaussian NLL of every member
 on a real batch, weight decay, ``logvar_loss_coef`` times the log-variance bounds) keeps the model
 consistent with the data. The adversarial term is averaged over the batch rows, as in OfflineRL-Kit
 (``rambo.py:182``, ``(log_prob * advantage).mean()``). The authors' TensorFlow code minimises the vector
@@ -212,7 +212,7 @@ class RAMBOAgent(SACAgent):
         adv_loss = (log_prob * advantage).mean()
 
         targets = torch.cat([real.next_obs - real.obs, real.rew[:, None]], dim=1).to(mean)
-        supervised, nll = dyn._loss(dyn._inputs(real.obs, real.act), targets)
+        supervised, nll = dyn.supervised_loss(dyn.model_inputs(real.obs, real.act), targets)
         self.dynamics_opt.zero_grad(set_to_none=True)
         (cfg.adv_weight * adv_loss + supervised).backward()
         self.dynamics_opt.step()

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from mbrl.agents.actor import TanhGaussianActor
 from mbrl.agents.base import (
     COUNT,
     DISCOUNT,
@@ -35,6 +34,7 @@ from mbrl.agents.base import (
 from mbrl.agents.critics import VectorizedCritic
 
 from mbrl.data.transitions import Transitions
+from mbrl.nn import TanhGaussianActor
 from mbrl.optim import adam
 
 

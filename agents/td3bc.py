@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from mbrl.agents.actor import mlp
 from mbrl.agents.base import COUNT, DISCOUNT, NON_NEGATIVE, POSITIVE, RATE, SIZES, AgentSpec, check, register_agent
 from mbrl.agents.critics import VectorizedCritic
 from torch import nn
 
 from mbrl.data.transitions import Transitions
+from mbrl.nn import mlp
 from mbrl.optim import adam
 
 

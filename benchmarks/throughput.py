@@ -470,7 +470,7 @@ def workloads(args, device: torch.device) -> dict:
     fit, model = fit_fn(device, 50_000, args.fit_steps)
     x = torch.randn(EnsembleConfig().ensemble_size, BATCH, OBS_DIM + ACT_DIM, device=device)
     y = torch.randn(EnsembleConfig().ensemble_size, BATCH, OBS_DIM + 1, device=device)
-    step_gflop = matmul_gflop(lambda: model._loss(x, y)[0].backward())
+    step_gflop = matmul_gflop(lambda: model.supervised_loss(x, y)[0].backward())
     out["ensemble_fit"] = {"unit": "steps/s", **rate_and_sgemm_share(fit, step_gflop, device, rounds, 0.0)}
     # RAVL's rollout reads only each row's drawn member; MOPO's penalty reads every member.
     for name, every_member in (("rollout", False), ("rollout_every_member", True)):

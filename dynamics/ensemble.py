@@ -2,7 +2,7 @@
 
 Each of ``E`` members is an MLP over the z-scored ``concat(obs, act)`` that predicts the mean and
 log-variance of ``[Δs, r]`` (``D = obs_dim + 1``, targets in raw units). All members run in one
-batched pass through :class:`~mbrl.dynamics.layers.EnsembleLinear` layers. Training follows
+batched pass through :class:`~mbrl.nn.EnsembleLinear` layers. Training follows
 OfflineRL-Kit's ``EnsembleDynamics.train``:
 
 * holdout split of ``min(holdout_fraction * N, max_holdout)`` rows, the normaliser fit on the rest;
@@ -20,7 +20,6 @@ A single Gaussian model is ``ensemble_size=1, num_elites=1``.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 import math
 from dataclasses import dataclass
@@ -29,11 +28,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from mbrl.dynamics.base import FitReport, StepResult
-from mbrl.dynamics.layers import EnsembleLinear
 from mbrl.dynamics.termination import TerminationFn, get_termination_fn
 from torch import nn
 
 from mbrl.data.transitions import DatasetError, Transitions
+from mbrl.nn import EnsembleLinear, fit_zscore, linear_layers, zscore
 from mbrl.optim import adam
 
 log = logging.getLogger(__name__)
@@ -152,10 +151,12 @@ class GaussianEnsemble(nn.Module):
         self.out_dim = obs_dim + 1
         self.device = torch.device(device)
         cfg = self.cfg
-        widths = (obs_dim + act_dim, *cfg.hidden_sizes)
-        self.hidden = nn.ModuleList(EnsembleLinear(i, o, cfg.ensemble_size) for i, o in itertools.pairwise(widths))
         # One output layer for mean and raw logvar, as in OfflineRL-Kit (it carries the last decay entry).
-        self.output = EnsembleLinear(widths[-1], 2 * self.out_dim, cfg.ensemble_size)
+        # Hidden layers and output are kept apart (state keys hidden.<i>, output: OfflineRL-Kit's backbones.<i>,
+        # output_layer) because sample() runs them per drawn member, not as one nn.Sequential.
+        *hidden, output = linear_layers((obs_dim + act_dim, *cfg.hidden_sizes, 2 * self.out_dim), cfg.ensemble_size)
+        self.hidden = nn.ModuleList(hidden)
+        self.output: EnsembleLinear = output
         self.activation = ACTIVATIONS[cfg.activation]()
         # Shared by all members, learned (PETS): the soft bounds of the predicted log-variance.
         self.max_logvar = nn.Parameter(torch.full((self.out_dim,), 0.5))
@@ -220,26 +221,29 @@ class GaussianEnsemble(nn.Module):
         logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
         return mean, logvar
 
-    def _inputs(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        """``obs [B, o]``, ``act [B, a]`` -> z-scored ``[B, o+a]`` on the model's device and dtype."""
+    def model_inputs(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """The networks' input: ``obs [B, o]``, ``act [B, a]`` -> z-scored ``concat(obs, act)`` ``[B, o+a]``.
+
+        On the model's device and dtype, with the normaliser fitted by the last ``fit``. Feeds
+        :meth:`supervised_loss`.
+        """
         if obs.dim() != 2 or obs.shape[1] != self.obs_dim or act.shape != (obs.shape[0], self.act_dim):
             raise ValueError(
                 f"expected obs [B, {self.obs_dim}] and act [B, {self.act_dim}], "
                 f"got {tuple(obs.shape)} and {tuple(act.shape)}"
             )
-        x = torch.cat([obs, act], dim=1).to(self.input_mean)
-        return (x - self.input_mean) / self.input_std
+        return zscore(torch.cat([obs, act], dim=1).to(self.input_mean), self.input_mean, self.input_std)
 
     def predict(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``obs [B, o]``, ``act [B, a]`` -> mean, logvar ``[E, B, o+1]`` of ``[Δs, r]`` for every member.
 
         Differentiable (no ``no_grad``), so adversarial model updates (RAMBO) can use it.
         """
-        return self._forward(self._inputs(obs, act))
+        return self._forward(self.model_inputs(obs, act))
 
     def _predict_chunked(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``predict`` for ``sample``/``sample_candidates`` (no autograd), ``sample_chunk`` rows at a time."""
-        x = self._inputs(obs, act)
+        x = self.model_inputs(obs, act)
         if self.sample_chunk is None or x.shape[0] <= self.sample_chunk:
             return self._forward(x)
         parts = [self._forward(x[i : i + self.sample_chunk]) for i in range(0, x.shape[0], self.sample_chunk)]
@@ -253,7 +257,7 @@ class GaussianEnsemble(nn.Module):
         One plain matrix product per layer and drawn member instead of every member on every row: with
         5 elites of 7 it does a seventh of ``_predict_chunked``'s work, in larger, faster products.
         """
-        x = self._inputs(obs, act)
+        x = self.model_inputs(obs, act)
         mean = x.new_empty(x.shape[0], self.out_dim)
         logvar = torch.empty_like(mean)
         for m in member.unique().tolist():
@@ -326,8 +330,19 @@ class GaussianEnsemble(nn.Module):
         return StepResult(next_obs, draw[..., -1], terminated, {"member": member, "mean": mean, "std": std})
 
     # -- training --------------------------------------------------------------------------------
-    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Batched inputs ``[E, b, o+a]``, targets ``[E, b, D]`` -> (total loss, mean per-member NLL)."""
+    def supervised_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss ``fit`` minimises, differentiable in every parameter (RAMBO adds it to its adversarial loss).
+
+        Args:
+            x: :meth:`model_inputs` ``[b, o+a]`` (every member on the same rows) or ``[E, b, o+a]`` (each
+                member on its own rows).
+            y: targets ``[Δs, r]`` in raw units, ``[b, D]`` or ``[E, b, D]`` (``D = o + 1``).
+
+        Returns:
+            ``(loss [], nll [])``: the total ``Σ_e NLL_e + Σ_l 0.5 · wd_l · ||W_l||² + logvar_loss_coef ·
+            (Σ max_logvar - Σ min_logvar)`` with ``NLL_e = mean((μ - y)² e^{-lv}) + mean(lv)``, and the mean
+            per-member NLL, detached (for logging).
+        """
         mean, logvar = self._forward(x)
         nll = (((mean - y) ** 2) * torch.exp(-logvar)).mean(dim=(1, 2)) + logvar.mean(dim=(1, 2))  # [E]
         layers = zip(self.cfg.weight_decay, self.layers, strict=True)
@@ -390,15 +405,13 @@ class GaussianEnsemble(nn.Module):
             raise ValueError("the given holdout set is empty; pass holdout=None to split one off the data")
         train, held = (data, holdout.to(self.device)) if holdout is not None else self._split(data, gen)
 
-        x_train = torch.cat([train.obs, train.act], dim=1).to(self.input_mean)
-        self.input_mean.copy_(x_train.mean(dim=0))
-        std = x_train.std(dim=0, unbiased=False)
-        self.input_std.copy_(torch.where(std < 1e-12, torch.ones_like(std), std))  # constant inputs stay unscaled
+        input_mean, input_std = fit_zscore(torch.cat([train.obs, train.act], dim=1).to(self.input_mean))
+        self.input_mean.copy_(input_mean)
+        self.input_std.copy_(input_std)
 
         def normalised_xy(part: Transitions) -> tuple[torch.Tensor, torch.Tensor]:
-            x = torch.cat([part.obs, part.act], dim=1).to(self.input_mean)
             y = torch.cat([part.next_obs - part.obs, part.rew[:, None]], dim=1).to(self.input_mean)
-            return (x - self.input_mean) / self.input_std, y
+            return self.model_inputs(part.obs, part.act), y
 
         x_train, y_train = normalised_xy(train)
         x_held, y_held = normalised_xy(held)
@@ -426,7 +439,7 @@ class GaussianEnsemble(nn.Module):
             epoch_nll = torch.zeros((), device=self.device)
             for step in range(steps):
                 idx = member_rows[:, step * cfg.batch_size : (step + 1) * cfg.batch_size]  # [E, b]
-                loss, nll = self._loss(x_train[idx], y_train[idx])
+                loss, nll = self.supervised_loss(x_train[idx], y_train[idx])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

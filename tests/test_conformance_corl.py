@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 import torch
-from mbrl.agents.actor import TanhGaussianActor
 from mbrl.agents.base import AgentSpec
 from mbrl.agents.cql import CQLAgent, CQLConfig
 from mbrl.agents.iql import IQLAgent, IQLConfig
@@ -26,6 +25,7 @@ from mbrl.agents.td3bc import TD3BCAgent, TD3BCConfig
 
 from benchmarks.conformance.corl import feeding, record_calls, record_steps
 from mbrl.data.transitions import Transitions
+from mbrl.nn import TanhGaussianActor
 from tests.helpers import assert_rel_close, load_conformance
 
 Params = dict[str, torch.Tensor]

@@ -36,7 +36,6 @@ from typing import Any
 
 import pytest
 import torch
-from mbrl.agents.actor import TanhGaussianActor
 from mbrl.agents.base import AgentSpec
 from mbrl.agents.sac import SACAgent, SACConfig
 from mbrl.dynamics.ensemble import EnsembleConfig, GaussianEnsemble
@@ -44,6 +43,7 @@ from mbrl.dynamics.termination import get_termination_fn
 from torch.nn import functional as F
 
 from mbrl.data.transitions import Transitions
+from mbrl.nn import TanhGaussianActor
 from mbrl.rollout import RolloutConfig, model_buffer, rollout, split_batch
 from tests.helpers import assert_rel_close, load_conformance
 

@@ -140,11 +140,11 @@ def test_loss_terms_gradients_and_one_adam_step(ref):
 
     # The loss itself, term by term: switching our own decay and bound coefficients off isolates each.
     cfg = model.cfg
-    total, nll_mean = model._loss(x[boot], y[boot])
+    total, nll_mean = model.supervised_loss(x[boot], y[boot])
     model.cfg = dataclasses.replace(cfg, weight_decay=(0.0,) * len(cfg.weight_decay))
-    no_decay = model._loss(x[boot], y[boot])[0]
+    no_decay = model.supervised_loss(x[boot], y[boot])[0]
     model.cfg = dataclasses.replace(model.cfg, logvar_loss_coef=0.0)
-    nll_sum = model._loss(x[boot], y[boot])[0]
+    nll_sum = model.supervised_loss(x[boot], y[boot])[0]
     model.cfg = cfg
     ref_nll = ref["loss_mse_inv"] + ref["loss_var"]
     assert_rel_close(nll_mean.detach(), ref_nll.mean(), "mean per-member NLL")

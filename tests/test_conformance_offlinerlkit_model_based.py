@@ -35,7 +35,6 @@ from typing import Any
 
 import pytest
 import torch
-from mbrl.agents.actor import TanhGaussianActor
 from mbrl.agents.base import AgentSpec
 from mbrl.agents.combo import COMBOAgent, COMBOConfig
 from mbrl.agents.rambo import RAMBOAgent, RAMBOConfig
@@ -45,6 +44,7 @@ from torch import nn
 
 from mbrl.data.transitions import Transitions
 from mbrl.filters.penalties import MOBILEPenalty, MOBILEPenaltyConfig
+from mbrl.nn import TanhGaussianActor
 from tests.helpers import assert_rel_close, load_conformance
 
 LARGEST: dict[str, float] = {}  # largest relative error per fixture, printed with ``pytest -s``
@@ -446,7 +446,7 @@ def test_rambo_adversarial_model_step() -> None:
     # The supervised term and the total, from the model's own loss at the initial weights.
     fresh_agent, fresh = rambo_agent(fx)
     targets = torch.cat([sl.next_obs - sl.obs, sl.rew[:, None]], dim=1)
-    supervised, _ = fresh._loss(fresh._inputs(sl.obs, sl.act), targets)
+    supervised, _ = fresh.supervised_loss(fresh.model_inputs(sl.obs, sl.act), targets)
     close(supervised, adv["sl_loss"], "supervised loss", "rambo")
     close(cfg["adv_weight"] * metrics["adv_loss"] + supervised, adv["all_loss"], "total model loss", "rambo")
     for name, value in dynamics_grads(adv["grads"]).items():

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 import pytest
 import torch
 from mbrl.agents import make_agent
-from mbrl.agents.actor import TanhGaussianActor
 from mbrl.agents.base import AgentSpec
 from mbrl.agents.bc import BCConfig
 from mbrl.agents.cql import CQLAgent, CQLConfig
@@ -44,6 +43,7 @@ from mbrl.agents.td3bc import TD3BCConfig
 from torch import nn
 
 from mbrl.data.transitions import Transitions
+from mbrl.nn import TanhGaussianActor
 from mbrl.optim import adam
 from tests.helpers import assert_rel_close, load_conformance
 

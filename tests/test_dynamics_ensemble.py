@@ -128,7 +128,7 @@ def test_loss_adds_half_weight_decay_times_squared_norm():
     expected = sum(
         0.5 * wd * layer.weight.square().sum() for wd, layer in zip(SMALL.weight_decay, model.layers, strict=True)
     )
-    torch.testing.assert_close(model._loss(x, y)[0] - no_decay._loss(x, y)[0], expected)
+    torch.testing.assert_close(model.supervised_loss(x, y)[0] - no_decay.supervised_loss(x, y)[0], expected)
 
 
 def test_fits_a_nonlinear_function_and_is_uncertain_off_distribution(fitted):

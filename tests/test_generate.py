@@ -3,7 +3,6 @@ import copy
 import numpy as np
 import pytest
 import torch
-from mbrl.agents.actor import TanhGaussianActor
 
 from mbrl.data.behavior import BehaviorBundle, Snapshot, packaged_bundle_path
 from mbrl.data.generate import (
@@ -17,6 +16,7 @@ from mbrl.data.generate import (
 )
 from mbrl.data.minari_io import load_minari
 from mbrl.envs import make_env
+from mbrl.nn import TanhGaussianActor
 
 ENV = "Hopper-v5"
 

@@ -1,6 +1,7 @@
 import torch
-from mbrl.dynamics.layers import EnsembleLinear
 from torch import nn
+
+from mbrl.nn import EnsembleLinear
 
 
 def test_batched_matches_looped_members():

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from mbrl.agents.actor import TanhGaussianActor
+from mbrl.nn import TanhGaussianActor
 
 PACKAGED_DIR = Path(__file__).with_name("policies")
 

@@ -28,10 +28,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from mbrl.agents.actor import TanhGaussianActor
 from mbrl.data.behavior import BehaviorBundle
 from mbrl.data.scores import D4RL_REFERENCE_SCORES
 from mbrl.envs import env_family, make_env
+from mbrl.nn import TanhGaussianActor
 from mbrl.torch_utils import one_thread
 
 log = logging.getLogger(__name__)

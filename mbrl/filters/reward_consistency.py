@@ -50,8 +50,8 @@ from torch.nn import functional as F
 
 from mbrl.data.transitions import Transitions
 from mbrl.dynamics.base import DynamicsModel, StepResult
-from mbrl.dynamics.layers import EnsembleLinear
 from mbrl.filters.base import FILTERS, FilterResult
+from mbrl.nn import fit_zscore, mlp, zscore
 from mbrl.optim import adam
 
 log = logging.getLogger(__name__)
@@ -105,17 +105,6 @@ class DynamicsRewardConfig:
             )
 
 
-def _mlp(
-    in_dim: int, hidden: tuple[int, ...], out_dim: int, members: int, activation: type[nn.Module]
-) -> nn.Sequential:
-    """``members`` independent MLPs on :class:`EnsembleLinear`: ``[B, in]`` or ``[M, B, in]`` -> ``[M, B, out]``."""
-    layers: list[nn.Module] = []
-    for width in hidden:
-        layers += [EnsembleLinear(in_dim, width, members), activation()]
-        in_dim = width
-    return nn.Sequential(*layers, EnsembleLinear(in_dim, out_dim, members))
-
-
 class DynamicsReward(nn.Module):
     """The learned dynamics reward ``r_D``: an average of calibrated historical discriminators.
 
@@ -137,7 +126,7 @@ class DynamicsReward(nn.Module):
         # Normaliser of [s, a, Δs]; fitted by ``fit``.
         self.register_buffer("input_mean", torch.zeros(self.in_dim))
         self.register_buffer("input_std", torch.ones(self.in_dim))
-        self.snapshots = _mlp(self.in_dim, self.cfg.hidden_sizes, 1, self.cfg.max_snapshots, nn.ReLU)
+        self.snapshots = mlp(self.in_dim, self.cfg.hidden_sizes, 1, members=self.cfg.max_snapshots)
         self.register_buffer("learner_logit", torch.zeros(self.cfg.max_snapshots))
         self.register_buffer("expert_logit", torch.ones(self.cfg.max_snapshots))
         self.register_buffer("num_snapshots", torch.zeros((), dtype=torch.long))
@@ -146,7 +135,7 @@ class DynamicsReward(nn.Module):
     # -- scoring -----------------------------------------------------------------------------------
     def _normalise(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
         x = torch.cat([obs, act, next_obs - obs], dim=-1).to(self.input_mean)
-        return (x - self.input_mean) / self.input_std
+        return zscore(x, self.input_mean, self.input_std)
 
     @torch.no_grad()
     def score(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
@@ -200,17 +189,17 @@ class DynamicsReward(nn.Module):
         data = data.to(self.device)
         cal, train = data.index(held_out), data.index(rest)
         x_train = torch.cat([train.obs, train.act, train.next_obs - train.obs], dim=-1).to(self.input_mean)
-        self.input_mean.copy_(x_train.mean(dim=0))
-        std = x_train.std(dim=0, unbiased=False)
-        self.input_std.copy_(torch.where(std < 1e-12, torch.ones_like(std), std))
-        x_train = (x_train - self.input_mean) / self.input_std
+        input_mean, input_std = fit_zscore(x_train)
+        self.input_mean.copy_(input_mean)
+        self.input_std.copy_(input_std)
+        x_train = zscore(x_train, self.input_mean, self.input_std)
         x_cal = self._normalise(cal.obs, cal.act, cal.next_obs)
         sa = self.obs_dim + self.act_dim
 
         with torch.random.fork_rng(devices=[]):  # seeded initialisation that leaves the caller's RNG alone
             torch.manual_seed(cfg.seed)
-            disc = _mlp(self.in_dim, cfg.hidden_sizes, 1, 1, nn.ReLU).to(self.device)
-            policy = _mlp(sa, cfg.policy_hidden_sizes, 2 * self.obs_dim, 1, nn.SiLU).to(self.device)
+            disc = mlp(self.in_dim, cfg.hidden_sizes, 1, members=1).to(self.device)
+            policy = mlp(sa, cfg.policy_hidden_sizes, 2 * self.obs_dim, members=1, activation=nn.SiLU).to(self.device)
         d_opt = adam(disc.parameters(), cfg.lr)
         p_opt = adam(policy.parameters(), cfg.lr)
 

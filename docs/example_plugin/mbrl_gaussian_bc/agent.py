@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from mbrl.agents.actor import TanhGaussianActor
 from mbrl.agents.base import AgentSpec
 
 from mbrl.data.transitions import Transitions
+from mbrl.nn import TanhGaussianActor
 
 
 @dataclass

@@ -1,0 +1,179 @@
+"""Network building blocks every learned component shares (floor 1: imports nothing of ours).
+
+* :class:`EnsembleLinear`: ``E`` independent affine maps in one batched matmul. Dynamics ensembles,
+  critic ensembles (SAC-N, EDAC, RAVL) and MOREC's discriminators all stack it, so there is exactly
+  one implementation of "E independent linear maps".
+* :func:`mlp` (on :func:`linear_layers`): the one way layers are stacked, plain or ensembled.
+* :func:`fit_zscore` / :func:`zscore`: the one input normaliser (the dynamics ensemble's and MOREC's
+  dynamics reward's inputs); the owner keeps the statistics as its own buffers.
+* :class:`TanhGaussianActor`: the stochastic policy of the actor-critic agents, and the network of the
+  behaviour policies the built-in datasets are generated from.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class EnsembleLinear(nn.Module):
+    """``E`` independent affine maps applied with one batched matmul.
+
+    Args:
+        in_features: input width per member.
+        out_features: output width per member.
+        ensemble_size: number of members ``E``.
+
+    Shapes:
+        input ``[E, B, in]`` (or ``[B, in]``, broadcast to every member) -> ``[E, B, out]``.
+    """
+
+    def __init__(self, in_features: int, out_features: int, ensemble_size: int) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.ensemble_size = ensemble_size
+        self.weight = nn.Parameter(torch.empty(ensemble_size, in_features, out_features))
+        self.bias = nn.Parameter(torch.empty(ensemble_size, 1, out_features))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """PyTorch's ``nn.Linear`` default init, drawn independently per member."""
+        bound = 1.0 / math.sqrt(self.in_features)
+        # kaiming_uniform(a=sqrt(5)) on a [out, in] weight reduces to U(-1/sqrt(in), 1/sqrt(in)).
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:
+            # Same batch for every member: baddbmm on an expanded view avoids copying x E times.
+            x = x.unsqueeze(0).expand(self.ensemble_size, -1, -1)
+        return torch.baddbmm(self.bias, x, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"in={self.in_features}, out={self.out_features}, ensemble={self.ensemble_size}"
+
+
+def linear_layers(widths: Sequence[int], members: int | None = None) -> list[nn.Module]:
+    """One affine layer per consecutive pair of ``widths``, created (and initialised) first to last.
+
+    ``members=None``: ``nn.Linear`` layers ``[B, in] -> [B, out]``; ``members=E``: :class:`EnsembleLinear`
+    layers ``[B, in]`` or ``[E, B, in] -> [E, B, out]``. Both draw their default initialisation from the
+    global RNG in this order, so a seed gives the same weights wherever a network is built through here.
+    """
+    pairs = itertools.pairwise(widths)
+    if members is None:
+        return [nn.Linear(i, o) for i, o in pairs]
+    return [EnsembleLinear(i, o, members) for i, o in pairs]
+
+
+def mlp(
+    in_dim: int,
+    hidden: Sequence[int],
+    out_dim: int | None = None,
+    *,
+    members: int | None = None,
+    activation: type[nn.Module] = nn.ReLU,
+) -> nn.Sequential:
+    """``Linear, activation`` per hidden width, then a linear output layer of ``out_dim`` if given.
+
+    Without ``out_dim`` it is a trunk ``[B, in_dim] -> [B, hidden[-1]]`` (ending in the activation) for
+    the caller's own heads. ``members=E`` builds ``E`` independent MLPs on :class:`EnsembleLinear`:
+    ``[B, in_dim]`` or ``[E, B, in_dim] -> [E, B, out]``. Layers sit at even indices of the
+    ``nn.Sequential`` (``0, 2, ...``), activations between them.
+    """
+    widths = (in_dim, *hidden) if out_dim is None else (in_dim, *hidden, out_dim)
+    layers: list[nn.Module] = []
+    for index, layer in enumerate(linear_layers(widths, members)):
+        layers.append(layer)
+        if index < len(hidden):
+            layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+def fit_zscore(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Statistics of the z-score input normaliser: ``x [N, D]`` -> ``mean [D]``, ``std [D]``.
+
+    The population std (``unbiased=False``, as OfflineRL-Kit's ``StandardScaler``); a constant column
+    gets std 1, so it passes unscaled instead of dividing by zero.
+    """
+    std = x.std(dim=0, unbiased=False)
+    return x.mean(dim=0), torch.where(std < 1e-12, torch.ones_like(std), std)
+
+
+def zscore(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """``(x - mean) / std`` for ``x [..., D]`` with statistics ``[D]`` from :func:`fit_zscore`."""
+    return (x - mean) / std
+
+
+class TanhGaussianActor(nn.Module):
+    """``a = low + (tanh(u) + 1) / 2 * (high - low)``, ``u ~ N(mu(s), sigma(s))``.
+
+    Log-std is clamped to [-5, 2] (the EDAC/RAVL range); the heads start near zero
+    (U(+-1e-3)) so the initial policy is close to uniform over the box.
+    """
+
+    LOG_STD_MIN = -5.0
+    LOG_STD_MAX = 2.0
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: tuple[int, ...],
+        act_low: tuple[float, ...],
+        act_high: tuple[float, ...],
+    ) -> None:
+        super().__init__()
+        self.trunk = mlp(obs_dim, hidden)
+        self.mu = nn.Linear(hidden[-1], act_dim)
+        self.log_std = nn.Linear(hidden[-1], act_dim)
+        for head in (self.mu, self.log_std):
+            nn.init.uniform_(head.weight, -1e-3, 1e-3)
+            nn.init.uniform_(head.bias, -1e-3, 1e-3)
+        low = torch.as_tensor(act_low, dtype=torch.float32)
+        high = torch.as_tensor(act_high, dtype=torch.float32)
+        self.register_buffer("act_scale", (high - low) / 2)
+        self.register_buffer("act_bias", (high + low) / 2)
+
+    def _head(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.trunk(obs)
+        return self.mu(h), self.log_std(h).clamp(self.LOG_STD_MIN, self.LOG_STD_MAX)
+
+    def log_prob(self, obs: torch.Tensor, action: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+        """Log-density ``[B]`` of given actions ``[B, act_dim]`` (e.g. dataset actions, for IQL/AWR).
+
+        Actions are pulled ``eps`` inside the box first: ``atanh`` is infinite on its boundary.
+        """
+        mu, log_std = self._head(obs)
+        u = torch.atanh(((action - self.act_bias) / self.act_scale).clamp(-1 + eps, 1 - eps))
+        return self._log_density(u, mu, log_std)
+
+    def _log_density(self, u: torch.Tensor, mu: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+        """``log N(u; mu, std) - log|d tanh(u)/du| - log(scale)``, summed over action dims -> ``[B]``.
+
+        The tanh term uses the stable form ``2 * (log 2 - u - softplus(-2u))``.
+        """
+        noise = (u - mu) / log_std.exp()
+        log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_prob = log_prob - (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
+        return log_prob - self.act_scale.log().sum()
+
+    def forward(
+        self, obs: torch.Tensor, deterministic: bool = False, with_log_prob: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``obs [B, obs_dim]`` -> (action ``[B, act_dim]``, log-prob ``[B]`` or None).
+
+        Sampling uses the reparameterisation trick, so the action carries gradients.
+        """
+        mu, log_std = self._head(obs)
+        u = mu if deterministic else mu + log_std.exp() * torch.randn_like(mu)
+        action = torch.tanh(u) * self.act_scale + self.act_bias
+        if not with_log_prob:
+            return action, None
+        return action, self._log_density(u, mu, log_std)
