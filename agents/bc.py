@@ -6,10 +6,10 @@ The floor every offline agent should beat; it ignores rewards and model data ali
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
-from mbrl.agents.base import POSITIVE, SIZES, AgentSpec, check, register_agent
+from mbrl.agents.base import POSITIVE, SIZES, Agent, AgentSpec, check, register_agent
+from mbrl.agents.kit import optimise
 
 from mbrl.data.transitions import Transitions
 from mbrl.nn import TanhGaussianActor
@@ -27,8 +27,9 @@ class BCConfig:
 
 
 @register_agent("bc")
-class BCAgent:
+class BCAgent(Agent):
     Config = BCConfig
+    state_parts = ("actor", "opt")
 
     def __init__(self, spec: AgentSpec, config: BCConfig) -> None:
         self.cfg = config
@@ -46,14 +47,5 @@ class BCAgent:
         pred, _ = self.actor(real.obs, deterministic=True, with_log_prob=False)
         # Mean over batch and action dimensions, as OfflineRL-Kit's bc.py and CORL's any_percent_bc.py.
         loss = (pred - real.act).pow(2).mean()
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        optimise(self.opt, loss)
         return {"bc_loss": loss.detach()}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"actor": self.actor.state_dict(), "opt": self.opt.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.actor.load_state_dict(state["actor"])
-        self.opt.load_state_dict(state["opt"])

@@ -18,11 +18,11 @@ schedule over training; this agent keeps it constant.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 from mbrl.agents.base import register_agent, require
 from mbrl.agents.cql import CQLAgent, CQLConfig
+from mbrl.agents.kit import require_model_batch
 
 from mbrl.data.transitions import Transitions
 
@@ -43,15 +43,14 @@ class COMBOConfig(CQLConfig):
 @register_agent("combo")
 class COMBOAgent(CQLAgent):
     Config = COMBOConfig
-    # Updates need a model batch: the generic tester skips the model-free update for such agents.
-    requires_model: ClassVar[bool] = True
+    requires_model = True  # its push-down term is defined on model states
 
     def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
-        if model is None or len(model) == 0:
-            raise ValueError(
-                "COMBO needs model rollouts: set dynamics=ensemble (or single/oracle) and rollout.real_ratio < 1; "
-                "for the model-free algorithm use agent=cql"
-            )
+        require_model_batch(
+            model,
+            "COMBO needs model rollouts: set dynamics=ensemble (or single/oracle) and rollout.real_ratio < 1; "
+            "for the model-free algorithm use agent=cql",
+        )
         if len(real) == 0:
             raise ValueError("COMBO pushes Q up on real data: set rollout.real_ratio > 0 (COMBO uses 0.5)")
         return super().update(real, model)

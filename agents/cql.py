@@ -25,52 +25,32 @@ D4RL-Gym tasks"): 3x256 networks, actor lr 1e-4, critic lr 3e-4, temperature lr 
 
 A model batch is treated like data: Bellman error, push-down and push-up on every row. COMBO
 (``mbrl.agents.combo``) is the model-based variant that separates the two.
-Update order: temperature, actor, critics (and Lagrange multiplier), Polyak averaging.
+Update order: temperature, actor, critics (and Lagrange multiplier), Polyak averaging. The agent is SAC's
+(:class:`~mbrl.agents.sac.SACAgent`: networks, optimisers, the temperature step, the actor objective and the
+one-sample TD target); the actor loss uses the temperature from before its step, as OfflineRL-Kit's cql.py.
 """
 
 from __future__ import annotations
 
-import copy
-import math
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
 import torch
-from mbrl.agents.base import (
-    COUNT,
-    DISCOUNT,
-    FINITE,
-    FINITE_OR_NULL,
-    NON_NEGATIVE,
-    POSITIVE,
-    RATE,
-    SIZES,
-    STEPS,
-    AgentSpec,
-    check,
-    register_agent,
-)
-from mbrl.agents.critics import VectorizedCritic
+from mbrl.agents.base import COUNT, FINITE, NON_NEGATIVE, POSITIVE, STEPS, Agent, AgentSpec, check, register_agent
+from mbrl.agents.kit import bootstrap, ensemble_td_loss, mixed_batch, optimise, polyak
+from mbrl.agents.sac import SACAgent, SACBaseConfig
 
 from mbrl.data.transitions import Transitions
-from mbrl.nn import TanhGaussianActor
 from mbrl.optim import adam
 
 
 @dataclass
-class CQLConfig:
-    """Hyper-parameters; defaults are OfflineRL-Kit's CQL setting for D4RL locomotion."""
+class CQLConfig(SACBaseConfig):
+    """SAC's shared hyper-parameters plus CQL's; defaults are OfflineRL-Kit's CQL setting for D4RL locomotion."""
 
     hidden_sizes: tuple[int, ...] = (256, 256, 256)
-    num_critics: int = 2
     actor_lr: float = 1e-4
-    critic_lr: float = 3e-4
     alpha_lr: float = 1e-4
-    gamma: float = 0.99
-    tau: float = 5e-3
-    init_alpha: float = 1.0
-    auto_alpha: bool = True
-    target_entropy: float | None = None  # None: -act_dim
     cql_weight: float = 5.0  # weight of the conservative gap (alpha in the paper)
     temperature: float = 1.0  # of the logsumexp; 1 is the plain soft maximum
     num_samples: int = 10  # proposals per state from each of: uniform, pi(.|s), pi(.|s')
@@ -82,76 +62,61 @@ class CQLConfig:
     bc_steps: int = 0  # initial updates in which the actor clones the dataset actions
 
     def __post_init__(self) -> None:
-        check(self, SIZES, "hidden_sizes")
-        check(self, COUNT, "num_critics", "num_samples")
-        check(self, POSITIVE, "actor_lr", "critic_lr", "alpha_lr", "cql_alpha_lr", "init_alpha", "temperature")
-        check(self, DISCOUNT, "gamma")
-        check(self, RATE, "tau")
-        check(self, FINITE_OR_NULL, "target_entropy")
+        super().__post_init__()
+        check(self, COUNT, "num_samples")
+        check(self, POSITIVE, "cql_alpha_lr", "temperature")
         check(self, NON_NEGATIVE, "cql_weight")  # 0 is SAC; a negative weight would push Q up off the data
         check(self, FINITE, "target_action_gap")  # a threshold on the weighted gap, which may be negative
         check(self, STEPS, "bc_steps")
 
 
 @register_agent("cql")
-class CQLAgent:
+class CQLAgent(SACAgent):
     Config = CQLConfig
+    # SAC's value() and compile() are not part of CQL (its update does not run SAC's compiled functions).
+    has_value = False
+    supports_compile = False
+    value = Agent.value
+    compile = Agent.compile
+    state_parts: ClassVar[tuple[str, ...]] = (
+        "actor",
+        "critic",
+        "target_critic",
+        "log_alpha",
+        "log_cql_alpha",
+        "actor_opt",
+        "critic_opt",
+        "alpha_opt",
+        "cql_alpha_opt",
+        "updates",
+    )
 
     def __init__(self, spec: AgentSpec, config: CQLConfig) -> None:
-        self.spec = spec
-        self.cfg = config
-        dev = torch.device(spec.device)
-        hidden = tuple(config.hidden_sizes)
-        self.actor = TanhGaussianActor(spec.obs_dim, spec.act_dim, hidden, spec.act_low, spec.act_high).to(dev)
-        self.critic = VectorizedCritic(spec.obs_dim, spec.act_dim, hidden, config.num_critics).to(dev)
-        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        self.log_alpha = torch.tensor(math.log(config.init_alpha), device=dev, requires_grad=True)
-        self.target_entropy = -float(spec.act_dim) if config.target_entropy is None else config.target_entropy
+        super().__init__(spec, config)
         # The Lagrange multiplier alpha' starts at 1, as in the authors' code.
-        self.log_cql_alpha = torch.zeros((), device=dev, requires_grad=True)
-        self.actor_opt = adam(self.actor.parameters(), config.actor_lr)
-        self.critic_opt = adam(self.critic.parameters(), config.critic_lr)
-        self.alpha_opt = adam([self.log_alpha], config.alpha_lr)
+        self.log_cql_alpha = torch.zeros((), device=self.log_alpha.device, requires_grad=True)
         self.cql_alpha_opt = adam([self.log_cql_alpha], config.cql_alpha_lr)
         self.updates = 0
-
-    # -- acting -----------------------------------------------------------------------------------
-    @torch.no_grad()
-    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
-        action, _ = self.actor(obs, deterministic=deterministic, with_log_prob=False)
-        return action
-
-    @torch.no_grad()
-    def q_values(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        """Every critic's ``Q(s, a)``: ``obs [B, obs_dim]``, ``act [B, act_dim]`` -> ``[N, B]`` (diagnostics)."""
-        return self.critic(obs, act)
 
     # -- learning ---------------------------------------------------------------------------------
     def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
         cfg = self.cfg
-        batch = real if model is None else Transitions.cat([real, model])
-        alpha = self.log_alpha.exp().detach()
+        batch = mixed_batch(real, model)
+        alpha = self.log_alpha.exp().detach()  # before the temperature's step
 
         # Temperature and actor share one policy sample.
-        pi_action, log_prob = self.actor(batch.obs)
-        if cfg.auto_alpha:
-            alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
-            self.alpha_opt.zero_grad(set_to_none=True)
-            alpha_loss.backward()
-            self.alpha_opt.step()
+        q_pi, log_prob = self.actor_objective(batch.obs)
+        self.temperature_step(log_prob)
         if self.updates < cfg.bc_steps:
             # Behaviour cloning on the real rows: model rows carry the policy's own actions.
             actor_loss = (alpha * log_prob).mean() - self.actor.log_prob(real.obs, real.act).mean()
         else:
-            q_pi = self.critic(batch.obs, pi_action).min(dim=0).values
             actor_loss = (alpha * log_prob - q_pi).mean()
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward(inputs=list(self.actor.parameters()))  # the critics' gradients would be discarded
-        self.actor_opt.step()
+        optimise(self.actor_opt, actor_loss)
 
-        target = self._td_target(batch, alpha)
+        target = self.td_target(batch.next_obs, batch.rew, batch.terminated, alpha)
         q = self.critic(batch.obs, batch.act)  # [N, B]
-        bellman_loss = (q - target.unsqueeze(0)).pow(2).mean(dim=1).sum()
+        bellman_loss = ensemble_td_loss(q, target)
 
         down, up = self.conservative_rows(len(real), len(batch) - len(real))
         actions, log_density = self.proposals(batch.obs[down], batch.next_obs[down])
@@ -160,21 +125,14 @@ class CQLAgent:
         if cfg.with_lagrange:
             cql_alpha = self.log_cql_alpha.exp().clamp(0.0, 1e6)
             # Ascent on alpha' * (weighted gap - threshold): alpha' grows while the gap exceeds the threshold.
-            cql_alpha_loss = -(cql_alpha * (cfg.cql_weight * gap.detach() - cfg.target_action_gap)).mean()
-            self.cql_alpha_opt.zero_grad(set_to_none=True)
-            cql_alpha_loss.backward()
-            self.cql_alpha_opt.step()
+            optimise(self.cql_alpha_opt, -(cql_alpha * (cfg.cql_weight * gap.detach() - cfg.target_action_gap)).mean())
             cql_loss = (cql_alpha.detach() * (cfg.cql_weight * gap - cfg.target_action_gap)).sum()
             metrics["cql_alpha"] = cql_alpha.detach()
         else:
             cql_loss = cfg.cql_weight * gap.sum()
         critic_loss = bellman_loss + cql_loss
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
-
-        with torch.no_grad():
-            torch._foreach_lerp_(list(self.target_critic.parameters()), list(self.critic.parameters()), cfg.tau)
+        optimise(self.critic_opt, critic_loss)
+        polyak(self.target_critic, self.critic, cfg.tau)
         self.updates += 1
 
         return {
@@ -190,22 +148,20 @@ class CQLAgent:
         }
 
     @torch.no_grad()
-    def _td_target(self, batch: Transitions, alpha: torch.Tensor) -> torch.Tensor:
-        """Bootstrapped target ``[B]`` from the target critics' min at the current policy's next action."""
-        cfg = self.cfg
-        if cfg.max_q_backup:
-            n = cfg.num_samples
-            next_obs = batch.next_obs.repeat_interleave(n, dim=0)  # [B * n, obs_dim]: row b repeated n times
-            next_action, next_log_prob = self.actor(next_obs)
-            next_q = self.target_critic(next_obs, next_action).min(dim=0).values.view(-1, n)
-            next_q, best = next_q.max(dim=1)
-            next_log_prob = next_log_prob.view(-1, n).gather(1, best.unsqueeze(1)).squeeze(1)
-        else:
-            next_action, next_log_prob = self.actor(batch.next_obs)
-            next_q = self.target_critic(batch.next_obs, next_action).min(dim=0).values
-        if not cfg.deterministic_backup:
-            next_q = next_q - alpha * next_log_prob
-        return batch.rew + cfg.gamma * (~batch.terminated).to(batch.rew.dtype) * next_q
+    def td_target(
+        self, next_obs: torch.Tensor, rew: torch.Tensor, terminated: torch.Tensor, alpha: torch.Tensor
+    ) -> torch.Tensor:
+        """SAC's target ``[B]`` or, with ``max_q_backup``, the target from the best of ``num_samples`` next actions."""
+        if not self.cfg.max_q_backup:
+            return super().td_target(next_obs, rew, terminated, alpha)
+        n = self.cfg.num_samples
+        next_obs = next_obs.repeat_interleave(n, dim=0)  # [B * n, obs_dim]: row b repeated n times
+        next_action, next_log_prob = self.actor(next_obs)
+        next_q = self.target_critic(next_obs, next_action).min(dim=0).values.view(-1, n)
+        next_q, best = next_q.max(dim=1)
+        if not self.cfg.deterministic_backup:
+            next_q = next_q - alpha * next_log_prob.view(-1, n).gather(1, best.unsqueeze(1)).squeeze(1)
+        return bootstrap(rew, terminated, self.cfg.gamma, next_q)
 
     def conservative_rows(self, n_real: int, n_model: int) -> tuple[slice, slice]:
         """Rows of the batch (real rows first, then model rows) whose states the conservative term pushes
@@ -241,26 +197,3 @@ class CQLAgent:
         t = self.cfg.temperature
         soft_max = t * torch.logsumexp((q - log_density) / t, dim=-1)  # [N, M]
         return soft_max.mean(dim=1) - q_data.mean(dim=1)
-
-    # -- persistence ------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "actor": self.actor.state_dict(),
-            "critic": self.critic.state_dict(),
-            "target_critic": self.target_critic.state_dict(),
-            "log_alpha": self.log_alpha.detach().clone(),
-            "log_cql_alpha": self.log_cql_alpha.detach().clone(),
-            "actor_opt": self.actor_opt.state_dict(),
-            "critic_opt": self.critic_opt.state_dict(),
-            "alpha_opt": self.alpha_opt.state_dict(),
-            "cql_alpha_opt": self.cql_alpha_opt.state_dict(),
-            "updates": self.updates,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name in ("actor", "critic", "target_critic", "actor_opt", "critic_opt", "alpha_opt", "cql_alpha_opt"):
-            getattr(self, name).load_state_dict(state[name])
-        with torch.no_grad():
-            self.log_alpha.copy_(state["log_alpha"])
-            self.log_cql_alpha.copy_(state["log_cql_alpha"])
-        self.updates = state["updates"]

@@ -15,8 +15,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from mbrl.agents.base import DISCOUNT, FRACTION, NON_NEGATIVE, POSITIVE, RATE, SIZES, AgentSpec, check, register_agent
+from mbrl.agents.base import (
+    DISCOUNT,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    RATE,
+    SIZES,
+    Agent,
+    AgentSpec,
+    check,
+    register_agent,
+)
 from mbrl.agents.critics import VectorizedCritic
+from mbrl.agents.kit import bootstrap, ensemble_td_loss, load_parts, mixed_batch, optimise, polyak, save_parts
 from torch import nn
 
 from mbrl.data.transitions import Transitions
@@ -24,6 +36,8 @@ from mbrl.nn import TanhGaussianActor, mlp
 from mbrl.optim import adam
 
 MAX_WEIGHT = 100.0
+# Earlier names of the V network in checkpoints: ``value`` (now the ``Agent.value`` capability), then ``v_net``.
+LEGACY_KEYS = {"value": "value_net", "v_net": "value_net"}
 
 
 @dataclass
@@ -47,8 +61,10 @@ class IQLConfig:
 
 
 @register_agent("iql")
-class IQLAgent:
+class IQLAgent(Agent):
     Config = IQLConfig
+    has_q_values = True
+    state_parts = ("actor", "critic", "target_critic", "value_net", "actor_opt", "critic_opt", "value_opt")
 
     def __init__(self, spec: AgentSpec, config: IQLConfig) -> None:
         self.cfg = config
@@ -57,11 +73,11 @@ class IQLAgent:
         self.actor = TanhGaussianActor(spec.obs_dim, spec.act_dim, hidden, spec.act_low, spec.act_high).to(dev)
         self.critic = VectorizedCritic(spec.obs_dim, spec.act_dim, hidden, num_critics=2).to(dev)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        # Not ``self.value``: that name is the training job's hook for value-based penalties (``Agent``).
-        self.v_net = nn.Sequential(mlp(spec.obs_dim, hidden), nn.Linear(hidden[-1], 1)).to(dev)
+        # V(s). Not ``self.value``: that is the ``Agent.value`` capability, which IQL does not declare.
+        self.value_net = nn.Sequential(mlp(spec.obs_dim, hidden), nn.Linear(hidden[-1], 1)).to(dev)
         self.actor_opt = adam(self.actor.parameters(), config.actor_lr)
         self.critic_opt = adam(self.critic.parameters(), config.critic_lr)
-        self.value_opt = adam(self.v_net.parameters(), config.value_lr)
+        self.value_opt = adam(self.value_net.parameters(), config.value_lr)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
@@ -73,39 +89,31 @@ class IQLAgent:
         return self.critic(obs, act)
 
     def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
-        batch = real if model is None else Transitions.cat([real, model])
+        batch = mixed_batch(real, model)
         cfg = self.cfg
         with torch.no_grad():
             target_q = self.target_critic(batch.obs, batch.act).min(dim=0).values
 
-        v = self.v_net(batch.obs).squeeze(-1)
+        v = self.value_net(batch.obs).squeeze(-1)
         diff = target_q - v
         weight = torch.where(diff < 0, 1 - cfg.expectile, cfg.expectile)
         value_loss = (weight * diff.pow(2)).mean()
-        self.value_opt.zero_grad(set_to_none=True)
-        value_loss.backward()
-        self.value_opt.step()
+        optimise(self.value_opt, value_loss)
 
         with torch.no_grad():
             # Both the TD target and the advantage read the value network after its step, as the
             # authors' learner.py does (update_v, then the actor and update_q with the new value).
-            next_v = self.v_net(batch.next_obs).squeeze(-1)
-            target = batch.rew + cfg.gamma * (~batch.terminated).to(batch.rew.dtype) * next_v
-            advantage = target_q - self.v_net(batch.obs).squeeze(-1)
+            next_v = self.value_net(batch.next_obs).squeeze(-1)
+            target = bootstrap(batch.rew, batch.terminated, cfg.gamma, next_v)
+            advantage = target_q - self.value_net(batch.obs).squeeze(-1)
         q = self.critic(batch.obs, batch.act)
-        critic_loss = (q - target.unsqueeze(0)).pow(2).mean(dim=1).sum()
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
+        critic_loss = ensemble_td_loss(q, target)
+        optimise(self.critic_opt, critic_loss)
 
         adv_weight = torch.exp(cfg.beta * advantage).clamp(max=MAX_WEIGHT)
         actor_loss = -(adv_weight * self.actor.log_prob(batch.obs, batch.act)).mean()
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
-
-        with torch.no_grad():
-            torch._foreach_lerp_(list(self.target_critic.parameters()), list(self.critic.parameters()), cfg.tau)
+        optimise(self.actor_opt, actor_loss)
+        polyak(self.target_critic, self.critic, cfg.tau)
         return {
             "value_loss": value_loss.detach(),
             "critic_loss": critic_loss.detach(),
@@ -115,10 +123,7 @@ class IQLAgent:
         }
 
     def state_dict(self) -> dict[str, Any]:
-        names = ("actor", "critic", "target_critic", "v_net", "actor_opt", "critic_opt", "value_opt")
-        return {name: getattr(self, name).state_dict() for name in names}
+        return save_parts(self, self.state_parts)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name, value in state.items():
-            # Checkpoints written before the V network was renamed call it "value".
-            getattr(self, "v_net" if name == "value" else name).load_state_dict(value)
+        load_parts(self, {LEGACY_KEYS.get(k, k): v for k, v in state.items()}, self.state_parts)

@@ -13,7 +13,7 @@ the neighbour comes from (nearly) the same state; small, from (nearly) the same 
 enter the metric standardised by the dataset's mean and std (``+1e-3``, as TD3+BC), so ``beta`` has
 the published meaning; the networks see raw states, as in this project's TD3+BC.
 
-The constraint needs the whole dataset: the training loop calls ``attach_dataset(transitions)``
+The constraint needs the whole dataset: the training loop calls ``attach(transitions, dynamics)``
 once, which builds an exact nearest-neighbour search (``mbrl.agents.nn_search``: chunked matrix
 products by default, or a KD-tree). Without it (e.g. the generic agent tester), each update searches
 its own real batch instead and logs a warning once. The constraint applies to every row, model
@@ -34,6 +34,7 @@ import torch
 from mbrl.agents.base import NON_NEGATIVE, AgentSpec, check, register_agent, require
 from mbrl.agents.nn_search import SEARCH_BACKENDS, NearestNeighbourSearch, build_search, exact_nearest
 from mbrl.agents.td3bc import TD3BCAgent, TD3BCConfig
+from mbrl.dynamics.base import DynamicsModel
 
 from mbrl.data.transitions import Transitions
 from mbrl.errors import ConfigError
@@ -71,24 +72,25 @@ class PRDCAgent(TD3BCAgent):
         self._warned_no_dataset = False
 
     # -- the dataset constraint ---------------------------------------------------------------------
-    def attach_dataset(self, data: Transitions) -> None:
-        """Index ``data``'s ``(obs, act)`` pairs for the constraint (once, before training).
+    def attach(self, dataset: Transitions, dynamics: DynamicsModel | None) -> None:
+        """Index the dataset's ``(obs, act)`` pairs ``[N, ...]`` for the constraint (once, before training); the
+        dynamics are not used.
 
         Derived from the dataset alone, so it is not part of ``state_dict``: a resumed run attaches
         the same dataset again.
         """
         if self.cfg.normalize_states:
-            self.state_mean = data.obs.mean(dim=0).to(self.state_mean)
-            self.state_std = (data.obs.std(dim=0, correction=0) + 1e-3).to(self.state_std)
-        keys = self._keys(data.obs.to(self.state_mean.device), data.act.to(self.state_mean.device))
-        if not torch.isfinite(keys).all() and torch.isfinite(data.obs).all() and torch.isfinite(data.act).all():
+            self.state_mean = dataset.obs.mean(dim=0).to(self.state_mean)
+            self.state_std = (dataset.obs.std(dim=0, correction=0) + 1e-3).to(self.state_std)
+        keys = self._keys(dataset.obs.to(self.state_mean.device), dataset.act.to(self.state_mean.device))
+        if not torch.isfinite(keys).all() and torch.isfinite(dataset.obs).all() and torch.isfinite(dataset.act).all():
             states = "standardised states" if self.cfg.normalize_states else "states"
             raise ConfigError(
                 f"agent.beta={self.cfg.beta} is too large for this dataset: beta times the {states} overflows "
                 "float32 in the neighbour search; use a smaller agent.beta (the published value is 2)"
             )
         self.search = build_search(keys, self.cfg.search_backend)
-        self.dataset_actions = data.act.to(self.state_mean.device)
+        self.dataset_actions = dataset.act.to(self.state_mean.device)
 
     def _keys(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         """``obs [B, obs_dim]``, ``act [B, act_dim]`` -> points of the search metric ``[B, obs_dim + act_dim]``."""

@@ -30,12 +30,13 @@ call does it (``bc_steps`` steps maximising the likelihood of dataset actions, w
 optimiser; not counted as updates), so a resumed run never repeats it; the only difference is that the
 first rollout round, drawn before that call, comes from the initial policy.
 
-Wiring: the training job calls ``attach_dataset(real)`` (start states, supervised rows and the BC data)
-and ``attach_dynamics(model)`` (the model that the rollouts use, so adversarial steps change the rollouts
-that follow). The model object is the job's copy in memory; the cached fit on disk is never written. The
-dynamics' parameters and optimiser state are part of ``state_dict`` so that a resumed run continues
-exactly. Without an attached dataset (e.g. in the generic agent tester) the agent trains as plain SAC, without
-an attached model as SAC after BC; either way it logs a warning once.
+Wiring: the training job calls ``attach(real, model)``: the real data (start states, supervised rows and
+the BC data) and the model that the rollouts use, so adversarial steps change the rollouts that follow. The
+model object is the job's copy in memory; the cached fit on disk is never written. The model's parameters
+belong to the run, whose checkpoint saves them with the dynamics; the adversary's optimiser state is part of
+the agent's ``state_dict``, so a resumed run continues exactly. Without an attached dataset (e.g. in the
+generic agent tester) the agent trains as plain SAC, without an attached model as SAC after BC; either way
+it logs a warning once.
 
 Verified against OfflineRL-Kit (``policy/model_based/rambo.py``, ``run_example/run_rambo.py``,
 ``policy_trainer/mb_policy_trainer.py``) and the authors' TensorFlow code (``rambo/algorithms/rambo.py``):
@@ -54,11 +55,13 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from mbrl.agents.base import COUNT, NON_NEGATIVE, POSITIVE, STEPS, AgentSpec, check, register_agent, require
+from mbrl.agents.kit import bootstrap, load_parts, require_model_batch, save_parts
 from mbrl.agents.sac import SACAgent, SACConfig
+from mbrl.dynamics.base import DynamicsModel
 from mbrl.dynamics.ensemble import GaussianEnsemble
 
 from mbrl.data.transitions import Transitions, placeholder_rows
@@ -102,7 +105,7 @@ class RAMBOConfig(SACConfig):
 class RAMBOAgent(SACAgent):
     Config = RAMBOConfig
     # SAC on real data alone is not RAMBO: refuse to run without model rollouts.
-    requires_model: ClassVar[bool] = True
+    requires_model = True
 
     def __init__(self, spec: AgentSpec, config: RAMBOConfig) -> None:
         super().__init__(spec, config)
@@ -118,30 +121,28 @@ class RAMBOAgent(SACAgent):
         self.adv_metrics = {k: torch.zeros((), device=device) for k in ADV_METRICS}
 
     # -- wiring -------------------------------------------------------------------------------------------
-    def attach_dataset(self, data: Transitions) -> None:
-        """Keep the real data ``[N, ...]`` (a reference, not a copy) for BC, start states and supervised rows."""
-        self.data = data
-        # D4RL files without next_observations hold next_obs = obs on terminal rows, a placeholder the model
-        # must not learn from (the training job leaves them out of the fit for the same reason).
-        placeholder = placeholder_rows(data)
-        self.model_rows = (~placeholder).nonzero().squeeze(1)
-
-    def attach_dynamics(self, dynamics: Any) -> None:
-        """Train ``dynamics`` (modified in place) adversarially from now on; it must be a learned Gaussian model."""
-        if not isinstance(dynamics, GaussianEnsemble):
+    def attach(self, dataset: Transitions, dynamics: DynamicsModel | None) -> None:
+        """Keep the real data ``[N, ...]`` (a reference, not a copy) for BC, start states and supervised rows, and
+        train ``dynamics`` (modified in place) adversarially from now on; it must be a learned Gaussian model.
+        Without dynamics (e.g. the generic tester) there are no adversarial steps."""
+        if dynamics is not None and not isinstance(dynamics, GaussianEnsemble):
             raise ValueError(
                 f"agent=rambo trains its dynamics model adversarially and needs a learned one "
                 f"(dynamics=ensemble or dynamics=single); got {type(dynamics).__name__}"
             )
-        self.dynamics = dynamics
-        self.dynamics_opt = adam(dynamics.parameters(), self.cfg.adv_lr)
+        self.data = dataset
+        # D4RL's placeholder next states (terminal rows with next_obs = obs) are left out of the supervised
+        # rows, as the training job leaves them out of the fit.
+        self.model_rows = (~placeholder_rows(dataset)).nonzero().squeeze(1)
+        if dynamics is not None:
+            self.dynamics = dynamics
+            self.dynamics_opt = adam(dynamics.parameters(), self.cfg.adv_lr)
 
     # -- learning -----------------------------------------------------------------------------------------
     def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
-        if model is None or len(model) == 0:
-            raise ValueError(
-                "RAMBO learns from model rollouts: set dynamics=ensemble (or single) and rollout.real_ratio < 1"
-            )
+        require_model_batch(
+            model, "RAMBO learns from model rollouts: set dynamics=ensemble (or single) and rollout.real_ratio < 1"
+        )
         if self.updates == 0:
             if self.data is None:
                 log.warning("RAMBO: no dataset attached; no behaviour cloning, no adversarial model steps (plain SAC)")
@@ -206,7 +207,7 @@ class RAMBOAgent(SACAgent):
             next_value = self.critic(step.next_obs, next_act).min(dim=0).values
             if cfg.include_ent_in_adv:
                 next_value = next_value - self.log_alpha.exp() * next_log_prob
-            value = step.reward + cfg.gamma * (~step.terminated).float() * next_value
+            value = bootstrap(step.reward, step.terminated, cfg.gamma, next_value)
             advantage = value - self.critic(obs, act).min(dim=0).values
             advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-6)
         adv_loss = (log_prob * advantage).mean()
@@ -230,26 +231,29 @@ class RAMBOAgent(SACAgent):
 
     # -- persistence --------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """SAC's state, the update count, the generator, the last phase's metrics and, when attached, the
-        dynamics' parameters and optimiser (the adversary changes them during training)."""
+        """SAC's state, the update count, the generator, the last phase's metrics and, when a model is attached,
+        the adversary's optimiser. The model's parameters are not here: the run saves them with its dynamics."""
         return {
             **super().state_dict(),
-            "updates": self.updates,
-            "generator": self.generator.get_state(),
+            **save_parts(self, ("updates", "generator")),
             "adv_metrics": {k: v.clone() for k, v in self.adv_metrics.items()},
-            "dynamics": None if self.dynamics is None else self.dynamics.state_dict(),
             "dynamics_opt": None if self.dynamics_opt is None else self.dynamics_opt.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state["dynamics"] is not None and self.dynamics is None:
-            raise ValueError("this RAMBO state holds a dynamics model: attach_dynamics(model) before load_state_dict")
-        if state["dynamics"] is None and self.dynamics is not None:
+        """Restore :meth:`state_dict`'s state; attach the same kind of dynamics first (or none, as saved).
+
+        A state from before the run saved the model (it holds ``dynamics``, the model's parameters) restores
+        them into the attached model too.
+        """
+        if state["dynamics_opt"] is not None and self.dynamics is None:
+            raise ValueError("this RAMBO state holds a dynamics model's optimiser: attach(dataset, model) first")
+        if state["dynamics_opt"] is None and self.dynamics is not None:
             raise ValueError("this RAMBO state was saved without a dynamics model, but one is attached")
         super().load_state_dict(state)
-        self.updates = state["updates"]
-        self.generator.set_state(state["generator"].cpu())  # a checkpoint loaded onto a GPU moves it there
+        load_parts(self, state, ("updates", "generator"))
         self.adv_metrics = {k: v.clone().to(self.log_alpha.device) for k, v in state["adv_metrics"].items()}
         if self.dynamics is not None:
-            self.dynamics.load_state_dict(state["dynamics"])
+            if state.get("dynamics") is not None:
+                self.dynamics.load_state_dict(state["dynamics"])
             self.dynamics_opt.load_state_dict(state["dynamics_opt"])

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
 import torch
 from mbrl.agents.base import (
@@ -27,37 +27,24 @@ from mbrl.agents.base import (
     POSITIVE,
     RATE,
     SIZES,
+    Agent,
     AgentSpec,
     check,
     register_agent,
 )
+from mbrl.agents.compiled import compile_sac
 from mbrl.agents.critics import VectorizedCritic
+from mbrl.agents.kit import bootstrap, ensemble_td_loss, mixed_batch, optimise, polyak
 
 from mbrl.data.transitions import Transitions
 from mbrl.nn import TanhGaussianActor
 from mbrl.optim import adam
 
 
-def require_torch_compile(device: str) -> None:
-    """Raise a RuntimeError that names the fix when ``torch.compile`` cannot build kernels on ``device``.
-
-    torch.compile fails only at the first call; a tiny probe makes ``compile=true`` fail at start-up.
-    """
-    try:
-        torch.compile(lambda x: x * 2 + 1, dynamic=False)(torch.ones(4, device=device))
-    except Exception as e:  # the error types vary: unsupported Python, no C++ compiler, no Triton, ...
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else "no message"
-        cpu = torch.device(device).type == "cpu"
-        hint = "install a C++ compiler (g++ or clang; set CXX to choose one)" if cpu else "check Triton"
-        raise RuntimeError(
-            f"compile=true: torch.compile cannot build kernels on {device} ({type(e).__name__}: {reason}). "
-            f"To use it, {hint}; otherwise set compile=false."
-        ) from e
-
-
 @dataclass
-class SACConfig:
-    """Hyper-parameters; defaults are the usual SAC/SAC-N D4RL settings."""
+class SACBaseConfig:
+    """The fields of every agent built on :class:`SACAgent` (SAC itself, CQL and COMBO, RAMBO): networks,
+    learning rates, discount, Polyak rate and the temperature; defaults are the usual SAC D4RL settings."""
 
     hidden_sizes: tuple[int, ...] = (256, 256)
     num_critics: int = 2
@@ -69,12 +56,6 @@ class SACConfig:
     init_alpha: float = 1.0
     auto_alpha: bool = True
     target_entropy: float | None = None  # None: -act_dim
-    eta: float = 0.0  # EDAC gradient-diversity weight; 0 is plain SAC-N
-    spectral_norm: bool = False  # spectrally normalised critic hidden layers (Zheng et al. 2023)
-    adv_target_eps: float = 0.0  # radius of the adversarial perturbation of model next states; 0 is off
-    # Leave the entropy term out of the TD target (MOBILE's authors' code, OfflineRL-Kit's
-    # run_mobile.py default); the actor and temperature losses keep theirs.
-    deterministic_backup: bool = False
 
     def __post_init__(self) -> None:
         check(self, SIZES, "hidden_sizes")
@@ -83,21 +64,50 @@ class SACConfig:
         check(self, DISCOUNT, "gamma")
         check(self, RATE, "tau")
         check(self, FINITE_OR_NULL, "target_entropy")
+
+
+@dataclass
+class SACConfig(SACBaseConfig):
+    """Hyper-parameters; defaults are the usual SAC/SAC-N D4RL settings."""
+
+    eta: float = 0.0  # EDAC gradient-diversity weight; 0 is plain SAC-N
+    spectral_norm: bool = False  # spectrally normalised critic hidden layers (Zheng et al. 2023)
+    adv_target_eps: float = 0.0  # radius of the adversarial perturbation of model next states; 0 is off
+    # Leave the entropy term out of the TD target (MOBILE's authors' code, OfflineRL-Kit's
+    # run_mobile.py default); the actor and temperature losses keep theirs.
+    deterministic_backup: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         check(self, NON_NEGATIVE, "eta", "adv_target_eps")  # a weight and a radius; 0 turns each off
 
 
 @register_agent("sac")
-class SACAgent:
+class SACAgent(Agent):
     Config = SACConfig
+    has_value = True
+    has_q_values = True
+    supports_compile = True
+    # What the default state_dict saves, in this order (``Agent.state_dict``).
+    state_parts: ClassVar[tuple[str, ...]] = (
+        "actor",
+        "critic",
+        "target_critic",
+        "log_alpha",
+        "actor_opt",
+        "critic_opt",
+        "alpha_opt",
+    )
 
-    def __init__(self, spec: AgentSpec, config: SACConfig) -> None:
+    def __init__(self, spec: AgentSpec, config: SACBaseConfig) -> None:
         self.spec = spec
         self.cfg = config
         dev = torch.device(spec.device)
         hidden = tuple(config.hidden_sizes)
         self.actor = TanhGaussianActor(spec.obs_dim, spec.act_dim, hidden, spec.act_low, spec.act_high).to(dev)
+        spectral_norm = isinstance(config, SACConfig) and config.spectral_norm  # a SAC option; CQL has none
         self.critic = VectorizedCritic(
-            spec.obs_dim, spec.act_dim, hidden, config.num_critics, spectral_norm=config.spectral_norm
+            spec.obs_dim, spec.act_dim, hidden, config.num_critics, spectral_norm=spectral_norm
         ).to(dev)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(config.init_alpha), device=dev, requires_grad=True)
@@ -105,7 +115,6 @@ class SACAgent:
         self.actor_opt = adam(self.actor.parameters(), config.actor_lr)
         self.critic_opt = adam(self.critic.parameters(), config.critic_lr)
         self.alpha_opt = adam([self.log_alpha], config.alpha_lr)
-        self._compiled = False
 
     # -- acting -----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -127,34 +136,24 @@ class SACAgent:
 
     # -- learning ---------------------------------------------------------------------------------
     def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
-        batch = real if model is None else Transitions.cat([real, model])
+        batch = mixed_batch(real, model)
 
         # Temperature and actor share one policy sample. The actor loss and the TD target use the
         # temperature after its step, as SAC-N/EDAC and RAVL's code do (edge-of-reach agent.py:284).
-        q_pi, log_prob = self._actor_objective(batch.obs)
-        if self.cfg.auto_alpha:
-            alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
-            self.alpha_opt.zero_grad(set_to_none=True)
-            alpha_loss.backward()
-            self.alpha_opt.step()
+        q_pi, log_prob = self.actor_objective(batch.obs)
+        self.temperature_step(log_prob)
         alpha = self.log_alpha.exp().detach()
         actor_loss = (alpha * log_prob - q_pi).mean()
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()  # reaches only the actor: the objective detaches the critics' weights
-        self.actor_opt.step()
+        optimise(self.actor_opt, actor_loss)  # reaches only the actor: the objective detaches the critics' weights
 
         next_obs = batch.next_obs
         if self.cfg.adv_target_eps > 0 and model is not None:
             n_real = len(real)
             next_obs = torch.cat([next_obs[:n_real], self.adversarial_states(next_obs[n_real:])])
-        target = self._td_target(next_obs, batch.rew, batch.terminated, alpha)
-        critic_loss, q, diversity = self._critic_objective(batch.obs, batch.act, target)
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
-
-        with torch.no_grad():
-            torch._foreach_lerp_(list(self.target_critic.parameters()), list(self.critic.parameters()), self.cfg.tau)
+        target = self.td_target(next_obs, batch.rew, batch.terminated, alpha)
+        critic_loss, q, diversity = self.critic_objective(batch.obs, batch.act, target)
+        optimise(self.critic_opt, critic_loss)
+        polyak(self.target_critic, self.critic, self.cfg.tau)
 
         return {
             "critic_loss": critic_loss.detach(),
@@ -165,8 +164,13 @@ class SACAgent:
             "diversity": diversity.detach(),
         }
 
+    def temperature_step(self, log_prob: torch.Tensor) -> None:
+        """With ``auto_alpha``, one step of ``log alpha`` towards the target entropy, given ``log pi(a|s) [B]``."""
+        if self.cfg.auto_alpha:
+            optimise(self.alpha_opt, -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean())
+
     # The three pure functions below are the update's hot path; ``compile()`` wraps them with torch.compile.
-    def _actor_objective(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def actor_objective(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``min_j Q_j(s, a) [B]`` and ``log pi(a|s) [B]``, ``a ~ pi(s)``: the actor loss is
         ``mean(alpha * log pi(a|s) - min_j Q_j(s, a))``, formed once the temperature has stepped.
 
@@ -179,7 +183,7 @@ class SACAgent:
         return q_pi, log_prob
 
     @torch.no_grad()
-    def _td_target(
+    def td_target(
         self, next_obs: torch.Tensor, rew: torch.Tensor, terminated: torch.Tensor, alpha: torch.Tensor
     ) -> torch.Tensor:
         """TD target ``y [B] = r + gamma * (1 - terminated) * (min_j Qbar_j(s', a') - alpha * log pi(a'|s'))``.
@@ -188,36 +192,39 @@ class SACAgent:
         """
         next_action, next_log_prob = self.actor(next_obs)
         next_q = self.target_critic(next_obs, next_action).min(dim=0).values
-        # The mask in the values' dtype: ``.float()`` would round gamma to float32 in a float64 agent.
         next_v = next_q if self.cfg.deterministic_backup else next_q - alpha * next_log_prob
-        return rew + self.cfg.gamma * (~terminated).to(next_q.dtype) * next_v
+        return bootstrap(rew, terminated, self.cfg.gamma, next_v)
 
-    def _critic_objective(
+    def critic_objective(
         self, obs: torch.Tensor, act: torch.Tensor, target: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Critic loss (per-member MSE to ``target [B]``, summed, plus ``eta`` times EDAC's diversity),
         ``q [N, B]`` and the diversity term."""
         if self.cfg.eta > 0:
-            q, diversity = self._q_and_diversity(obs, act)
+            q, diversity = self.q_and_diversity(obs, act)
         else:
             q, diversity = self.critic(obs, act), torch.zeros((), device=obs.device)
-        return (q - target.unsqueeze(0)).pow(2).mean(dim=1).sum() + self.cfg.eta * diversity, q, diversity
+        return ensemble_td_loss(q, target) + self.cfg.eta * diversity, q, diversity
 
-    def compile(self) -> None:
-        """Wrap the update's hot functions with ``torch.compile`` (opt-in: ``compile=true``).
+    def q_and_diversity(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Q-values ``[N, B]`` and EDAC's diversity term from one forward pass: the sum of off-diagonal
+        cosine similarities of the members' action-gradients, averaged over the batch and divided by ``N - 1``."""
+        n = self.cfg.num_critics
+        q, grads = self.q_and_action_grads(obs, act)
+        grads = grads / (grads.norm(dim=-1, keepdim=True) + 1e-10)
+        cos = torch.einsum("nba,mba->bnm", grads, grads)  # [B, N, N]
+        off_diagonal = cos.sum(dim=(1, 2)) - cos.diagonal(dim1=1, dim2=2).sum(dim=-1)
+        return q, off_diagonal.mean() / max(n - 1, 1)
 
-        Compiled updates agree with eager ones to float rounding, not bit for bit. EDAC's action-gradients
-        then come from :meth:`VectorizedCritic.q_and_action_grad`: a compiled graph cannot be
-        differentiated twice, which ``autograd.grad(create_graph=True)`` would need. Raises RuntimeError
-        when torch.compile cannot build kernels here (e.g. no C++ compiler for the CPU backend).
+    def q_and_action_grads(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``q [N, B]`` and every member's differentiable action-gradient ``dQ_j/da [N, B, act_dim]``.
+
+        Each member gets its own copy of the actions, so ``autograd.grad`` yields per-member gradients.
         """
-        if self._compiled:
-            return
-        require_torch_compile(self.spec.device)
-        self._compiled = True
-        self._actor_objective = torch.compile(self._actor_objective)
-        self._td_target = torch.compile(self._td_target)
-        self._critic_objective = torch.compile(self._critic_objective)
+        act_rep = act.unsqueeze(0).expand(self.cfg.num_critics, -1, -1).clone().requires_grad_(True)
+        q = self.critic(obs, act_rep)
+        (grads,) = torch.autograd.grad(q.sum(), act_rep, create_graph=True)
+        return q, grads
 
     def adversarial_states(self, states: torch.Tensor) -> torch.Tensor:
         """``states [B, obs_dim]`` moved by ``adv_target_eps`` (L2) in the direction that lowers the value.
@@ -233,44 +240,7 @@ class SACAgent:
         step = grad / (grad.norm(dim=-1, keepdim=True) + 1e-12)
         return (states - self.cfg.adv_target_eps * step).detach()
 
-    def _q_and_diversity(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Q-values ``[N, B]`` and EDAC's diversity term from one forward pass.
-
-        Each member gets its own copy of the actions so ``autograd.grad`` yields per-member
-        gradients ``[N, B, A]`` (compiled: the critic's explicit chain rule, the same numbers to
-        rounding); the term is the sum of off-diagonal cosine similarities, averaged over the batch
-        and divided by ``N - 1``.
-        """
-        n = self.cfg.num_critics
-        if self._compiled:
-            q, grads = self.critic.q_and_action_grad(obs, act)
-        else:
-            act_rep = act.unsqueeze(0).expand(n, -1, -1).clone().requires_grad_(True)
-            q = self.critic(obs, act_rep)
-            (grads,) = torch.autograd.grad(q.sum(), act_rep, create_graph=True)
-        grads = grads / (grads.norm(dim=-1, keepdim=True) + 1e-10)
-        cos = torch.einsum("nba,mba->bnm", grads, grads)  # [B, N, N]
-        off_diagonal = cos.sum(dim=(1, 2)) - cos.diagonal(dim1=1, dim2=2).sum(dim=-1)
-        return q, off_diagonal.mean() / max(n - 1, 1)
-
-    # -- persistence ------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "actor": self.actor.state_dict(),
-            "critic": self.critic.state_dict(),
-            "target_critic": self.target_critic.state_dict(),
-            "log_alpha": self.log_alpha.detach().clone(),
-            "actor_opt": self.actor_opt.state_dict(),
-            "critic_opt": self.critic_opt.state_dict(),
-            "alpha_opt": self.alpha_opt.state_dict(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.actor.load_state_dict(state["actor"])
-        self.critic.load_state_dict(state["critic"])
-        self.target_critic.load_state_dict(state["target_critic"])
-        with torch.no_grad():
-            self.log_alpha.copy_(state["log_alpha"])
-        self.actor_opt.load_state_dict(state["actor_opt"])
-        self.critic_opt.load_state_dict(state["critic_opt"])
-        self.alpha_opt.load_state_dict(state["alpha_opt"])
+    def compile(self) -> None:
+        """Wrap the update's hot functions with ``torch.compile`` (opt-in: ``compile=true``); see
+        :func:`mbrl.agents.compiled.compile_sac`."""
+        compile_sac(self)

@@ -10,11 +10,22 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
 
 import torch
-from mbrl.agents.base import COUNT, DISCOUNT, NON_NEGATIVE, POSITIVE, RATE, SIZES, AgentSpec, check, register_agent
+from mbrl.agents.base import (
+    COUNT,
+    DISCOUNT,
+    NON_NEGATIVE,
+    POSITIVE,
+    RATE,
+    SIZES,
+    Agent,
+    AgentSpec,
+    check,
+    register_agent,
+)
 from mbrl.agents.critics import VectorizedCritic
+from mbrl.agents.kit import bootstrap, ensemble_td_loss, mixed_batch, optimise, polyak
 from torch import nn
 
 from mbrl.data.transitions import Transitions
@@ -60,8 +71,10 @@ class TD3BCConfig:
 
 
 @register_agent("td3bc")
-class TD3BCAgent:
+class TD3BCAgent(Agent):
     Config = TD3BCConfig
+    has_q_values = True
+    state_parts = ("actor", "critic", "target_actor", "target_critic", "actor_opt", "critic_opt", "updates")
 
     def __init__(self, spec: AgentSpec, config: TD3BCConfig) -> None:
         self.cfg = config
@@ -93,7 +106,7 @@ class TD3BCAgent:
         return self.critic(obs, act)
 
     def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
-        batch = real if model is None else Transitions.cat([real, model])
+        batch = mixed_batch(real, model)
         cfg = self.cfg
         with torch.no_grad():
             scale = self.actor.act_scale
@@ -102,12 +115,10 @@ class TD3BCAgent:
             noise = (torch.randn_like(batch.act) * cfg.policy_noise).clamp(-clip, clip) * scale
             next_action = self._clip_to_box(self.target_actor(batch.next_obs) + noise)
             next_q = self.target_critic(batch.next_obs, next_action).min(dim=0).values
-            target = batch.rew + cfg.gamma * (~batch.terminated).to(batch.rew.dtype) * next_q
+            target = bootstrap(batch.rew, batch.terminated, cfg.gamma, next_q)
         q = self.critic(batch.obs, batch.act)
-        critic_loss = (q - target.unsqueeze(0)).pow(2).mean(dim=1).sum()
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
+        critic_loss = ensemble_td_loss(q, target)
+        optimise(self.critic_opt, critic_loss)
         self.updates += 1
 
         metrics = {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean()}
@@ -117,12 +128,9 @@ class TD3BCAgent:
             lam = cfg.alpha / q_pi.abs().mean().detach()
             reg_name, reg = self.policy_regulariser(pi, batch, real)
             actor_loss = -lam * q_pi.mean() + reg
-            self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward()
-            self.actor_opt.step()
-            with torch.no_grad():
-                for target_net, net in ((self.target_actor, self.actor), (self.target_critic, self.critic)):
-                    torch._foreach_lerp_(list(target_net.parameters()), list(net.parameters()), cfg.tau)
+            optimise(self.actor_opt, actor_loss)
+            polyak(self.target_actor, self.actor, cfg.tau)
+            polyak(self.target_critic, self.critic, cfg.tau)
             metrics.update({"actor_loss": actor_loss.detach(), reg_name: reg.detach()})
         return metrics
 
@@ -130,19 +138,3 @@ class TD3BCAgent:
         """The term that keeps the actor ``pi [B, act_dim]`` (on ``batch``, real rows first) near the data, and
         its metric name: behaviour cloning on the real rows (model rows carry the policy's own actions)."""
         return "bc_loss", (pi[: len(real)] - real.act).pow(2).mean()
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "actor": self.actor.state_dict(),
-            "critic": self.critic.state_dict(),
-            "target_actor": self.target_actor.state_dict(),
-            "target_critic": self.target_critic.state_dict(),
-            "actor_opt": self.actor_opt.state_dict(),
-            "critic_opt": self.critic_opt.state_dict(),
-            "updates": self.updates,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name in ("actor", "critic", "target_actor", "target_critic", "actor_opt", "critic_opt"):
-            getattr(self, name).load_state_dict(state[name])
-        self.updates = state["updates"]

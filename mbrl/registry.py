@@ -22,12 +22,14 @@ class Registry(Generic[T]):
 
     Components register with ``@registry.register("name")``. Plugins in other installed packages
     register through the entry-point group ``group`` (each entry point loads the object or a module
-    whose import registers it); those are loaded lazily on the first lookup miss.
+    whose import registers it); those are loaded lazily on the first lookup miss. ``validate(name,
+    obj)``, when given, checks every registration, by decorator or entry point, and raises with the fix.
     """
 
-    def __init__(self, kind: str, group: str | None = None) -> None:
+    def __init__(self, kind: str, group: str | None = None, validate: Callable[[str, T], None] | None = None) -> None:
         self.kind = kind
         self.group = group
+        self.validate = validate
         self._items: dict[str, T] = {}
         self._plugins_loaded = False
 
@@ -35,6 +37,8 @@ class Registry(Generic[T]):
         def decorator(obj: T) -> T:
             if name in self._items and self._items[name] is not obj:
                 raise RegistryError(f"{self.kind} {name!r} is already registered by {self._items[name]!r}")
+            if self.validate is not None:
+                self.validate(name, obj)
             self._items[name] = obj
             return obj
 
@@ -46,8 +50,10 @@ class Registry(Generic[T]):
         self._plugins_loaded = True
         for ep in entry_points(group=self.group):
             obj = ep.load()  # importing a plugin module may itself register the component
-            if not isinstance(obj, types.ModuleType):
-                self._items.setdefault(ep.name, obj)
+            if not isinstance(obj, types.ModuleType) and ep.name not in self._items:
+                if self.validate is not None:
+                    self.validate(ep.name, obj)
+                self._items[ep.name] = obj
 
     def get(self, name: str) -> T:
         if name not in self._items:

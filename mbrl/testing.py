@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from mbrl.agents import AGENTS
-from mbrl.agents.base import AgentSpec
+from mbrl.agents.base import AgentSpec, check_agent_class
 from mbrl.data.transitions import Transitions
 
 SPEC = AgentSpec(obs_dim=5, act_dim=3, act_low=(-1.0, -2.0, 0.0), act_high=(1.0, 0.5, 3.0))
@@ -35,31 +35,39 @@ def random_batch(n: int, seed: int, spec: AgentSpec = SPEC) -> Transitions:
     )
 
 
-def _flat(state: Any) -> list[torch.Tensor]:
-    """Every tensor in a (nested) state dict, in a fixed order."""
+def _flat(state: Any, path: str = "") -> dict[str, torch.Tensor]:
+    """Every tensor in a (nested) state dict, keyed by its path (``critic_opt/state/0/exp_avg``).
+
+    Keyed, not listed: an optimiser's first step adds state tensors, and a list would then pair each
+    tensor after them with a different one.
+    """
     if isinstance(state, torch.Tensor):
-        return [state]
-    if isinstance(state, dict):
-        return [t for k in sorted(state, key=str) for t in _flat(state[k])]
-    if isinstance(state, list | tuple):
-        return [t for v in state for t in _flat(v)]
-    return []
+        return {path: state}
+    items = state.items() if isinstance(state, dict) else enumerate(state) if isinstance(state, list | tuple) else ()
+    return {k: t for key, value in items for k, t in _flat(value, f"{path}/{key}" if path else str(key)).items()}
+
+
+def _same(x: dict[str, torch.Tensor], y: dict[str, torch.Tensor]) -> bool:
+    """Whether two flattened states hold the same keys and, under each, the same tensor."""
+    return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
 
 
 def _build(agent: str | type, config: Any | None):
     cls = AGENTS.get(agent) if isinstance(agent, str) else agent
+    check_agent_class(getattr(cls, "__name__", repr(cls)), cls)  # a class passed directly skips the registry
     return lambda: cls(SPEC, copy.deepcopy(config) if config is not None else cls.Config())
 
 
 def check_agent(agent: str | type, config: Any | None = None, updates: int = 3) -> None:
     """Assert the ``Agent`` contract for a registered name or an agent class.
 
-    Checks: actions have the right shape and lie inside asymmetric bounds (deterministic and
-    stochastic); the optional ``q_values`` and ``value`` hooks return finite ``[N, B]`` and ``[B]``;
-    ``update`` returns finite detached scalars and changes the parameters, both with and without a
-    model batch (with one only, and a model-free update must raise ``ValueError``, for an
-    agent with ``requires_model = True``); a ``state_dict`` round trip (optimisers included) continues
-    bit-for-bit like the original; the same seed gives the same parameters.
+    Checks: the class subclasses ``Agent``; actions have the right shape and lie inside asymmetric bounds
+    (deterministic and stochastic); ``q_values`` and ``value`` return finite ``[N, B]`` and ``[B]`` where
+    the class declares them (``has_q_values``, ``has_value``); ``update`` returns finite detached scalars
+    and changes a tensor of the state it started from (compared key by key), both with and without a model
+    batch (with one only, and a model-free update must raise ``ValueError``, for an agent with
+    ``requires_model``); a ``state_dict`` round trip (optimisers included) continues bit-for-bit like the
+    original; the same seed gives the same state.
     """
     make = _build(agent, config)
     torch.manual_seed(0)
@@ -72,34 +80,35 @@ def check_agent(agent: str | type, config: Any | None = None, updates: int = 3) 
         low, high = torch.tensor(SPEC.act_low), torch.tensor(SPEC.act_high)
         assert ((act >= low - 1e-6) & (act <= high + 1e-6)).all(), "actions leave the action bounds"
 
-    # The optional hooks the training job reads (the final value check, diagnostics, MOBILE's penalty).
-    if hasattr(a, "q_values"):
+    # The capabilities the training job reads (the final value check, diagnostics, MOBILE's penalty).
+    cls = type(a)
+    if cls.has_q_values:
         q = a.q_values(obs, act)
         assert q.dim() == 2 and q.shape[1] == 64, f"q_values returned {tuple(q.shape)}, expected (N, 64)"
         assert torch.isfinite(q).all() and not q.requires_grad, "q_values must be finite and detached"
-    if hasattr(a, "value"):
+    if cls.has_value:
         v = a.value(obs)
         assert v.shape == (64,) and torch.isfinite(v).all() and not v.requires_grad, "value must be [B], detached"
 
     # An agent that learns only from model rollouts (``requires_model = True``, e.g. COMBO) must refuse a
     # model-free update with a ValueError instead of learning from something else.
-    requires_model = getattr(a, "requires_model", False)
-    if requires_model:
+    if cls.requires_model:
         try:
             a.update(random_batch(32, seed=1))
         except ValueError:
             pass
         else:
             raise AssertionError("an agent with requires_model=True accepted an update without a model batch")
-    for model in (random_batch(24, seed=99),) if requires_model else (None, random_batch(24, seed=99)):
-        before = [t.clone() for t in _flat(a.state_dict())]
+    for model in (random_batch(24, seed=99),) if cls.requires_model else (None, random_batch(24, seed=99)):
+        before = {k: t.clone() for k, t in _flat(a.state_dict()).items()}
         metrics = a.update(random_batch(32, seed=1), model)
         assert metrics, "update returned no metrics"
         for k, v in metrics.items():
             assert isinstance(v, torch.Tensor) and v.dim() == 0 and not v.requires_grad, f"metric {k!r}"
             assert torch.isfinite(v), f"metric {k!r} is not finite"
         after = _flat(a.state_dict())
-        assert any(not torch.equal(x, y) for x, y in zip(before, after, strict=False)), "update changed nothing"
+        assert before.keys() <= after.keys(), f"update dropped state entries: {sorted(before.keys() - after.keys())}"
+        assert not _same(before, {k: after[k] for k in before}), "update changed nothing"
 
     torch.manual_seed(1)
     b = make()
@@ -109,14 +118,15 @@ def check_agent(agent: str | type, config: Any | None = None, updates: int = 3) 
         a.update(random_batch(32, seed=10 + i), random_batch(16, seed=20 + i))
         torch.manual_seed(100 + i)
         b.update(random_batch(32, seed=10 + i), random_batch(16, seed=20 + i))
-    for x, y in zip(_flat(a.state_dict()), _flat(b.state_dict()), strict=True):
-        assert torch.equal(x, y), "a restored agent (optimisers included) does not continue identically"
+    assert _same(_flat(a.state_dict()), _flat(b.state_dict())), (
+        "a restored agent (optimisers included) does not continue identically"
+    )
 
-    def seeded_run() -> list[torch.Tensor]:
+    def seeded_run() -> dict[str, torch.Tensor]:
         torch.manual_seed(7)
         agent_ = make()
         for i in range(updates):
             agent_.update(random_batch(32, seed=30 + i), random_batch(16, seed=40 + i))
         return _flat(agent_.state_dict())
 
-    assert all(torch.equal(x, y) for x, y in zip(seeded_run(), seeded_run(), strict=True)), "not deterministic"
+    assert _same(seeded_run(), seeded_run()), "not deterministic"

@@ -157,8 +157,7 @@ def test_rambo_with_a_diverged_policy_reports_nan_instead_of_raising():
     refuse the NaN (torch.distributions validation), so the training loop can stop on the metrics by name."""
     small = dict(adv_every=1, adv_steps=2, adv_batch_size=8, adv_horizon=2, bc_steps=0, bc_batch_size=8)
     agent = AGENTS.get("rambo")(SPEC, typed("rambo", hidden_sizes=[8], actor_lr=1e308, **small))
-    agent.attach_dataset(random_batch(32, seed=3, spec=SPEC))
-    agent.attach_dynamics(tiny_dynamics())
+    agent.attach(random_batch(32, seed=3, spec=SPEC), tiny_dynamics())
     metrics = agent.update(random_batch(16, seed=1, spec=SPEC), random_batch(8, seed=2, spec=SPEC))
     assert not all(math.isfinite(float(v)) for v in metrics.values())
 
@@ -166,7 +165,7 @@ def test_rambo_with_a_diverged_policy_reports_nan_instead_of_raising():
 def test_prdc_beta_that_overflows_the_search_keys_is_a_config_error():
     agent = AGENTS.get("prdc")(SPEC, typed("prdc", hidden_sizes=[8], beta=3e38))
     with pytest.raises(ConfigError, match=r"agent\.beta=3e\+38 is too large for this dataset.*smaller agent\.beta"):
-        agent.attach_dataset(random_batch(32, seed=3, spec=SPEC))
+        agent.attach(random_batch(32, seed=3, spec=SPEC), None)
 
 
 def tiny_dynamics() -> GaussianEnsemble:
@@ -264,15 +263,12 @@ def test_random_values_are_refused_by_name_or_train(name, data):
     event("accepted")
     torch.manual_seed(0)
     agent = AGENTS.get(name)(SPEC, cfg)
-    if hasattr(agent, "attach_dataset"):
-        try:
-            agent.attach_dataset(random_batch(32, seed=3, spec=SPEC))
-        except ConfigError as e:  # PRDC: a beta so large that its search keys overflow float32 on this data
-            assert str(e).startswith("agent.beta="), str(e)
-            event("refused by attach_dataset")
-            return
-    if hasattr(agent, "attach_dynamics"):
-        agent.attach_dynamics(tiny_dynamics())
+    try:  # as the training job: once, with a model for agents that need one
+        agent.attach(random_batch(32, seed=3, spec=SPEC), tiny_dynamics() if type(agent).requires_model else None)
+    except ConfigError as e:  # PRDC: a beta so large that its search keys overflow float32 on this data
+        assert str(e).startswith("agent.beta="), str(e)
+        event("refused by attach")
+        return
     metrics = agent.update(random_batch(16, seed=1, spec=SPEC), random_batch(8, seed=2, spec=SPEC))
     assert all(isinstance(v, torch.Tensor) for v in metrics.values())
     if not all(math.isfinite(float(v)) for v in metrics.values()):

@@ -4,7 +4,8 @@ import dataclasses
 
 import pytest
 import torch
-from mbrl.agents import AGENTS
+from mbrl.agents import AGENTS, Agent, register_agent
+from mbrl.agents.sac import SACAgent, SACConfig
 
 from mbrl.testing import SPEC, check_agent
 
@@ -31,13 +32,70 @@ def test_tester_catches_an_agent_that_does_not_learn():
         check_agent(Frozen, Frozen.Config(hidden_sizes=(8,)))
 
 
-def test_iql_loads_a_checkpoint_that_names_its_v_network_value():
-    """IQL checkpoints written before the V network became ``v_net`` (``value`` is the penalty hook's name)."""
+@pytest.mark.parametrize("old_key", ["value", "v_net"])
+def test_iql_loads_checkpoints_that_name_its_v_network_by_an_earlier_name(old_key):
+    """IQL checkpoints written when the V network was ``value``, then ``v_net`` (now ``value_net``: ``value`` is
+    the ``Agent.value`` capability)."""
     iql = AGENTS.get("iql")
     old = iql(SPEC, iql.Config(hidden_sizes=(16, 16))).state_dict()
-    old["value"] = old.pop("v_net")
+    old[old_key] = old.pop("value_net")
     restored = iql(SPEC, iql.Config(hidden_sizes=(16, 16)))
     restored.load_state_dict(old)
     assert all(
-        torch.equal(x, y) for x, y in zip(restored.v_net.state_dict().values(), old["value"].values(), strict=True)
+        torch.equal(x, y) for x, y in zip(restored.value_net.state_dict().values(), old[old_key].values(), strict=True)
     )
+
+
+class FrozenSAC(SACAgent):
+    """SAC whose optimisers step at learning rate 0: every update fills Adam's state and changes no parameter."""
+
+    def __init__(self, spec, config):
+        super().__init__(spec, config)
+        for opt in (self.actor_opt, self.critic_opt, self.alpha_opt):
+            for group in opt.param_groups:
+                group["lr"] = 0.0
+
+
+def test_tester_catches_an_update_that_only_fills_the_optimiser_state():
+    """Adam's first step adds state tensors; a tester that paired the flattened states as lists would then
+    compare each tensor after them with another and see a change where there is none."""
+    with pytest.raises(AssertionError, match="changed nothing"):
+        check_agent(FrozenSAC, SACConfig(hidden_sizes=(8,)))
+
+
+def test_registry_and_tester_refuse_a_class_that_is_not_an_agent():
+    class Duck:
+        Config = SACConfig
+
+    with pytest.raises(TypeError, match=r"not a subclass of mbrl\.agents\.base\.Agent\. Subclass it \(`class Duck"):
+        register_agent("duck")(Duck)
+    assert "duck" not in AGENTS.names()
+    with pytest.raises(TypeError, match="not a subclass"):
+        check_agent(Duck)
+
+
+def test_a_capability_flag_without_its_method_is_refused():
+    with pytest.raises(TypeError, match=r"sets has_value = True but does not implement value\(\)"):
+
+        class Promising(AGENTS.get("bc")):
+            has_value = True
+
+
+def test_capabilities_are_declared_on_the_classes():
+    flags = {
+        name: {f for f in ("requires_model", "has_value", "has_q_values", "supports_compile") if getattr(cls, f)}
+        for name in AGENTS.names()
+        if issubclass(cls := AGENTS.get(name), Agent)
+    }
+    assert flags == {
+        "bc": set(),
+        "combo": {"requires_model", "has_q_values"},
+        "cql": {"has_q_values"},
+        "iql": {"has_q_values"},
+        "prdc": {"has_q_values"},
+        "rambo": {"requires_model", "has_value", "has_q_values", "supports_compile"},
+        "sac": {"has_value", "has_q_values", "supports_compile"},
+        "td3bc": {"has_q_values"},
+    }
+    with pytest.raises(NotImplementedError, match="has_value = False"):
+        AGENTS.get("cql")(SPEC, AGENTS.get("cql").Config(hidden_sizes=(8,))).value(torch.zeros(2, SPEC.obs_dim))

@@ -193,11 +193,11 @@ def run_iql(fx: dict[str, Any], freeze_value: bool) -> tuple[IQLAgent, dict, Par
     )  # fmt: skip
     load(agent.critic, iql_critic(unpack(init["qf"])))
     load(agent.target_critic, iql_critic(unpack(init["qf"])))
-    load(agent.v_net, iql_value(unpack(init["vf"])))
+    load(agent.value_net, iql_value(unpack(init["vf"])))
     if freeze_value:
         freeze(agent.value_opt)
-    v_grads, q_grads = grads_of(agent.value_opt, agent.v_net), grads_of(agent.critic_opt, agent.critic)
-    v_calls = record_calls(agent.v_net)
+    v_grads, q_grads = grads_of(agent.value_opt, agent.value_net), grads_of(agent.critic_opt, agent.critic)
+    v_calls = record_calls(agent.value_net)
     batch = transitions(fx["batch"])
     log_prob = agent.actor.log_prob(batch.obs, batch.act).detach()  # our policy's density before its step
     metrics = agent.update(batch)
@@ -211,7 +211,7 @@ def test_iql_value_step_matches_corl():
     assert_rel_close(v_calls[0][1].squeeze(-1), out["v"], "V(s)")
     assert_rel_close(metrics["value_loss"], out["value_loss"], "expectile value loss")
     compare(v_grads, iql_value(prefixed(ref_grads, "vf")), "value gradient")
-    compare(params_of(agent.v_net), iql_value(unpack(fx["after"]["vf"])), "value network after")
+    compare(params_of(agent.value_net), iql_value(unpack(fx["after"]["vf"])), "value network after")
     # Kept difference: CORL bootstraps from V before its step (iql.py:501-503), we after it, as the authors.
     next_v_after_step = v_calls[1][1].squeeze(-1)
     assert not torch.allclose(next_v_after_step, out["next_v"], rtol=1e-6, atol=0)

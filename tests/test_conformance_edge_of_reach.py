@@ -160,7 +160,7 @@ def run_update(agent: SACAgent, update: dict[str, Any]) -> dict[str, Any]:
 
         setattr(agent, name, recorded)
 
-    for name in ("_actor_objective", "_td_target", "_critic_objective"):
+    for name in ("actor_objective", "td_target", "critic_objective"):
         wrap(name)
 
     def wrap_step(opt: torch.optim.Optimizer, key: str, grads: Callable[[], Any]) -> None:
@@ -210,7 +210,7 @@ def test_actor_step_uses_the_updated_temperature(updated):
     assert_rel_close(seen["metrics"]["alpha"], ref["alpha_used"].squeeze(), "temperature of the actor loss and target")
     assert_rel_close(seen["metrics"]["alpha"], ref["reported_alpha"], "logged temperature")
     assert_rel_close(seen["pi"][0], ref["pi_action"], "policy action")
-    assert_rel_close(seen["_actor_objective"][0], ref["q_pi_min"], "min_j Q_j(s, a~pi)")
+    assert_rel_close(seen["actor_objective"][0], ref["q_pi_min"], "min_j Q_j(s, a~pi)")
     assert_rel_close(seen["metrics"]["actor_loss"], ref["actor_loss"], "actor loss")
     for name, grad in ref["actor_grad"].items():
         assert_rel_close(seen["actor_grad"][ours_actor_name(name)], grad, f"actor gradient {name}")
@@ -224,8 +224,8 @@ def test_critic_step(updated):
     ref = UPDATE["update"]["out"]
     eta = UPDATE["update"]["config"]["eta"]
     assert_rel_close(seen["next"][1], ref["next_log_prob"], "log pi(a'|s')")
-    assert_rel_close(seen["_td_target"], ref["q_target"], "TD target")
-    loss, q, diversity = seen["_critic_objective"]
+    assert_rel_close(seen["td_target"], ref["q_target"], "TD target")
+    loss, q, diversity = seen["critic_objective"]
     assert_rel_close(q, ref["q_values"], "Q(s, a) of every member")
     assert_rel_close(diversity, ref["diversity"], "EDAC diversity term")
     assert_rel_close(loss - eta * diversity, ref["critic_mse"], "critic MSE (summed over members)")

@@ -246,12 +246,12 @@ def sac_step_in_reference_order(
     ``critic_scale`` multiplies our critic loss before its backward pass (MOBILE averages over the critics
     where we sum)."""
     alpha = agent.log_alpha.exp().detach()
-    critic_loss, q, _ = agent._critic_objective(batch.obs, batch.act, target)
+    critic_loss, q, _ = agent.critic_objective(batch.obs, batch.act, target)
     agent.critic_opt.zero_grad()
     (critic_scale * critic_loss).backward()
     agent.critic_opt.step()
     with fed(randn_like=[actor_noise]):
-        q_pi, log_prob = agent._actor_objective(batch.obs)
+        q_pi, log_prob = agent.actor_objective(batch.obs)
     actor_loss = (alpha * log_prob - q_pi).mean()  # the alpha before its step: the temperature steps last
     agent.actor_opt.zero_grad()
     actor_loss.backward()
@@ -331,7 +331,7 @@ def test_mobile_update_in_reference_order(reference_log_density: None) -> None:
 
     # Target: the deterministic backup (the mobile preset's), so alpha plays no part in it.
     with fed(randn_like=[noise["target_actor"]]):
-        deterministic = agent._td_target(batch.next_obs, batch.rew, batch.terminated, alpha)
+        deterministic = agent.td_target(batch.next_obs, batch.rew, batch.terminated, alpha)
     close(deterministic, batch.rew + not_done * out["next_q"], "deterministic backup", "mobile")
     target = deterministic.clamp(min=0.0)  # mobile.py:174
     assert (deterministic < 0).any()  # the clamp acts on this batch
@@ -366,7 +366,7 @@ def test_mobile_update_is_our_components_in_our_order() -> None:
         metrics = ours.update(real, fake)
     batch = Transitions.cat([real, fake])
     with fed(randn_like=[noise["actor"]]):
-        q_pi, log_prob = manual._actor_objective(batch.obs)
+        q_pi, log_prob = manual.actor_objective(batch.obs)
     alpha_loss = -(manual.log_alpha * (log_prob.detach() + manual.target_entropy)).mean()
     manual.alpha_opt.zero_grad()
     alpha_loss.backward()
@@ -377,8 +377,8 @@ def test_mobile_update_is_our_components_in_our_order() -> None:
     actor_loss.backward()
     manual.actor_opt.step()
     with fed(randn_like=[noise["target_actor"]]):
-        target = manual._td_target(batch.next_obs, batch.rew, batch.terminated, alpha)
-    critic_loss, _, _ = manual._critic_objective(batch.obs, batch.act, target)
+        target = manual.td_target(batch.next_obs, batch.rew, batch.terminated, alpha)
+    critic_loss, _, _ = manual.critic_objective(batch.obs, batch.act, target)
     manual.critic_opt.zero_grad()
     critic_loss.backward()
     manual.critic_opt.step()
@@ -404,7 +404,8 @@ def rambo_agent(fx: dict[str, Any]) -> tuple[RAMBOAgent, GaussianEnsemble]:
     agent = RAMBOAgent(spec(cfg), config)
     load_sac(agent, inputs, ["critic1", "critic2"], ["critic1_old", "critic2_old"])
     dyn = ensemble(cfg, inputs["dynamics"], "hopper")
-    agent.attach_dynamics(dyn)
+    # The supervised rows stand in for the dataset: the adversarial step is given its rows directly.
+    agent.attach(transitions({**inputs["sl"], "terminals": torch.zeros(len(inputs["obs"]), 1)}), dyn)
     return agent, dyn
 
 
@@ -495,7 +496,7 @@ def test_rambo_sac_update_in_reference_order(reference_log_density: None) -> Non
     grads = record_grads(agent.actor_opt, agent.critic_opt, agent.alpha_opt)
     alpha = agent.log_alpha.exp().detach()
     with fed(randn_like=[sac["noise"]["target_actor"]]):
-        target = agent._td_target(batch.next_obs, batch.rew, batch.terminated, alpha)
+        target = agent.td_target(batch.next_obs, batch.rew, batch.terminated, alpha)
     close(target, sac["target_q"], "target", "rambo")
     got = sac_step_in_reference_order(agent, batch, target, sac["noise"]["actor"])
     close(got["critic_loss"], sac["critic1_loss"] + sac["critic2_loss"], "critic loss", "rambo")
@@ -567,13 +568,13 @@ def test_combo_update(name: str, reference_log_density: None) -> None:
     uniform = ((noise["random_actions"] + 1) / 2).view(m, n, act_dim)  # ours: -1 + 2 * U[0, 1)
     grads = record_grads(agent.actor_opt, agent.critic_opt, agent.alpha_opt, agent.cql_alpha_opt)
     seen: dict[str, torch.Tensor] = {}
-    td_target = agent._td_target
+    td_target = agent.td_target
 
     def recording_target(*args: Any) -> torch.Tensor:
         seen["target"] = td_target(*args)
         return seen["target"]
 
-    agent._td_target = recording_target
+    agent.td_target = recording_target
     pi_noise = torch.cat([noise["obs_pi"], noise["next_obs_pi"]])
     with fed(randn_like=[noise["actor"], noise["target_actor"], pi_noise], rand=[uniform]):
         metrics = agent.update(real, fake)

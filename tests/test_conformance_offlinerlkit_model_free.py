@@ -291,12 +291,12 @@ def test_sac_in_the_reference_order(monkeypatch: pytest.MonkeyPatch, reference_l
     b, ref = transitions(fx["batch"]), fx["locals"]
 
     alpha = agent.log_alpha.exp().detach()
-    target = agent._td_target(b.next_obs, b.rew, b.terminated, alpha)
-    critic_loss, q, _ = agent._critic_objective(b.obs, b.act, target)
+    target = agent.td_target(b.next_obs, b.rew, b.terminated, alpha)
+    critic_loss, q, _ = agent.critic_objective(b.obs, b.act, target)
     agent.critic_opt.zero_grad()
     critic_loss.backward()
     agent.critic_opt.step()
-    q_pi, log_prob = agent._actor_objective(b.obs)
+    q_pi, log_prob = agent.actor_objective(b.obs)
     actor_loss = (alpha * log_prob - q_pi).mean()
     agent.actor_opt.zero_grad()
     actor_loss.backward()
@@ -353,7 +353,7 @@ def run_edac(fx: dict, monkeypatch: pytest.MonkeyPatch, *, reference_order: bool
         monkeypatch.setattr(agent.alpha_opt, "step", lambda *args, **kwargs: None)
         monkeypatch.setattr(agent.actor_opt, "step", actor_then_alpha_step)
     seen: dict[str, torch.Tensor] = {}
-    td_target = agent._td_target
+    td_target = agent.td_target
 
     def recording_target(next_obs, rew, terminated, alpha):
         if reference_order:  # edac.py:110 and 128: the alpha after its step, clamped at 1
@@ -361,7 +361,7 @@ def run_edac(fx: dict, monkeypatch: pytest.MonkeyPatch, *, reference_order: bool
         seen["target"] = td_target(next_obs, rew, terminated, alpha)
         return seen["target"]
 
-    monkeypatch.setattr(agent, "_td_target", recording_target)
+    monkeypatch.setattr(agent, "td_target", recording_target)
     metrics = agent.update(transitions(fx["batch"]))
     assert draws.all_used()
     return agent, slots, grads, metrics, seen
@@ -458,10 +458,10 @@ def run_cql(name: str, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(torch, "rand", lambda *shape, **kw: uniform.clone())
     grads = record_grads(agent.actor_opt, agent.critic_opt, agent.alpha_opt, agent.cql_alpha_opt)
     seen: dict[str, torch.Tensor] = {}
-    td_target = agent._td_target
+    td_target = agent.td_target
 
-    def recording_target(batch, alpha):
-        seen["target"] = td_target(batch, alpha)
+    def recording_target(*args):
+        seen["target"] = td_target(*args)
         return seen["target"]
 
     def recording_gap(obs, actions, log_density, q_data):
@@ -473,7 +473,7 @@ def run_cql(name: str, monkeypatch: pytest.MonkeyPatch):
         seen["q_data"] = q_data.detach()
         return offlinerlkit_rowwise_gap(agent, obs, actions, log_density, q_data)
 
-    monkeypatch.setattr(agent, "_td_target", recording_target)
+    monkeypatch.setattr(agent, "td_target", recording_target)
     monkeypatch.setattr(agent, "conservative_gap", recording_gap)
     metrics = agent.update(transitions(fx["batch"]))
     assert draws.all_used()
@@ -570,12 +570,12 @@ def test_iql_update() -> None:
     assert isinstance(agent.actor, TanhGaussianActor)  # the deviation; the stand-in below is the reference's
     agent.actor = TanhMeanGaussian((8, 8))
     agent.actor_opt = adam(agent.actor.parameters(), cfg["lr"])
-    for net in (agent.actor, agent.critic, agent.target_critic, agent.v_net):
+    for net in (agent.actor, agent.critic, agent.target_critic, agent.value_net):
         net.double()
     slots = {
         **mlp_slots([*linears(agent.actor.trunk), agent.actor.mu], "actor.", "dist_net.mu"),
         **twin_critic_slots(agent.critic, ("critic_q1", "critic_q2")),
-        **mlp_slots(linears(agent.v_net), "critic_v.", "last"),
+        **mlp_slots(linears(agent.value_net), "critic_v.", "last"),
         "actor.dist_net.sigma_param": Slot(agent.actor.log_std),
     }
     load(slots, fx["init"])

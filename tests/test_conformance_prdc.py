@@ -59,7 +59,7 @@ def make_agent(fx: dict, normalize_states: bool) -> PRDCAgent:
         policy_freq=cfg["policy_freq"], beta=cfg["beta"], normalize_states=normalize_states, search_backend="kdtree",
     )  # fmt: skip
     agent = PRDCAgent(spec, config)
-    agent.attach_dataset(dataset(fx))
+    agent.attach(dataset(fx), None)
     return agent
 
 
@@ -72,7 +72,7 @@ def test_prdc_update_matches_the_official_code(backend: str):
     agent = make_agent(fx, normalize_states=False)
     if backend == "matmul":
         agent.cfg.search_backend = "matmul"
-        agent.attach_dataset(dataset(fx))
+        agent.attach(dataset(fx), None)
     actor, critic = actor_params(unpack(fx["init"]["actor"])), critic_params(unpack(fx["init"]["critic"]))
     for net, target, params in ((agent.actor, agent.target_actor, actor), (agent.critic, agent.target_critic, critic)):
         load(net, params)

@@ -114,7 +114,7 @@ def test_unknown_agent_lists_registered_names():
 def test_edac_diversity_matches_a_looped_computation():
     agent = make_agent("sac", SPEC, SACConfig(hidden_sizes=(32, 32), num_critics=4, eta=1.0))
     b = batch(16)
-    q, div = agent._q_and_diversity(b.obs, b.act)
+    q, div = agent.q_and_diversity(b.obs, b.act)
     torch.testing.assert_close(q, agent.critic(b.obs, b.act))
     grads = []
     for j in range(4):
@@ -129,10 +129,10 @@ def test_edac_diversity_matches_a_looped_computation():
 def test_edac_update_lowers_gradient_similarity():
     agent = make_agent("sac", SPEC, SACConfig(hidden_sizes=(32, 32), num_critics=5, eta=5.0))
     b = batch(64)
-    _, before = agent._q_and_diversity(b.obs, b.act)
+    _, before = agent.q_and_diversity(b.obs, b.act)
     for _ in range(100):
         metrics = agent.update(b)
-    _, after = agent._q_and_diversity(b.obs, b.act)
+    _, after = agent.q_and_diversity(b.obs, b.act)
     assert after < before and torch.isfinite(metrics["critic_loss"])
 
 
@@ -162,7 +162,7 @@ def test_deterministic_backup_drops_only_the_entropy_term_of_the_target():
         agent.actor.forward = actor
         torch.manual_seed(2)
         with torch.no_grad():
-            targets[det] = agent._td_target(b.next_obs, b.rew, b.terminated, alpha)
+            targets[det] = agent.td_target(b.next_obs, b.rew, b.terminated, alpha)
         log_probs[det] = calls[0]
     torch.testing.assert_close(log_probs[True], log_probs[False])
     expected = targets[False] + 0.99 * (~b.terminated).float() * alpha * log_probs[False]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from mbrl.agents.base import AgentSpec
+from mbrl.agents.base import Agent, AgentSpec
 
 from mbrl.data.transitions import Transitions
 from mbrl.nn import TanhGaussianActor
@@ -18,8 +18,12 @@ class GaussianBCConfig:
     lr: float = 3e-4
 
 
-class GaussianBCAgent:
-    """Registered through the ``mbrl.agents`` entry point, not a decorator: importing mbrl is enough."""
+class GaussianBCAgent(Agent):
+    """Registered through the ``mbrl.agents`` entry point, not a decorator: importing mbrl is enough.
+
+    No capability flags: it has no critics (``has_q_values``), no state value (``has_value``), needs no
+    model (``requires_model``) and no ``compile()``; ``Agent.attach``'s default ignores the dataset.
+    """
 
     Config = GaussianBCConfig
 
