@@ -343,12 +343,37 @@ class GaussianEnsemble(nn.Module):
             (Σ max_logvar - Σ min_logvar)`` with ``NLL_e = mean((μ - y)² e^{-lv}) + mean(lv)``, and the mean
             per-member NLL, detached (for logging).
         """
-        mean, logvar = self._forward(x)
-        nll = (((mean - y) ** 2) * torch.exp(-logvar)).mean(dim=(1, 2)) + logvar.mean(dim=(1, 2))  # [E]
+        nll = self._nll(x, y)
         layers = zip(self.cfg.weight_decay, self.layers, strict=True)
         decay = sum(0.5 * wd * layer.weight.square().sum() for wd, layer in layers)
-        bounds = self.cfg.logvar_loss_coef * (self.max_logvar.sum() - self.min_logvar.sum())
-        return nll.sum() + decay + bounds, nll.detach().mean()
+        return nll.sum() + decay + self._logvar_bounds_loss(), nll.detach().mean()
+
+    def _nll(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Inputs ``[E, b, o+a]`` (or shared ``[b, o+a]``), targets ``[E, b, D]`` -> each member's NLL ``[E]``."""
+        mean, logvar = self._forward(x)
+        return (((mean - y) ** 2) * torch.exp(-logvar)).mean(dim=(1, 2)) + logvar.mean(dim=(1, 2))
+
+    def _logvar_bounds_loss(self) -> torch.Tensor:
+        return self.cfg.logvar_loss_coef * (self.max_logvar.sum() - self.min_logvar.sum())
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer) -> torch.Tensor:
+        """One optimiser step on :meth:`supervised_loss` for inputs ``[E, b, o+a]`` and targets ``[E, b, D]``;
+        returns the mean per-member NLL (detached).
+
+        The L2 term's gradient ``wd_l · W_l`` is added to the weight gradients by hand instead of
+        differentiating ``0.5 · wd_l · ||W_l||²``: autograd computes the same float32 numbers
+        (``(0.5 · wd) · 2 · W``, scaling by 2 is exact) and adds them to the same gradient, but spends
+        six passes over every weight and its graph on it. The fitted parameters are bit for bit those of
+        ``supervised_loss(...).backward()`` (tests/test_throughput_paths.py), about 7 % faster per step.
+        """
+        nll = self._nll(x, y)
+        optimizer.zero_grad(set_to_none=True)
+        (nll.sum() + self._logvar_bounds_loss()).backward()
+        with torch.no_grad():
+            for wd, layer in zip(self.cfg.weight_decay, self.layers, strict=True):
+                layer.weight.grad.add_(layer.weight * wd)
+        optimizer.step()
+        return nll.detach().mean()
 
     @torch.no_grad()
     def _holdout_mse(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -439,11 +464,7 @@ class GaussianEnsemble(nn.Module):
             epoch_nll = torch.zeros((), device=self.device)
             for step in range(steps):
                 idx = member_rows[:, step * cfg.batch_size : (step + 1) * cfg.batch_size]  # [E, b]
-                loss, nll = self.supervised_loss(x_train[idx], y_train[idx])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                epoch_nll += nll
+                epoch_nll += self._train_step(x_train[idx], y_train[idx], optimizer)
             mse = self._holdout_mse(x_held, y_held)
             train_history.append(float(epoch_nll) / steps)
             holdout_history.append(float(mse.mean()))
