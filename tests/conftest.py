@@ -2,8 +2,7 @@ import pytest
 import torch
 
 from mbrl.data.generate import collect, write_minari
-
-TINY_DATASET = "test/hopper/tiny-v0"
+from tests.helpers import TINY_DATASET
 
 
 @pytest.fixture(autouse=True)

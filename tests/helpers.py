@@ -1,15 +1,25 @@
-"""Small datasets built inside tests: D4RL-layout HDF5 files and offline Minari datasets."""
+"""What several test modules share (tests import this module, never each other): small datasets built
+inside tests (D4RL-layout HDF5 files, offline Minari datasets), the conformance fixtures' loader and
+comparison, and smoke-scale training jobs."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
 
 from mbrl.envs import make_env
+
+if TYPE_CHECKING:
+    from mbrl.data.behavior import BehaviorBundle
 
 # How an episode's final row is flagged in a D4RL file.
 ENDINGS = ("terminal", "timeout", "both", "none")
@@ -164,6 +174,38 @@ def _quiet_metadata() -> dict[str, Any]:
     }
 
 
+# -- behaviour bundles ---------------------------------------------------------------------------
+ENV = "Hopper-v5"
+
+
+def tiny_bundle(num_snapshots: int = 3, every: int = 40, warmup: int = 25) -> BehaviorBundle:
+    """A Hopper behaviour bundle of ``num_snapshots`` random ``(16,)`` actors, the last one "medium"."""
+    import torch
+
+    from mbrl.data.behavior import BehaviorBundle, Snapshot
+    from mbrl.nn import TanhGaussianActor
+
+    env = make_env(ENV)
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    snaps = []
+    for k in range(num_snapshots):
+        torch.manual_seed(k)
+        actor = TanhGaussianActor(obs_dim, act_dim, (16,), (-1.0,) * act_dim, (1.0,) * act_dim)
+        snaps.append(Snapshot(step=warmup + (k + 1) * every, eval_return=float(k), actor=actor.state_dict()))
+    return BehaviorBundle(
+        ENV,
+        obs_dim,
+        act_dim,
+        (-1.0,) * act_dim,
+        (1.0,) * act_dim,
+        (16,),
+        snaps,
+        medium_index=num_snapshots - 1,
+        expert_index=None,
+        train_config={"snapshot_every": every, "start_steps": warmup},
+    )
+
+
 CONFORMANCE = Path(__file__).parent / "golden" / "conformance"
 
 
@@ -183,3 +225,55 @@ def assert_rel_close(ours: Any, reference: Any, what: str, rtol: float = 1e-5, a
     assert ours_t.shape == ref_t.shape, f"{what}: shape {tuple(ours_t.shape)} != reference {tuple(ref_t.shape)}"
     err = ((ours_t - ref_t).abs() / ref_t.abs().clamp_min(atol / rtol)).max().item() if ref_t.numel() else 0.0
     assert err <= rtol, f"{what}: largest relative error {err:.3g} > {rtol:g}"
+
+
+# -- training jobs at smoke scale ------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parent.parent
+# The tiny Hopper dataset conftest's ``env_vars`` fixture writes (MINARI_DATASETS_PATH points at it).
+TINY_DATASET = "test/hopper/tiny-v0"
+SMOKE = ["scale=smoke", f"dataset={TINY_DATASET}", "logger.progress=false"]
+# A dynamics reward learned in a second (scale presets cannot size it: filter=none has no such keys).
+MOREC_SMOKE = [f"filter.reward.{k}={v}" for k, v in {"rounds": 40, "snapshot_every": 10, "batch_size": 32}.items()]
+# RAMBO in runs of the training job: an adversarial phase every 10 updates, a short warm-up.
+RAMBO_TINY = [f"agent.{k}={v}" for k, v in dict(adv_every=10, adv_steps=4, adv_batch_size=32, bc_steps=20).items()]
+
+
+def run_cli(args: list[str], env_vars: dict[str, str], **kw: Any) -> subprocess.CompletedProcess:
+    """``python -m mbrl.train ARGS`` from the repository root with ``env_vars`` added; output captured."""
+    env = {**os.environ, **env_vars}
+    return subprocess.run(
+        [sys.executable, "-m", "mbrl.train", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        **kw,
+    )
+
+
+def start_training(
+    args: list[str], run_dir: Path, env_vars: dict[str, str], until: str, **popen: Any
+) -> subprocess.Popen:
+    """Start a training job in ``run_dir`` and return once it has written ``run_dir / until``."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mbrl.train", *args, f"hydra.run.dir={run_dir}"],
+        cwd=ROOT,
+        env={**os.environ, **env_vars},
+        stdout=subprocess.DEVNULL,
+        **popen,
+    )
+    deadline = time.time() + 120
+    while not (run_dir / until).exists() and time.time() < deadline:
+        time.sleep(0.05)
+    return proc
+
+
+def kill_at_first_checkpoint(args: list[str], run_dir: Path, env_vars: dict[str, str]) -> int:
+    """Start a training job in ``run_dir``, SIGKILL it once its first checkpoint exists; returns that step."""
+    from mbrl.checkpoint import load
+
+    proc = start_training(args, run_dir, env_vars, "checkpoint.pt", stderr=subprocess.DEVNULL, start_new_session=True)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return load(run_dir / "checkpoint.pt")["step"]

@@ -20,7 +20,7 @@ from mbrl.agents.cql import CQLAgent, CQLConfig
 from mbrl.data.transitions import Transitions
 from mbrl.testing import SPEC, check_agent, random_batch
 from mbrl.train import compose, train
-from tests.conftest import TINY_DATASET as DATASET
+from tests.helpers import TINY_DATASET as DATASET
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ["scale=smoke", f"dataset={DATASET}", "logger.progress=false"]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mbrl.data.behavior import BehaviorBundle, Snapshot, packaged_bundle_path
+from mbrl.data.behavior import BehaviorBundle, packaged_bundle_path
 from mbrl.data.generate import (
     ACTION_GRID,
     collect,
@@ -17,30 +17,7 @@ from mbrl.data.generate import (
 from mbrl.data.minari_io import load_minari
 from mbrl.envs import make_env
 from mbrl.nn import TanhGaussianActor
-
-ENV = "Hopper-v5"
-
-
-def tiny_bundle(num_snapshots=3, every=40, warmup=25) -> BehaviorBundle:
-    env = make_env(ENV)
-    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    snaps = []
-    for k in range(num_snapshots):
-        torch.manual_seed(k)
-        actor = TanhGaussianActor(obs_dim, act_dim, (16,), (-1.0,) * act_dim, (1.0,) * act_dim)
-        snaps.append(Snapshot(step=warmup + (k + 1) * every, eval_return=float(k), actor=actor.state_dict()))
-    return BehaviorBundle(
-        ENV,
-        obs_dim,
-        act_dim,
-        (-1.0,) * act_dim,
-        (1.0,) * act_dim,
-        (16,),
-        snaps,
-        medium_index=num_snapshots - 1,
-        expert_index=None,
-        train_config={"snapshot_every": every, "start_steps": warmup},
-    )
+from tests.helpers import ENV, tiny_bundle
 
 
 def test_collect_spends_the_budget_exactly_and_cuts_running_episodes():

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from benchmarks.learning import condition_overrides, main, parse_conditions
-from tests.conftest import TINY_DATASET
+from tests.helpers import TINY_DATASET
 
 
 def test_per_dataset_overrides_follow_the_condition_and_the_extras_come_last():

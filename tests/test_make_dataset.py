@@ -8,7 +8,7 @@ import numpy as np
 
 from mbrl.data import make_dataset
 from mbrl.data.generate import collect
-from tests.test_generate import ENV, tiny_bundle
+from tests.helpers import ENV, tiny_bundle
 
 
 def test_collect_shows_progress_on_stderr_without_changing_the_data(capsys):

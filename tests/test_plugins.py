@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY_DATASET
+from tests.helpers import TINY_DATASET
 
 ROOT = Path(__file__).resolve().parent.parent
 

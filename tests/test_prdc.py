@@ -16,7 +16,7 @@ from mbrl.agents.td3bc import TD3BCAgent, TD3BCConfig
 
 from mbrl.data.transitions import Transitions
 from mbrl.testing import SPEC, check_agent, random_batch
-from tests.test_train import SMOKE, run_cli
+from tests.helpers import SMOKE, run_cli
 
 SMALL = PRDCConfig(hidden_sizes=(32, 32))
 

@@ -16,16 +16,12 @@ from mbrl.checkpoint import load
 from mbrl.config import typed_section
 from mbrl.testing import SPEC, check_agent, random_batch
 from mbrl.train import compose, train
-from tests.test_train import SMOKE, kill_at_first_checkpoint, run_cli
+from tests.helpers import RAMBO_TINY, SMOKE, kill_at_first_checkpoint, run_cli
 
 SMALL = RAMBOConfig(hidden_sizes=(32, 32), bc_steps=0)
 # An adversarial phase after every update, a few small steps: the generic tester sees the model change.
 FAST = dataclasses.replace(SMALL, adv_every=1, adv_steps=3, adv_batch_size=16, adv_horizon=2, bc_steps=5)
 DATA = random_batch(600, seed=5)
-# Sizes for runs of the training job: a phase every 10 updates, a short warm-up.
-TINY = [f"agent.{k}={v}" for k, v in dict(adv_every=10, adv_steps=4, adv_batch_size=32, bc_steps=20).items()]
-
-
 @pytest.fixture(scope="module")
 def model() -> GaussianEnsemble:
     """A small ensemble fitted for a few epochs on ``DATA`` (each agent gets its own copy)."""
@@ -168,12 +164,12 @@ def test_training_job_refuses_the_oracle(env_vars, monkeypatch, tmp_path):
     for k, v in env_vars.items():
         monkeypatch.setenv(k, v)
     with pytest.raises(ValueError, match="got OracleDynamics"):
-        train(compose([*SMOKE, "agent=rambo", "dynamics=oracle", *TINY]), tmp_path)
+        train(compose([*SMOKE, "agent=rambo", "dynamics=oracle", *RAMBO_TINY]), tmp_path)
 
 
 @pytest.mark.slow
 def test_smoke_run_through_hydra_command(env_vars, tmp_path):
-    out = run_cli([*SMOKE, "agent=rambo", *TINY, f"hydra.run.dir={tmp_path}"], env_vars)
+    out = run_cli([*SMOKE, "agent=rambo", *RAMBO_TINY, f"hydra.run.dir={tmp_path}"], env_vars)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads((tmp_path / "final.json").read_text())
     assert result["agent"] == "rambo" and "score_mean" in result["final"]
@@ -193,7 +189,7 @@ def _dynamics_files(cache_dir):
 @pytest.mark.slow
 def test_killed_and_resumed_run_ends_with_the_same_actor_and_model(env_vars, tmp_path):
     cache = tmp_path / "cache"
-    args = [*SMOKE, "agent=rambo", *TINY, "total_updates=200", "checkpoint_every=20", "eval_every=1000"]
+    args = [*SMOKE, "agent=rambo", *RAMBO_TINY, "total_updates=200", "checkpoint_every=20", "eval_every=1000"]
     args.append(f"dynamics.cache_dir={cache}")
     full = tmp_path / "full"
     assert run_cli([*args, f"hydra.run.dir={full}"], env_vars).returncode == 0

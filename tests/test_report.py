@@ -22,7 +22,7 @@ from mbrl.report import (
     stratified_bootstrap_ci,
 )
 from mbrl.train import compose
-from tests.test_train import ROOT, SMOKE, run_cli
+from tests.helpers import ROOT, SMOKE, run_cli
 
 AGENT_PARAMS = {"bc": {"lr": 1e-3}, "td3bc": {"actor_lr": 3e-4, "alpha": 2.5}, "mopo": {"actor_lr": 3e-4}}
 AGENT_CLASS = {"bc": "bc", "td3bc": "td3bc", "mopo": "sac"}  # as configs/agent/*.yaml set agent.name

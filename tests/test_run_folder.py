@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from mbrl.checkpoint import load, save_atomic
 from mbrl.run_folder import InterruptFlag, RunFolder, RunFolderError, config_changes
 from mbrl.train import TrainingDivergedError, compose, train
-from tests.test_train import SMOKE, run_cli, start_training
+from tests.helpers import SMOKE, run_cli, start_training
 
 pytestmark = pytest.mark.slow
 FAST = [*SMOKE, "agent=sac", "dynamics=none"]  # model-free: no dynamics fit, a run takes seconds

@@ -16,8 +16,7 @@ from torch import nn
 from mbrl.checkpoint import CheckpointError, load, rng_state, save_atomic
 from mbrl.testing import SPEC, random_batch
 from mbrl.train import compose, train
-from tests.test_rambo import TINY as RAMBO_TINY
-from tests.test_train import MOREC_SMOKE, SMOKE
+from tests.helpers import MOREC_SMOKE, RAMBO_TINY, SMOKE
 
 DATA = random_batch(200, seed=3)
 HASH = "tiny-dataset"

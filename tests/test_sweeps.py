@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from mbrl.logging import LoggerConfig, RunLogger, sweep_labels
-from tests.test_train import SMOKE, run_cli
+from tests.helpers import SMOKE, run_cli
 
 
 def test_sweep_labels_group_by_sweep_and_name_the_ablation_without_the_seed():

@@ -31,7 +31,7 @@ from mbrl.filters.penalties import MOPOPenalty, MOPOPenaltyConfig
 from mbrl.optim import adam
 from mbrl.rollout import rollout
 from mbrl.train import ConfigError, compose, train
-from tests.conftest import TINY_DATASET
+from tests.helpers import TINY_DATASET
 
 SPEC = AgentSpec(obs_dim=5, act_dim=3, act_low=(-1.0, -2.0, 0.0), act_high=(1.0, 0.5, 3.0))
 CONFIGS = {

@@ -3,11 +3,6 @@ exact kill-and-resume, config errors and divergence handling."""
 
 import csv
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,32 +13,13 @@ from omegaconf import OmegaConf
 from mbrl.checkpoint import load
 from mbrl.run_folder import RunFolderError
 from mbrl.train import ConfigError, TrainingDivergedError, compose, train
-from tests.conftest import TINY_DATASET as DATASET
-
-ROOT = Path(__file__).resolve().parent.parent
-
-SMOKE = ["scale=smoke", f"dataset={DATASET}", "logger.progress=false"]
-# A dynamics reward learned in a second (scale presets cannot size it: filter=none has no such keys).
-MOREC_SMOKE = [f"filter.reward.{k}={v}" for k, v in {"rounds": 40, "snapshot_every": 10, "batch_size": 32}.items()]
+from tests.helpers import MOREC_SMOKE, ROOT, SMOKE, kill_at_first_checkpoint, run_cli
 
 
 @pytest.fixture
 def in_env(env_vars, monkeypatch):
     for k, v in env_vars.items():
         monkeypatch.setenv(k, v)
-
-
-def run_cli(args, env_vars, **kw):
-    env = {**os.environ, **env_vars}
-    return subprocess.run(
-        [sys.executable, "-m", "mbrl.train", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        **kw,
-    )
 
 
 @pytest.mark.parametrize(
@@ -103,29 +79,6 @@ def test_smoke_run_through_hydra_command(overrides, env_vars, tmp_path):
         assert all(1.3134 > float(r["filter_score_mean"]) > 0.313 for r in rounds)  # the range of r_D
         # How well r_D ranks held-out transitions, measured once after its fit, is in the results.
         assert 0 <= result["filter_ranking"]["filter_auc_model_sample"] <= 1
-
-
-def start_training(args: list[str], run_dir: Path, env_vars: dict[str, str], until: str, **popen) -> subprocess.Popen:
-    """Start a training job in ``run_dir`` and return once it has written ``run_dir / until``."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mbrl.train", *args, f"hydra.run.dir={run_dir}"],
-        cwd=ROOT,
-        env={**os.environ, **env_vars},
-        stdout=subprocess.DEVNULL,
-        **popen,
-    )
-    deadline = time.time() + 120
-    while not (run_dir / until).exists() and time.time() < deadline:
-        time.sleep(0.05)
-    return proc
-
-
-def kill_at_first_checkpoint(args: list[str], run_dir: Path, env_vars: dict[str, str]) -> int:
-    """Start a training job in ``run_dir``, SIGKILL it once its first checkpoint exists; returns that step."""
-    proc = start_training(args, run_dir, env_vars, "checkpoint.pt", stderr=subprocess.DEVNULL, start_new_session=True)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    return load(run_dir / "checkpoint.pt")["step"]
 
 
 def _params(run_dir: Path) -> dict[str, torch.Tensor]:
