@@ -21,10 +21,10 @@ import torch
 from mbrl.dynamics.cache import fit_cached
 from mbrl.dynamics.factory import build_dynamics
 
-from mbrl.config import resolve
+from mbrl.config import eval_env, resolve
 from mbrl.data.loading import load_dataset
 from mbrl.filters.reward_consistency import DynamicsReward, DynamicsRewardConfig
-from mbrl.train import _eval_env, compose
+from mbrl.train import compose
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     data = load_dataset(cfg.dataset, device="cpu")
     spec, real = data.spec, data.transitions
     real = real.index(~(real.terminated & (real.next_obs == real.obs).all(dim=1)))  # as the training job
-    dynamics = build_dynamics(cfg.dynamics.kind, cfg.dynamics, spec, _eval_env(cfg, spec), cfg.seed, "cpu")
+    dynamics = build_dynamics(cfg.dynamics.kind, cfg.dynamics, spec, eval_env(cfg, spec), cfg.seed, "cpu")
     fit_cached(dynamics, real, spec.content_hash)
     reward_cfg = DynamicsRewardConfig(**{**dict(cfg.filter["reward"]), "seed": cfg.seed})
     reward = DynamicsReward(spec.obs_dim, spec.act_dim, reward_cfg)

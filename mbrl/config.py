@@ -22,11 +22,14 @@ from omegaconf.errors import OmegaConfBaseException
 
 from mbrl.agents import AGENTS
 from mbrl.data.builtin import DEFAULT_DATASET
+from mbrl.data.transitions import DatasetSpec
 from mbrl.diagnostics import DiagnosticsConfig
 from mbrl.dynamics.ensemble import EnsembleConfig
 from mbrl.dynamics.factory import DYNAMICS_KINDS
+from mbrl.envs import ENV_FAMILIES
 from mbrl.errors import ConfigError
 from mbrl.filters import FILTERS, PENALTIES, RewardPenalty
+from mbrl.filters.penalties import UPDATE
 from mbrl.logging import LoggerConfig
 from mbrl.registry import RegistryError
 from mbrl.rollout import RolloutConfig
@@ -79,6 +82,11 @@ class TrainConfig:
     # refuse a folder that holds a run; force: continue even if the config differs (see RESUME_SAFE).
     resume: str = "auto"
 
+    @property
+    def model_based(self) -> bool:
+        """Whether the run has a dynamics model (and so model rollouts)."""
+        return self.dynamics.kind != "none"
+
 
 # configs/config.yaml starts from this schema, so every key and type is checked before training.
 ConfigStore.instance().store(name="train_schema", node=TrainConfig)
@@ -123,6 +131,21 @@ def resolve(config: DictConfig | TrainConfig) -> TrainConfig:
         cfg = config
     validate(cfg)
     return cfg
+
+
+def as_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """The resolved config as plain containers: what a run's ``config.yaml`` holds, and what a rerun is checked
+    against."""
+    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+
+
+def eval_env(cfg: TrainConfig, spec: DatasetSpec) -> str:
+    """The env a run is evaluated in: ``eval_env`` if set, else the dataset's (D4RL: its family's v5 env)."""
+    if cfg.eval_env:
+        return cfg.eval_env
+    if spec.source == "d4rl" and spec.env_name.lower() in ENV_FAMILIES:
+        return f"{ENV_FAMILIES[spec.env_name.lower()]}-v5"
+    return spec.env_id
 
 
 def unknown_keys(config: DictConfig, schema: type = TrainConfig, prefix: str = "") -> None:
@@ -237,17 +260,17 @@ def components(cfg: TrainConfig) -> Components:
     filter_name = cfg.filter.get("name", "none")
     filter_cls = _lookup(FILTERS, filter_name, "filter")
     filter_cfg = typed_section(cfg.filter, f"filter {filter_name!r}", filter_cls.Config)
-    model_based = cfg.dynamics.kind != "none"
     for group, name in (("penalty", penalty_name), ("filter", filter_name)):
-        if name != "none" and not model_based:
+        if name != "none" and not cfg.model_based:
             raise ConfigError(f"{group}={name} needs model rollouts; set dynamics=ensemble (or single/oracle)")
-    if getattr(agent_cls, "requires_model", False) and not model_based:
+    # Capability flags of the agent contract (mbrl.agents.base.Agent), read on the class: no agent exists yet.
+    if agent_cls.requires_model and not cfg.model_based:
         raise ConfigError(f"agent={agent_name} learns from model rollouts; set dynamics=ensemble (or single/oracle)")
-    if penalty.stage == "update" and not hasattr(agent_cls, "value"):
+    if penalty.stage == UPDATE and not agent_cls.has_value:
         raise ConfigError(
             f"penalty={penalty_name} needs an agent with a value(obs) method (e.g. agent=sac); {agent_name!r} has none"
         )
-    if cfg.compile and not hasattr(agent_cls, "compile"):
+    if cfg.compile and not agent_cls.supports_compile:
         raise ConfigError(f"compile=true: agent {agent_name!r} has no compile() method (SAC-based agents do)")
     return Components(agent_name, agent_cls, agent_cfg, penalty, filter_name, filter_cls, filter_cfg)
 

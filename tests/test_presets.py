@@ -9,12 +9,10 @@ import functools
 from pathlib import Path
 
 import pytest
-from mbrl.agents import AGENTS
 from omegaconf import OmegaConf
 
-from mbrl.config import TrainConfig, typed_section, validate
+from mbrl.config import components, resolve
 from mbrl.data.d4rl import d4rl_env_id
-from mbrl.filters import FILTERS, PENALTIES
 from mbrl.train import compose, train
 from tests.helpers import write_d4rl_hdf5
 
@@ -114,13 +112,8 @@ def d4rl_file(task: str) -> str:
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_composes_into_a_valid_run_config(preset):
-    cfg: TrainConfig = OmegaConf.to_object(
-        OmegaConf.merge(OmegaConf.structured(TrainConfig), compose([f"experiment={preset}"]))
-    )
-    validate(cfg)
-    for section, registry in ((cfg.agent, AGENTS), (cfg.penalty, PENALTIES), (cfg.filter, FILTERS)):
-        name = section["name"]
-        typed_section(section, f"{preset}: {name}", registry.get(name).Config)
+    # The run's own checks: every key and value, each component's section, and the sections against each other.
+    components(resolve(compose([f"experiment={preset}"])))
 
 
 def test_each_method_has_a_preset_for_every_published_task():

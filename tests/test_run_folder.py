@@ -119,7 +119,7 @@ def test_interrupted_run_resumes_to_the_same_parameters(in_env, tmp_path, monkey
     args = [*FAST, "total_updates=60", "checkpoint_every=1000", "eval_every=1000"]
     train(compose(args), tmp_path / "full")
     with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt, match="interrupted at update 37"):
-        patch.setattr("mbrl.train.InterruptFlag", InterruptAtUpdate37)
+        patch.setattr("mbrl.run_state.InterruptFlag", InterruptAtUpdate37)
         train(compose(args), tmp_path / "cut")
     assert load(tmp_path / "cut" / "checkpoint.pt")["step"] == 37
     train(compose(args), tmp_path / "cut")

@@ -9,11 +9,12 @@ them like dynamics models.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 
-from mbrl.dynamics.base import StepResult
+from mbrl.data.transitions import Transitions
+from mbrl.dynamics.base import DynamicsModel, StepResult
 from mbrl.registry import Registry
 
 
@@ -35,6 +36,18 @@ class TransitionFilter(Protocol):
         self, obs: torch.Tensor, act: torch.Tensor, cand: StepResult, generator: torch.Generator
     ) -> FilterResult:
         """``obs [B, o]``, ``act [B, a]``, candidates ``[K, B, ...]`` -> one transition per row."""
+        ...
+
+
+@runtime_checkable
+class RankedComponent(Protocol):
+    """A learned component that can say how well it ranks held-out true transitions above a model's samples.
+
+    Optional: the training job measures it once after the fit (MOREC's dynamics reward) and logs the result.
+    """
+
+    def ranking(self, data: Transitions, model: DynamicsModel, generator: torch.Generator) -> dict[str, float]:
+        """Measures on the rows of ``data`` the fit held out, e.g. ROC-AUCs; names -> values."""
         ...
 
 

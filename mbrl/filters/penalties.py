@@ -48,6 +48,15 @@ class ValuePenalty(Protocol):
 
 
 PENALTIES: Registry[type] = Registry("penalty", group="mbrl.penalties")
+ROLLOUT, UPDATE = "rollout", "update"  # the two stages
+
+
+def by_stage(penalty: RewardPenalty | ValuePenalty) -> tuple[RewardPenalty | None, ValuePenalty | None]:
+    """``(rollout-stage penalty, update-stage penalty)``, one of them ``None``: where ``penalty`` is applied.
+
+    A penalty whose ``stage`` is not ``"update"`` is applied when the rollout step is generated.
+    """
+    return (None, penalty) if penalty.stage == UPDATE else (penalty, None)
 
 
 @dataclass
