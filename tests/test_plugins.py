@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mbrl.agents.base import AgentSpec
+from mbrl.agents.base import Agent, AgentSpec
 from mbrl.data.transitions import Transitions
 
 
@@ -35,7 +35,7 @@ class RegressionBCConfig:
     step_size: float = 1e-3
 
 
-class RegressionBCAgent:
+class RegressionBCAgent(Agent):
     Config = RegressionBCConfig
 
     def __init__(self, spec: AgentSpec, config: RegressionBCConfig) -> None:
@@ -184,3 +184,33 @@ def test_plugin_agents_pass_the_generic_tester(plugin_env):
     code = "from mbrl.testing import check_agent; check_agent('gaussian_bc'); check_agent('regression_bc'); print('ok')"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=plugin_env, capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
+
+
+def test_the_example_plugin_agent_meets_the_contract(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "docs" / "example_plugin"))
+    from mbrl_gaussian_bc.agent import GaussianBCAgent
+
+    from mbrl.testing import check_agent
+
+    check_agent(GaussianBCAgent, GaussianBCAgent.Config(hidden_sizes=(16, 16)))
+
+
+def test_a_plugin_class_that_is_not_an_agent_is_refused_with_the_fix(monkeypatch):
+    """A plugin written against the earlier duck-typed contract fails at lookup with what to change."""
+    from mbrl.agents.base import check_agent_class
+
+    from mbrl.registry import Registry
+
+    class OldStyleAgent:
+        pass
+
+    class EntryPoint:
+        name = "old_style"
+
+        def load(self):
+            return OldStyleAgent
+
+    monkeypatch.setattr("mbrl.registry.entry_points", lambda group: [EntryPoint()])
+    agents = Registry("agent", group="mbrl.agents", validate=check_agent_class)
+    with pytest.raises(TypeError, match=r"OldStyleAgent is not a subclass of mbrl\.agents\.base\.Agent\. Subclass it"):
+        agents.get("old_style")

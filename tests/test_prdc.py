@@ -81,7 +81,7 @@ def test_meets_the_agent_contract_with_an_attached_dataset(backend):
     class Attached(PRDCAgent):
         def __init__(self, spec, config):
             super().__init__(spec, config)
-            self.attach_dataset(random_batch(500, seed=5))
+            self.attach(random_batch(500, seed=5), None)
 
     check_agent(Attached, dataclasses.replace(SMALL, search_backend=backend))
 
@@ -95,7 +95,7 @@ def test_nearest_dataset_actions_use_the_standardised_state_metric():
 
     def nearest(beta: float) -> torch.Tensor:
         agent = PRDCAgent(SPEC, dataclasses.replace(SMALL, beta=beta))
-        agent.attach_dataset(data)
+        agent.attach(data, None)
         return agent.nearest_dataset_actions(obs, act, fallback=unused)
 
     # The metric itself: beta times the standardised state, next to the raw action.
@@ -129,7 +129,7 @@ def test_constraint_pulls_the_actor_to_the_nearest_dataset_action(start, nearest
         with torch.no_grad():
             head.weight.zero_()
             head.bias.fill_(math.atanh(start))
-    prdc.attach_dataset(data)
+    prdc.attach(data, None)
     for _ in range(200):
         prdc.update(data)
         td3bc.update(data)

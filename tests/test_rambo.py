@@ -22,6 +22,8 @@ SMALL = RAMBOConfig(hidden_sizes=(32, 32), bc_steps=0)
 # An adversarial phase after every update, a few small steps: the generic tester sees the model change.
 FAST = dataclasses.replace(SMALL, adv_every=1, adv_steps=3, adv_batch_size=16, adv_horizon=2, bc_steps=5)
 DATA = random_batch(600, seed=5)
+
+
 @pytest.fixture(scope="module")
 def model() -> GaussianEnsemble:
     """A small ensemble fitted for a few epochs on ``DATA`` (each agent gets its own copy)."""
@@ -43,8 +45,7 @@ def model() -> GaussianEnsemble:
 def attached(config: RAMBOConfig, model: GaussianEnsemble, seed: int = 0) -> RAMBOAgent:
     torch.manual_seed(seed)
     agent = RAMBOAgent(SPEC, config)
-    agent.attach_dataset(DATA)
-    agent.attach_dynamics(copy.deepcopy(model))
+    agent.attach(DATA, copy.deepcopy(model))
     return agent
 
 
@@ -69,10 +70,18 @@ def test_meets_the_agent_contract_without_dynamics(caplog):
 
 def test_meets_the_agent_contract_with_an_attached_model(model):
     class Attached(RAMBOAgent):
+        """Attached as the training job does; its state adds the model's, as the job's checkpoint does."""
+
         def __init__(self, spec, config):
             super().__init__(spec, config)
-            self.attach_dataset(DATA)
-            self.attach_dynamics(copy.deepcopy(model))
+            self.attach(DATA, copy.deepcopy(model))
+
+        def state_dict(self):
+            return {**super().state_dict(), "run_dynamics": self.dynamics.state_dict()}
+
+        def load_state_dict(self, state):
+            super().load_state_dict(state)
+            self.dynamics.load_state_dict(state["run_dynamics"])
 
     check_agent(Attached, FAST)  # the round trip and determinism now cover the dynamics and the generator
 
@@ -115,6 +124,8 @@ def test_state_round_trip_restores_the_dynamics_and_continues_identically(model)
         a.update(random_batch(32, seed=10 + i), random_batch(16, seed=20 + i))
     b = attached(FAST, model, seed=1)  # another seed and the model as fitted: everything must come from the state
     b.load_state_dict(copy.deepcopy(a.state_dict()))
+    assert "dynamics" not in a.state_dict(), "the run, not the agent, saves the model"
+    b.dynamics.load_state_dict(copy.deepcopy(a.dynamics.state_dict()))  # as the job restores its dynamics
     for (name, p), q in zip(a.dynamics.state_dict().items(), b.dynamics.state_dict().values(), strict=True):
         assert torch.equal(p, q), name
     assert not all(torch.equal(p, q) for p, q in zip(a.dynamics.parameters(), model.parameters(), strict=True))
@@ -127,7 +138,7 @@ def test_state_round_trip_restores_the_dynamics_and_continues_identically(model)
         assert torch.equal(p, q)
 
     plain = RAMBOAgent(SPEC, FAST)
-    with pytest.raises(ValueError, match="attach_dynamics"):
+    with pytest.raises(ValueError, match=r"attach\(dataset, model\) first"):
         plain.load_state_dict(a.state_dict())
     with pytest.raises(ValueError, match="without a dynamics model"):
         a.load_state_dict(plain.state_dict())
@@ -139,7 +150,7 @@ def test_behaviour_cloning_warm_up_pulls_the_actor_to_the_data_actions(model):
 
     def action_error(bc_steps: int) -> float:
         agent = attached(dataclasses.replace(SMALL, bc_steps=bc_steps, bc_lr=1e-3), model)
-        agent.attach_dataset(data)
+        agent.attach(data, agent.dynamics)
         agent.update(random_batch(32, seed=1), random_batch(16, seed=2))
         return float((agent.act(data.obs, deterministic=True) - data.act).pow(2).mean())
 
@@ -149,7 +160,7 @@ def test_behaviour_cloning_warm_up_pulls_the_actor_to_the_data_actions(model):
 def test_refuses_dynamics_that_are_not_learned():
     agent = RAMBOAgent(SPEC, SMALL)
     with pytest.raises(ValueError, match=r"learned one \(dynamics=ensemble or dynamics=single\)"):
-        agent.attach_dynamics(object())
+        agent.attach(DATA, object())
     with pytest.raises(ValueError, match="adv_batch_size"):
         RAMBOAgent(SPEC, dataclasses.replace(SMALL, adv_batch_size=1))
 
@@ -203,10 +214,11 @@ def test_killed_and_resumed_run_ends_with_the_same_actor_and_model(env_vars, tmp
     out = run_cli([*args, f"hydra.run.dir={killed}", "resume=true"], env_vars)
     assert out.returncode == 0, out.stderr[-3000:]
     assert f"from update {interrupted_at}" in out.stdout
-    a, b = load(full / "checkpoint.pt")["agent"], load(killed / "checkpoint.pt")["agent"]
-    for part in ("actor", "dynamics"):
-        for k in a[part]:
-            assert torch.equal(a[part][k], b[part][k]), f"{part}.{k}"
+    a, b = load(full / "checkpoint.pt"), load(killed / "checkpoint.pt")
+    assert "dynamics" not in a["agent"], "the run's checkpoint, not the agent's state, holds the model"
+    for part, x, y in (("actor", a["agent"]["actor"], b["agent"]["actor"]), ("dynamics", a["dynamics"], b["dynamics"])):
+        for k in x:
+            assert torch.equal(x[k], y[k]), f"{part}.{k}"
 
     # The adversary changed the model in memory only: the cached fit is byte for byte the one first written.
     assert _dynamics_files(cache) == fitted

@@ -20,8 +20,9 @@ import dataclasses
 import pytest
 import torch
 from mbrl.agents.base import AgentSpec
+from mbrl.agents.compiled import require_torch_compile
 from mbrl.agents.critics import VectorizedCritic
-from mbrl.agents.sac import SACAgent, SACConfig, require_torch_compile
+from mbrl.agents.sac import SACAgent, SACConfig
 from mbrl.dynamics import ensemble as ensemble_module
 from mbrl.dynamics.ensemble import EnsembleConfig, GaussianEnsemble
 
