@@ -1,0 +1,86 @@
+"""The ``mbrl-report`` command line and :func:`write_report`, which finds, groups, summarises and writes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mbrl.report.grouping import condition_keys, parse_group_by
+from mbrl.report.markdown import render_markdown
+from mbrl.report.plots import plot_curves
+from mbrl.report.runs import ReportError, find_runs, load_run
+from mbrl.report.stats import build_report
+
+log = logging.getLogger(__name__)
+EXIT_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mbrl-report",
+        description="Aggregate finished mbrl-train runs into report.md, report.json and curves_<dataset>.png.",
+    )
+    parser.add_argument("folders", nargs="+", type=Path, help="folders searched for run folders (e.g. a sweep dir)")
+    parser.add_argument("--out", type=Path, help="where the report goes (default: the first folder)")
+    parser.add_argument(
+        "--group-by",
+        metavar="KEYS",
+        help="comma-separated config keys that define a condition, e.g. agent,penalty.coef "
+        "(default: the keys whose values differ between the runs, seed excluded)",
+    )
+    parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the CIs (default 2000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (default 0)")
+    return parser
+
+
+def write_report(
+    folders: Sequence[Path],
+    out: Path | None = None,
+    group_by: str | None = None,
+    num_bootstrap: int = 2000,
+    seed: int = 0,
+) -> tuple[dict[str, Any], str]:
+    """Find, group and summarise the runs under ``folders``; write the files into ``out``. Returns (json, markdown)."""
+    missing = [str(f) for f in folders if not Path(f).is_dir()]
+    if missing:
+        raise ReportError(f"not a folder: {', '.join(missing)}")
+    if num_bootstrap <= 0:
+        raise ReportError(f"--bootstrap must be positive, got {num_bootstrap}")
+    finished, unfinished = find_runs(folders)
+    runs = [load_run(p) for p in finished]
+    if not runs:
+        raise ReportError(
+            f"no finished runs (folders with config.yaml and final.json) under {', '.join(map(str, folders))}"
+            + (f"; {len(unfinished)} unfinished" if unfinished else "")
+        )
+    keys = parse_group_by(group_by, runs) if group_by else condition_keys(runs)
+    grouping = "group-by" if group_by else "varying"
+    result = build_report(runs, unfinished, keys, grouping, folders, num_bootstrap, seed)
+    out = Path(out if out is not None else folders[0])
+    out.mkdir(parents=True, exist_ok=True)
+    result["curves"] = plot_curves(result, runs, out)
+    markdown = render_markdown(result)
+    (out / "report.md").write_text(markdown)
+    (out / "report.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result, markdown
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``mbrl-report``; prints the markdown table. Exit status 0, or 2 with ``error: ...`` on stderr."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # notes go to stderr, the table to stdout
+    try:
+        result, markdown = write_report(args.folders, args.out, args.group_by, args.bootstrap, args.seed)
+    except ReportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    print(markdown, end="")
+    out = args.out if args.out is not None else args.folders[0]
+    plots, skipped = len(result["curves"]), len(result["skipped_unfinished"])
+    log.info("wrote %s (report.md, report.json, %d plots); %d unfinished runs skipped", out, plots, skipped)
+    return 0
