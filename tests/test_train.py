@@ -162,18 +162,6 @@ def test_divergence_stops_with_a_clear_error_and_keeps_the_good_checkpoint(in_en
         assert torch.equal(v, good["agent"]["actor"][k])
 
 
-@pytest.mark.parametrize("preset", sorted(p.stem for p in (ROOT / "configs" / "agent").glob("*.yaml")))
-def test_agent_presets_list_every_option_of_their_agent(preset):
-    import dataclasses
-
-    from mbrl.agents import AGENTS
-
-    section = compose([f"agent={preset}"]).agent
-    cls = AGENTS.get(section.name)
-    assert set(section) - {"name", "preset"} == {f.name for f in dataclasses.fields(cls.Config)}
-    assert section.preset == preset  # the label reports show (several presets share a class)
-
-
 def test_command_line_penalty_wins_over_the_preset():
     assert compose(["agent=mopo"]).penalty.name == "mopo"
     assert compose(["agent=mopo", "penalty=none"]).penalty.name == "none"
