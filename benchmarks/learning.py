@@ -39,25 +39,32 @@ from mbrl.data.scores import summarize
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_one(dataset: str, overrides: list[str], seed: int, scale: str, out: Path) -> None:
-    """Train one run into ``out`` unless it already finished there."""
+def train_in(out: Path, head: list[str], tail: list[str], log_mode: str = "w") -> float | None:
+    """Run ``mbrl-train`` on one torch thread into ``out`` (overrides ``head``, the shared ones, then ``tail``),
+    its output in ``out/stdout.log`` opened with ``log_mode``; the job's wall seconds, or None when a
+    finished run is already there (finished runs are never rerun)."""
     out.mkdir(parents=True, exist_ok=True)
     if (out / "final.json").exists():
-        return
+        return None
     cmd = [
         sys.executable,
         "-m",
         "mbrl.train",
-        f"dataset={dataset}",
-        f"seed={seed}",
-        f"scale={scale}",
+        *head,
         "threads=1",
         "logger.progress=false",
         f"hydra.run.dir={out}",
-        *overrides,
+        *tail,
     ]
-    with open(out / "stdout.log", "w") as log:
+    start = time.perf_counter()
+    with open(out / "stdout.log", log_mode) as log:
         subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
+    return time.perf_counter() - start
+
+
+def run_one(dataset: str, overrides: list[str], seed: int, scale: str, out: Path) -> None:
+    """Train one run into ``out`` unless it already finished there."""
+    train_in(out, [f"dataset={dataset}", f"seed={seed}", f"scale={scale}"], overrides)
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:

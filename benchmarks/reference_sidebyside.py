@@ -42,7 +42,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.learning import machine, score_curve  # noqa: E402
+from benchmarks.learning import machine, score_curve, train_in  # noqa: E402
 from mbrl.data.scores import summarize  # noqa: E402
 
 RUNS = ROOT / "benchmarks" / "runs"
@@ -52,26 +52,10 @@ METHODS = ("mopo", "mobile")
 
 def our_run(method: str, dataset: str, seed: int, out: Path, extra: list[str]) -> None:
     """Train ours into ``out`` (unless finished), timing the whole job including the dynamics fit."""
-    out.mkdir(parents=True, exist_ok=True)
-    if (out / "final.json").exists():
-        return
-    cmd = [
-        sys.executable,
-        "-m",
-        "mbrl.train",
-        f"experiment={method}_cpu",
-        f"dataset={dataset}",
-        f"seed={seed}",
-        "threads=1",
-        "logger.progress=false",
-        f"dynamics.cache_dir={out / 'dynamics_cache'}",
-        f"hydra.run.dir={out}",
-        *extra,
-    ]
-    start = time.perf_counter()
-    with open(out / "stdout.log", "a") as log:
-        subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
-    (out / "wall_s.txt").write_text(f"{time.perf_counter() - start:.1f}\n")
+    head = [f"experiment={method}_cpu", f"dataset={dataset}", f"seed={seed}"]
+    wall_s = train_in(out, [*head, f"dynamics.cache_dir={out / 'dynamics_cache'}"], extra, log_mode="a")
+    if wall_s is not None:
+        (out / "wall_s.txt").write_text(f"{wall_s:.1f}\n")
 
 
 def reference_run(method: str, dataset: str, seed: int, out: Path, extra: list[str], reference: Path) -> None:
