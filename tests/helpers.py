@@ -4,12 +4,13 @@ comparison, and smoke-scale training jobs."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -277,3 +278,93 @@ def kill_at_first_checkpoint(args: list[str], run_dir: Path, env_vars: dict[str,
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     return load(run_dir / "checkpoint.pt")["step"]
+
+
+class LargestErrors:
+    """``assert_rel_close`` (see ``close``) that also keeps the largest relative error seen per fixture,
+    printed by ``report`` (shown with ``pytest -s``)."""
+
+    def __init__(self, prefix: str, where: bool = True) -> None:
+        self.prefix, self.where = prefix, where
+        self.largest: dict[str, tuple[float, str]] = {}
+
+    def close(self, ours: Any, ref: Any, what: str, fixture: str) -> None:
+        """``ours`` (reshaped to ``ref``'s shape when the sizes agree) against ``ref`` at relative 1e-5."""
+        import torch
+
+        ours_t, ref_t = torch.as_tensor(ours, dtype=torch.float64), torch.as_tensor(ref, dtype=torch.float64)
+        ours_t = ours_t.reshape(ref_t.shape) if ours_t.numel() == ref_t.numel() else ours_t
+        assert_rel_close(ours_t, ref_t, f"{fixture}: {what}")
+        if ref_t.numel():
+            err = ((ours_t - ref_t).abs() / ref_t.abs().clamp_min(1e-10 / 1e-5)).max().item()
+            self.largest[fixture] = max(self.largest.get(fixture, (0.0, "")), (err, what))
+
+    def report(self) -> None:
+        for name, (err, what) in sorted(self.largest.items()):
+            print(f"{self.prefix}{name}: largest relative error {err:.2e}" + (f" ({what})" if self.where else ""))
+
+
+@contextlib.contextmanager
+def fed(**queues: list[Any]) -> Iterator[None]:
+    """Within the block ``torch.<name>(...)`` returns the given tensors in order, each checked against the
+    shape asked for (``randn_like``: the shape of its argument, whose dtype and device it takes); every
+    tensor must be used."""
+    import torch
+
+    pending = {name: list(tensors) for name, tensors in queues.items()}
+    saved = {name: getattr(torch, name) for name in queues}
+
+    def fake(name: str):
+        def draw(*args: Any, **kwargs: Any) -> torch.Tensor:
+            if name.endswith("_like"):
+                shape, like = tuple(args[0].shape), args[0]
+            else:
+                size = kwargs.get("size", args[-1] if name == "randint" else args)
+                shape = tuple(size[0] if len(size) == 1 and not isinstance(size[0], int) else size)
+                like = None
+            assert pending[name], f"torch.{name}{shape}: no recorded draw left"
+            value = pending[name].pop(0)
+            assert tuple(value.shape) == shape, f"torch.{name}: asked for {shape}, recorded {tuple(value.shape)}"
+            return value.to(like).clone() if like is not None else value.clone()
+
+        return draw
+
+    for name in queues:
+        setattr(torch, name, fake(name))
+    try:
+        yield
+    finally:
+        for name, function in saved.items():
+            setattr(torch, name, function)
+    left = {name: len(q) for name, q in pending.items() if q}
+    assert not left, f"recorded draws left unused: {left}"
+
+
+def record_grads(*optimisers: Any) -> dict[int, Any]:
+    """Copy each parameter's gradient when its optimiser steps (keyed by ``id`` of the parameter)."""
+    seen: dict[int, Any] = {}
+    for opt in optimisers:
+        step = opt.step
+
+        def recording_step(*args: Any, _opt: Any = opt, _step: Any = step, **kwargs: Any) -> Any:
+            for group in _opt.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        seen[id(p)] = p.grad.detach().clone()
+            return _step(*args, **kwargs)
+
+        opt.step = recording_step
+    return seen
+
+
+def offlinerlkit_log_density(self: Any, u: Any, mu: Any, log_std: Any) -> Any:
+    """OfflineRL-Kit's ``TanhNormalWrapper.log_prob`` (``offlinerlkit/modules/dist_module.py:22-29``): the tanh
+    correction is ``log(scale * (1 - tanh(u)^2) + 1e-6)``, where ours is exact. Patched into our actor
+    (``TanhGaussianActor._log_density``) to compare the rest of an update."""
+    import math
+
+    import torch
+
+    noise = (u - mu) / log_std.exp()
+    log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+    return log_prob - torch.log(self.act_scale * (1 - torch.tanh(u).pow(2)) + 1e-6).sum(-1)

@@ -30,8 +30,7 @@ Kept deviations (each named in ``configs/experiment/ravl_paper.yaml``):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -45,7 +44,7 @@ from torch.nn import functional as F
 from mbrl.data.transitions import Transitions
 from mbrl.nn import TanhGaussianActor
 from mbrl.rollout import RolloutConfig, model_buffer, rollout, split_batch
-from tests.helpers import assert_rel_close, load_conformance
+from tests.helpers import assert_rel_close, fed, load_conformance
 
 UPDATE = load_conformance("edge_of_reach_update")
 ROLLOUT = load_conformance("edge_of_reach_rollout")
@@ -66,45 +65,11 @@ def ours_critic_name(name: str) -> str:
     return name.replace("critic.", "net.", 1)
 
 
-@contextmanager
-def fed(name: str, draws: list[torch.Tensor]) -> Iterator[None]:
-    """Replace ``torch.<name>`` (``randn_like``, ``randn`` or ``randint``) by a function returning ``draws``
-    in order, each checked against the requested shape; every draw must be used."""
-    original = getattr(torch, name)
-    queue = list(draws)
-    shape_of = {
-        "randn_like": lambda args: args[0].shape,
-        "randn": lambda args: torch.Size(args[0]),
-        "randint": lambda args: torch.Size(args[-1]),
-    }[name]
-
-    def replay(*args: Any, **kwargs: Any) -> torch.Tensor:
-        assert queue, f"torch.{name}: more draws than the reference made"
-        out = queue.pop(0)
-        assert out.shape == shape_of(args), (name, out.shape, shape_of(args))
-        return out.clone()
-
-    setattr(torch, name, replay)
-    try:
-        yield
-    finally:
-        setattr(torch, name, original)
-    assert not queue, f"torch.{name}: {len(queue)} reference draws left unused"
-
-
 def log_density_with_eps(self: TanhGaussianActor, u: torch.Tensor, mu: torch.Tensor, log_std: torch.Tensor):
     """Ours with the reference's ``log(1 - tanh(u)^2 + 1e-6)`` (agent.py:95) in place of the exact form."""
     noise = (u - mu) / log_std.exp()
     log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
     return log_prob - torch.log(1 - torch.tanh(u).pow(2) + 1e-6).sum(-1) - self.act_scale.log().sum()
-
-
-@pytest.fixture
-def float64() -> Iterator[None]:
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
 
 
 def build_agent(update: dict[str, Any]) -> SACAgent:
@@ -178,7 +143,7 @@ def run_update(agent: SACAgent, update: dict[str, Any]) -> dict[str, Any]:
     actor_calls: list[tuple[torch.Tensor, torch.Tensor]] = []
     hook = agent.actor.register_forward_hook(lambda m, a, out: actor_calls.append(out))
     # The reference's two policy draws for the batch were given the same noise: ours draws once.
-    with fed("randn_like", [update["noise"]["pi"], update["noise"]["next"]]):
+    with fed(randn_like=[update["noise"]["pi"], update["noise"]["next"]]):
         seen["metrics"] = agent.update(batch, None)
     hook.remove()
     seen["pi"], seen["next"] = actor_calls
@@ -246,7 +211,7 @@ def test_tanh_log_density_differs_by_exactly_the_reference_epsilon(float64):
         n_obs, n_act, (ref["init"]["trunk.0.weight"].shape[0],) * 3, (-1.0,) * n_act, (1.0,) * n_act
     )
     actor.load_state_dict({ours_actor_name(k): v for k, v in ref["init"].items()}, strict=False)
-    with fed("randn_like", [ref["eps"]]), torch.no_grad():
+    with fed(randn_like=[ref["eps"]]), torch.no_grad():
         action, log_prob = actor(ref["state"])
     with torch.no_grad():
         mean_action, _ = actor(ref["state"], deterministic=True, with_log_prob=False)
@@ -278,9 +243,9 @@ def test_rollout_steps_and_model_buffer(float64):
     generator = torch.Generator()
     for start, rnd in zip(fix["starts"], fix["rounds"], strict=True):
         with (
-            fed("randn_like", rnd["policy_eps"]),
-            fed("randint", rnd["elite_pick"]),
-            fed("randn", rnd["model_noise"]),
+            fed(randn_like=rnd["policy_eps"]),
+            fed(randint=rnd["elite_pick"]),
+            fed(randn=rnd["model_noise"]),
         ):
             data, stats = rollout(model, agent.act, start, horizon, generator)  # the policy as mbrl.train rolls it
         lengths = [len(s) for s in rnd["states"]]

@@ -28,7 +28,6 @@ Kept deviations (each applied here where a comparison needs it, and asserted on 
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -45,43 +44,18 @@ from torch import nn
 from mbrl.data.transitions import Transitions
 from mbrl.filters.penalties import MOBILEPenalty, MOBILEPenaltyConfig
 from mbrl.nn import TanhGaussianActor
-from tests.helpers import assert_rel_close, load_conformance
+from tests.helpers import LargestErrors, fed, load_conformance, offlinerlkit_log_density, record_grads
 
-LARGEST: dict[str, float] = {}  # largest relative error per fixture, printed with ``pytest -s``
+pytestmark = pytest.mark.usefixtures("float64")
 
-
-def close(ours: Any, ref: Any, what: str, fixture: str) -> None:
-    """``assert_rel_close`` that also keeps the largest relative error per fixture."""
-    ours_t, ref_t = torch.as_tensor(ours, dtype=torch.float64), torch.as_tensor(ref, dtype=torch.float64)
-    if ours_t.numel() == ref_t.numel():
-        ours_t = ours_t.reshape(ref_t.shape)
-    assert_rel_close(ours_t, ref_t, f"{fixture}: {what}")
-    if ref_t.numel():
-        err = ((ours_t - ref_t).abs() / ref_t.abs().clamp_min(1e-10 / 1e-5)).max().item()
-        LARGEST[fixture] = max(LARGEST.get(fixture, 0.0), err)
-
-
-@pytest.fixture(autouse=True)
-def float64() -> Iterator[None]:
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+ERRORS = LargestErrors("offlinerlkit_mb_", where=False)
+close = ERRORS.close
 
 
 @pytest.fixture(scope="module", autouse=True)
 def report_largest_errors() -> Iterator[None]:
     yield
-    for name, err in sorted(LARGEST.items()):
-        print(f"offlinerlkit_mb_{name}: largest relative error {err:.2e}")
-
-
-def offlinerlkit_log_density(self, u: torch.Tensor, mu: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
-    """``TanhNormalWrapper.log_prob`` (``dist_module.py:22-29``): ``log(scale * (1 - tanh(u)^2) + 1e-6)`` as the
-    tanh correction where ours is exact; patched into our actor to compare the rest of an update."""
-    noise = (u - mu) / log_std.exp()
-    log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-    return log_prob - torch.log(self.act_scale * (1 - torch.tanh(u).pow(2)) + 1e-6).sum(-1)
+    ERRORS.report()
 
 
 @pytest.fixture
@@ -90,39 +64,6 @@ def reference_log_density(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # -- shared draws -----------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def fed(**queues: list[torch.Tensor]) -> Iterator[None]:
-    """Within the block ``torch.<name>(...)`` returns the given tensors in order, each checked against the
-    shape asked for (``randn_like``: the shape of its argument); every tensor must be used."""
-    pending = {name: list(tensors) for name, tensors in queues.items()}
-    saved = {name: getattr(torch, name) for name in queues}
-
-    def fake(name: str):
-        def draw(*args: Any, **kwargs: Any) -> torch.Tensor:
-            if name.endswith("_like"):
-                shape, like = tuple(args[0].shape), args[0]
-            else:
-                size = kwargs.get("size", args[-1] if name == "randint" else args)
-                shape = tuple(size[0] if len(size) == 1 and not isinstance(size[0], int) else size)
-                like = None
-            assert pending[name], f"torch.{name}{shape}: no recorded draw left"
-            value = pending[name].pop(0)
-            assert tuple(value.shape) == shape, f"torch.{name}: asked for {shape}, recorded {tuple(value.shape)}"
-            return value.to(like) if like is not None else value.clone()
-
-        return draw
-
-    for name in queues:
-        setattr(torch, name, fake(name))
-    try:
-        yield
-    finally:
-        for name, function in saved.items():
-            setattr(torch, name, function)
-    left = {name: len(q) for name, q in pending.items() if q}
-    assert not left, f"recorded draws left unused: {left}"
 
 
 # -- weights: the reference's names -> ours ---------------------------------------------------------------
@@ -200,23 +141,6 @@ def transitions(b: dict[str, torch.Tensor]) -> Transitions:
         terminated=b["terminals"].squeeze(1) > 0.5,
         truncated=torch.zeros(len(b["rewards"]), dtype=torch.bool),
     )
-
-
-def record_grads(*optimisers: torch.optim.Optimizer) -> dict[int, torch.Tensor]:
-    """Copy each parameter's gradient when its optimiser steps (keyed by ``id`` of the parameter)."""
-    seen: dict[int, torch.Tensor] = {}
-    for opt in optimisers:
-        step = opt.step
-
-        def recording_step(*args: Any, _opt: Any = opt, _step: Any = step, **kwargs: Any) -> Any:
-            for group in _opt.param_groups:
-                for p in group["params"]:
-                    if p.grad is not None:
-                        seen[id(p)] = p.grad.detach().clone()
-            return _step(*args, **kwargs)
-
-        opt.step = recording_step
-    return seen
 
 
 def compare_critic(

@@ -45,37 +45,21 @@ from torch import nn
 from mbrl.data.transitions import Transitions
 from mbrl.nn import TanhGaussianActor
 from mbrl.optim import adam
-from tests.helpers import assert_rel_close, load_conformance
+from tests.helpers import LargestErrors, load_conformance, offlinerlkit_log_density, record_grads
 
 OBS_DIM, ACT_DIM = 4, 3
 SPEC = AgentSpec(obs_dim=OBS_DIM, act_dim=ACT_DIM, act_low=(-1.0,) * ACT_DIM, act_high=(1.0,) * ACT_DIM)
 
-LARGEST: dict[str, tuple[float, str]] = {}  # largest relative error per fixture and where, shown by ``pytest -s``
+pytestmark = pytest.mark.usefixtures("float64")
 
-
-def close(ours: torch.Tensor, ref: torch.Tensor, what: str, fixture: str) -> None:
-    """``assert_rel_close`` that also keeps the largest relative error seen per fixture."""
-    ours_t, ref_t = torch.as_tensor(ours, dtype=torch.float64), torch.as_tensor(ref, dtype=torch.float64)
-    ours_t = ours_t.reshape(ref_t.shape) if ours_t.numel() == ref_t.numel() else ours_t
-    assert_rel_close(ours_t, ref_t, f"{fixture}: {what}")
-    if ref_t.numel():
-        err = ((ours_t - ref_t).abs() / ref_t.abs().clamp_min(1e-10 / 1e-5)).max().item()
-        LARGEST[fixture] = max(LARGEST.get(fixture, (0.0, "")), (err, what))
-
-
-@pytest.fixture(autouse=True)
-def float64() -> Iterator[None]:
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+ERRORS = LargestErrors("offlinerlkit_mf_")
+close = ERRORS.close
 
 
 @pytest.fixture(scope="module", autouse=True)
 def report_largest_errors() -> Iterator[None]:
     yield
-    for name, (err, what) in sorted(LARGEST.items()):
-        print(f"offlinerlkit_mf_{name}: largest relative error {err:.2e} ({what})")
+    ERRORS.report()
 
 
 # -- weights: the reference's names <-> our parameters --------------------------------------------
@@ -157,23 +141,6 @@ def compare_grads(
             close(slot.get(ours[id(slot.param)], value.shape), value, f"{label} gradient {name}", fixture)
 
 
-def record_grads(*optimisers: torch.optim.Optimizer) -> dict[int, torch.Tensor]:
-    """Copy each parameter's gradient when its optimiser steps (keyed by ``id`` of the parameter)."""
-    seen: dict[int, torch.Tensor] = {}
-    for opt in optimisers:
-        step = opt.step
-
-        def recording_step(*args, _opt=opt, _step=step, **kwargs):
-            for group in _opt.param_groups:
-                for p in group["params"]:
-                    if p.grad is not None:
-                        seen[id(p)] = p.grad.detach().clone()
-            return _step(*args, **kwargs)
-
-        opt.step = recording_step
-    return seen
-
-
 def transitions(batch: dict[str, torch.Tensor]) -> Transitions:
     return Transitions(
         obs=batch["obs"],
@@ -216,14 +183,6 @@ class SharedDraws:
 
     def all_used(self) -> bool:
         return all(self.used)
-
-
-def offlinerlkit_log_density(self, u: torch.Tensor, mu: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
-    """OfflineRL-Kit's ``TanhNormalWrapper.log_prob`` (``dist_module.py:21-29``): the tanh correction is
-    ``log(scale * (1 - tanh(u)^2) + 1e-6)``, where ours is exact. Patched into our actor to compare the rest."""
-    noise = (u - mu) / log_std.exp()
-    log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-    return log_prob - torch.log(self.act_scale * (1 - torch.tanh(u).pow(2)) + 1e-6).sum(-1)
 
 
 @pytest.fixture
