@@ -1,10 +1,12 @@
 """What several test modules share (tests import this module, never each other): small datasets built
 inside tests (D4RL-layout HDF5 files, offline Minari datasets), the conformance fixtures' loader and
-comparison, and smoke-scale training jobs."""
+comparison with the samplers and recorders that replay a reference's update (the generators in
+``benchmarks/conformance`` use the same), and smoke-scale training jobs."""
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import subprocess
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
+import torch
 
 from mbrl.envs import make_env
 
@@ -212,20 +215,137 @@ CONFORMANCE = Path(__file__).parent / "golden" / "conformance"
 
 def load_conformance(name: str) -> dict[str, Any]:
     """A reference implementation's recorded outputs (see ``benchmarks/conformance``)."""
-    import torch
-
     return torch.load(CONFORMANCE / f"{name}.pt", weights_only=True)
 
 
 def assert_rel_close(ours: Any, reference: Any, what: str, rtol: float = 1e-5, atol: float = 1e-10) -> None:
     """Assert ``ours`` equals ``reference`` to relative ``rtol`` (float64), naming ``what`` on failure."""
-    import torch
-
     ours_t = torch.as_tensor(ours, dtype=torch.float64)
     ref_t = torch.as_tensor(reference, dtype=torch.float64)
     assert ours_t.shape == ref_t.shape, f"{what}: shape {tuple(ours_t.shape)} != reference {tuple(ref_t.shape)}"
     err = ((ours_t - ref_t).abs() / ref_t.abs().clamp_min(atol / rtol)).max().item() if ref_t.numel() else 0.0
     assert err <= rtol, f"{what}: largest relative error {err:.3g} > {rtol:g}"
+
+
+# -- replaying a reference's update ------------------------------------------------------------------
+# The samplers and recorders below run on both sides: the generators in ``benchmarks/conformance`` use them
+# while the reference updates, the conformance tests while ours does.
+Params = dict[str, torch.Tensor]
+
+
+@contextlib.contextmanager
+def feeding(owner: Any, attr: str, values: list[torch.Tensor], inplace: bool = False) -> Iterator[None]:
+    """Replace ``owner.attr`` (a sampler) by one that returns ``values`` in order, then restore it.
+
+    ``inplace``: the sampler is an in-place tensor method (``Tensor.uniform_``); the value is
+    copied into the tensor it is called on. Raises if a call's shape differs or values are left.
+    """
+    original = getattr(owner, attr)
+    queue = list(values)
+
+    def shape_of(args: tuple) -> tuple[int, ...]:
+        first = args[0]
+        if isinstance(first, torch.Tensor):  # randn_like(t), t.uniform_()
+            return tuple(first.shape)
+        return tuple(args) if isinstance(first, int) else tuple(first)  # rand(*sizes), _standard_normal(shape)
+
+    def fake(*args: Any, **kwargs: Any) -> torch.Tensor:
+        value = queue.pop(0)
+        if shape_of(args) != tuple(value.shape):
+            raise AssertionError(f"{attr}: asked for {shape_of(args)}, next recorded draw is {tuple(value.shape)}")
+        if inplace:
+            return args[0].copy_(value)
+        return value.clone()
+
+    setattr(owner, attr, fake)
+    try:
+        yield
+        if queue:
+            raise AssertionError(f"{attr}: {len(queue)} recorded draw(s) not consumed")
+    finally:
+        setattr(owner, attr, original)
+
+
+def record_steps(optimizer: torch.optim.Optimizer, named: dict[str, torch.nn.Parameter], into: dict) -> None:
+    """Wrap ``optimizer.step`` so it first stores the gradients of ``named`` parameters in ``into``."""
+    original = optimizer.step
+
+    def step(*args: Any, **kwargs: Any) -> Any:
+        for name, p in named.items():
+            if p.grad is not None:
+                into[name] = p.grad.detach().clone()
+        return original(*args, **kwargs)
+
+    optimizer.step = step
+
+
+def record_calls(module: torch.nn.Module) -> list[tuple[tuple, Any]]:
+    """A list that receives ``(inputs, output)`` of every forward call of ``module`` (detached clones)."""
+    calls: list[tuple[tuple, Any]] = []
+
+    def clone(x: Any) -> Any:
+        if isinstance(x, torch.Tensor):
+            return x.detach().clone()
+        if isinstance(x, (tuple, list)):
+            return type(x)(clone(v) for v in x)
+        return x
+
+    module.register_forward_hook(lambda m, inputs, output: calls.append((clone(inputs), clone(output))))
+    return calls
+
+
+def unpack(packed: dict[str, Any]) -> Params:
+    """Inverse of the generator's ``pack``: ``{name: tensor}`` from one flat vector."""
+    out, start = {}, 0
+    for name, shape in zip(packed["names"], packed["shapes"], strict=True):
+        n = math.prod(shape)
+        out[name] = packed["flat"][start : start + n].reshape(shape)
+        start += n
+    return out
+
+
+def prefixed(params: Params, prefix: str) -> Params:
+    """The entries of ``params`` under ``prefix.`` with the prefix removed."""
+    return {k[len(prefix) + 1 :]: v for k, v in params.items() if k.startswith(prefix + ".")}
+
+
+def ensemble(members: list[list[tuple[torch.Tensor, torch.Tensor]]]) -> Params:
+    """Our ``VectorizedCritic`` parameters from per-member ``nn.Linear`` layers: weights ``[E, in, out]``."""
+    out = {}
+    for layer in range(len(members[0])):
+        out[f"net.{2 * layer}.weight"] = torch.stack([m[layer][0].T for m in members])
+        out[f"net.{2 * layer}.bias"] = torch.stack([m[layer][1].unsqueeze(0) for m in members])
+    return out
+
+
+def load(module: torch.nn.Module, params: Params) -> None:
+    names = {name for name, _ in module.named_parameters()}
+    assert names == set(params), f"parameters {sorted(names ^ set(params))} not mapped"
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            p.copy_(params[name])
+
+
+def compare(ours: Params, reference: Params, what: str, scale: float = 1.0, floor: float = 0.0) -> None:
+    """Each tensor at relative 1e-5; ``floor > 0`` judges entries smaller than ``floor`` times the tensor's
+    largest entry relative to that bound instead (for differences that are a relative rounding of the whole
+    computation, e.g. a float32 scalar in the reference, which elementwise is large on near-zero entries)."""
+    assert set(ours) == set(reference), f"{what}: {sorted(set(ours) ^ set(reference))}"
+    for name in reference:
+        ref = scale * reference[name]
+        atol = max(1e-10, 1e-5 * floor * float(ref.abs().max()))
+        assert_rel_close(ours[name], ref, f"{what} {name}", atol=atol)
+
+
+def params_of(module: torch.nn.Module) -> Params:
+    return {name: p.detach().clone() for name, p in module.named_parameters()}
+
+
+def grads_of(optimizer: torch.optim.Optimizer, module: torch.nn.Module) -> Params:
+    """A dict that receives the gradients ``optimizer`` steps ``module``'s parameters with."""
+    into: Params = {}
+    record_steps(optimizer, dict(module.named_parameters()), into)
+    return into
 
 
 # -- training jobs at smoke scale ------------------------------------------------------------------

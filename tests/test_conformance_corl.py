@@ -23,12 +23,23 @@ from mbrl.agents.iql import IQLAgent, IQLConfig
 from mbrl.agents.sac import SACAgent, SACConfig
 from mbrl.agents.td3bc import TD3BCAgent, TD3BCConfig
 
-from benchmarks.conformance.corl import feeding, record_calls, record_steps
 from mbrl.data.transitions import Transitions
 from mbrl.nn import TanhGaussianActor
-from tests.helpers import assert_rel_close, load_conformance
-
-Params = dict[str, torch.Tensor]
+from tests.helpers import (
+    Params,
+    assert_rel_close,
+    compare,
+    ensemble,
+    feeding,
+    grads_of,
+    load,
+    load_conformance,
+    params_of,
+    prefixed,
+    record_calls,
+    record_steps,
+    unpack,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -40,63 +51,9 @@ def float64() -> Iterator[None]:
 
 
 # -- plumbing ---------------------------------------------------------------------------------------
-def unpack(packed: dict[str, Any]) -> Params:
-    """Inverse of the generator's ``pack``: ``{name: tensor}`` from one flat vector."""
-    out, start = {}, 0
-    for name, shape in zip(packed["names"], packed["shapes"], strict=True):
-        n = math.prod(shape)
-        out[name] = packed["flat"][start : start + n].reshape(shape)
-        start += n
-    return out
-
-
-def prefixed(params: Params, prefix: str) -> Params:
-    """The entries of ``params`` under ``prefix.`` with the prefix removed."""
-    return {k[len(prefix) + 1 :]: v for k, v in params.items() if k.startswith(prefix + ".")}
-
-
 def linears(params: Params, indices: list[int], prefix: str = "") -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``(weight [out, in], bias [out])`` of the ``nn.Linear`` layers ``prefix<i>`` of a CORL network."""
     return [(params[f"{prefix}{i}.weight"], params[f"{prefix}{i}.bias"]) for i in indices]
-
-
-def ensemble(members: list[list[tuple[torch.Tensor, torch.Tensor]]]) -> Params:
-    """Our ``VectorizedCritic`` parameters from per-member ``nn.Linear`` layers: weights ``[E, in, out]``."""
-    out = {}
-    for layer in range(len(members[0])):
-        out[f"net.{2 * layer}.weight"] = torch.stack([m[layer][0].T for m in members])
-        out[f"net.{2 * layer}.bias"] = torch.stack([m[layer][1].unsqueeze(0) for m in members])
-    return out
-
-
-def load(module: torch.nn.Module, params: Params) -> None:
-    names = {name for name, _ in module.named_parameters()}
-    assert names == set(params), f"parameters {sorted(names ^ set(params))} not mapped"
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            p.copy_(params[name])
-
-
-def compare(ours: Params, reference: Params, what: str, scale: float = 1.0, floor: float = 0.0) -> None:
-    """Each tensor at relative 1e-5; ``floor > 0`` judges entries smaller than ``floor`` times the tensor's
-    largest entry relative to that bound instead (for differences that are a relative rounding of the whole
-    computation, e.g. a float32 scalar in the reference, which elementwise is large on near-zero entries)."""
-    assert set(ours) == set(reference), f"{what}: {sorted(set(ours) ^ set(reference))}"
-    for name in reference:
-        ref = scale * reference[name]
-        atol = max(1e-10, 1e-5 * floor * float(ref.abs().max()))
-        assert_rel_close(ours[name], ref, f"{what} {name}", atol=atol)
-
-
-def params_of(module: torch.nn.Module) -> Params:
-    return {name: p.detach().clone() for name, p in module.named_parameters()}
-
-
-def grads_of(optimizer: torch.optim.Optimizer, module: torch.nn.Module) -> Params:
-    """A dict that receives the gradients ``optimizer`` steps ``module``'s parameters with."""
-    into: Params = {}
-    record_steps(optimizer, dict(module.named_parameters()), into)
-    return into
 
 
 def transitions(batch: dict[str, torch.Tensor]) -> Transitions:

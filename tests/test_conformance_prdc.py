@@ -12,10 +12,21 @@ import torch
 from mbrl.agents.base import AgentSpec
 from mbrl.agents.prdc import PRDCAgent, PRDCConfig
 
-from benchmarks.conformance.corl import feeding, record_calls
 from mbrl.data.transitions import Transitions
-from tests.helpers import assert_rel_close, load_conformance
-from tests.test_conformance_corl import Params, compare, ensemble, grads_of, load, params_of, prefixed, unpack
+from tests.helpers import (
+    Params,
+    assert_rel_close,
+    compare,
+    ensemble,
+    feeding,
+    grads_of,
+    load,
+    load_conformance,
+    params_of,
+    prefixed,
+    record_calls,
+    unpack,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,7 @@ from mbrl.dynamics.base import DynamicsModel
 from mbrl.dynamics.ensemble import EnsembleConfig, GaussianEnsemble
 from mbrl.dynamics.termination import hopper_termination
 
+from mbrl.bench import plain_train_step  # the fit's step as it was before ``_train_step``
 from mbrl.data.transitions import Transitions
 
 SMALL = EnsembleConfig(
@@ -130,15 +131,6 @@ def test_loss_adds_half_weight_decay_times_squared_norm():
         0.5 * wd * layer.weight.square().sum() for wd, layer in zip(SMALL.weight_decay, model.layers, strict=True)
     )
     torch.testing.assert_close(model.supervised_loss(x, y)[0] - no_decay.supervised_loss(x, y)[0], expected)
-
-
-def plain_train_step(model: GaussianEnsemble, x: torch.Tensor, y: torch.Tensor, optimizer) -> torch.Tensor:
-    """The fit's step as it was before ``_train_step``: autograd through all of ``supervised_loss``."""
-    loss, nll = model.supervised_loss(x, y)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return nll
 
 
 def test_fit_step_with_the_l2_gradient_by_hand_fits_bit_for_bit_as_autograd_through_the_loss():

@@ -1,45 +1,75 @@
-"""The summary of benchmarks/gpu_check.sh: the RAVL projection and the files it reads and writes."""
+"""The summary of benchmarks/gpu_check.sh (``benchmarks/gpu_check_report.py summary``, run as the script runs
+it): the RAVL projection and the files it reads and writes."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
-from benchmarks.gpu_check_report import PAPER_UPDATES, fields, gpu_samples, ravl_projection, summarize
+from tests.helpers import ROOT
+
+SCRIPT = ROOT / "benchmarks" / "gpu_check_report.py"
+PAPER_UPDATES = 3_000_000  # the published RAVL run: 3000 epochs x 1000 updates
 
 
 def write_train_csv(path, rows):
     """rows: (step, loop seconds at that step) -> train.csv with the cumulative updates_per_s the job logs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["step,critic_loss,updates_per_s"] + [f"{s},1.0,{s / t}" for s, t in rows]
     path.write_text("\n".join(lines) + "\n")
 
 
+def summary(tmp_path, quick=False, device="cuda", ravl_updates=4000, wall_s=420):
+    """Run ``summary OUT WORK ...`` on ``tmp_path/out`` and ``tmp_path/work``; the results it wrote."""
+    out, work = tmp_path / "out", tmp_path / "work"
+    out.mkdir(exist_ok=True)
+    work.mkdir(exist_ok=True)
+    argv = [str(out), str(work), device, "1" if quick else "0", str(ravl_updates), str(wall_s)]
+    done = subprocess.run([sys.executable, str(SCRIPT), "summary", *argv], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return json.loads((out / "results.json").read_text())
+
+
 def test_projection_is_the_steady_state_time_per_update_times_3m(tmp_path):
     # 30 s of warm-up and first rollout round before step 1000, then 20 s per 1000 updates with their round.
-    write_train_csv(tmp_path / "train.csv", [(1000, 50.0), (2000, 70.0), (3000, 90.0), (4000, 110.0)])
-    out = ravl_projection(tmp_path / "train.csv", quick=False)
+    write_train_csv(
+        tmp_path / "work" / "runs" / "ravl" / "train.csv", [(1000, 50.0), (2000, 70.0), (3000, 90.0), (4000, 110.0)]
+    )
+    out = summary(tmp_path)["ravl"]
     assert out["steady_window"] == [1000, 4000]
     assert out["steady_s_per_update_with_rollouts"] == pytest.approx(0.02)
     assert out["projected_hours_3M_updates"] == pytest.approx(0.02 * PAPER_UPDATES / 3600)
     assert out["loop_s"] == pytest.approx(110.0)
-    assert "QUICK" in ravl_projection(tmp_path / "train.csv", quick=True)["projection_note"]
+    assert "QUICK" in summary(tmp_path, quick=True)["ravl"]["projection_note"]
 
 
 def test_no_projection_from_one_row_or_no_file(tmp_path):
-    write_train_csv(tmp_path / "train.csv", [(1000, 50.0)])
-    assert "projected_hours_3M_updates" not in ravl_projection(tmp_path / "train.csv", quick=False)
-    assert ravl_projection(tmp_path / "missing.csv", quick=False) == {}
+    assert "loop_s" not in summary(tmp_path)["ravl"]
+    write_train_csv(tmp_path / "work" / "runs" / "ravl" / "train.csv", [(1000, 50.0)])
+    ravl = summary(tmp_path)["ravl"]
+    assert ravl["loop_s"] == pytest.approx(50.0) and "projected_hours_3M_updates" not in ravl
 
 
-def test_fields_pad_missing_columns():
-    assert fields("ok\t0\t12\n", 3) == ["ok", "0", "12"]
-    assert fields("skipped\t\t0", 4) == ["skipped", "", "0", ""]
+def test_fields_pad_missing_columns(tmp_path):
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "items.tsv").write_text("ok\t0\t12\nskipped\t\t0\nwheels\n")
+    items = summary(tmp_path)["items"]
+    assert items == [
+        {"item": "ok", "status": "0", "exit": "12", "wall_s": 0},
+        {"item": "skipped", "status": "", "exit": "0", "wall_s": 0},
+        {"item": "wheels", "status": "", "exit": "", "wall_s": 0},
+    ]
 
 
 def test_gpu_samples_skip_unreadable_lines(tmp_path):
-    smi = tmp_path / "smi.csv"
+    (tmp_path / "work").mkdir()
+    smi = tmp_path / "work" / "ravl_smi.csv"
     smi.write_text("2026/01/01 00:00:00.000, 40, 1000\n2026/01/01 00:00:01.000, 60, 3000\n[N/A], [N/A]\n")
-    assert gpu_samples(smi) == {"gpu_util_mean_pct": 50.0, "gpu_memory_max_mib": 3000.0}
-    assert gpu_samples(tmp_path / "none.csv") == {}
+    ravl = summary(tmp_path)["ravl"]
+    assert ravl["gpu_util_mean_pct"] == 50.0 and ravl["gpu_memory_max_mib"] == 3000.0
+    smi.unlink()
+    assert "gpu_util_mean_pct" not in summary(tmp_path)["ravl"]
 
 
 def test_summary_reads_items_smoke_jobs_and_the_ravl_run(tmp_path):
@@ -47,7 +77,6 @@ def test_summary_reads_items_smoke_jobs_and_the_ravl_run(tmp_path):
     (work / "smoke").mkdir(parents=True)
     (work / "runs" / "smoke_agent_bc").mkdir(parents=True)
     (work / "runs" / "ravl").mkdir(parents=True)
-    out.mkdir()
     (work / "items.tsv").write_text("wheels\tok\t0\t3\nsmoke\tfailed\t1\t90\nthroughput\tskipped\t\t0\n")
     (work / "smoke" / "agent_bc.status").write_text("ok\t0\t21\n")
     (work / "runs" / "smoke_agent_bc" / "final.json").write_text(json.dumps({"final": {"return_mean": 12.5}}))
@@ -55,14 +84,14 @@ def test_summary_reads_items_smoke_jobs_and_the_ravl_run(tmp_path):
     (work / "smoke" / "agent_cql.log").write_text("starting\nRuntimeError: expected all tensors on cuda:0\n\n")
     write_train_csv(work / "runs" / "ravl" / "train.csv", [(1000, 40.0), (4000, 100.0)])
 
-    results = summarize(out, work, "cuda", False, 4000, 420)
+    results = summary(tmp_path)
 
     assert [i["status"] for i in results["items"]] == ["ok", "failed", "skipped"]
     by_job = {r["job"]: r for r in results["smoke"]}
     assert by_job["agent_bc"]["final_return"] == 12.5 and "error" not in by_job["agent_bc"]
     assert by_job["agent_cql"]["error"] == "RuntimeError: expected all tensors on cuda:0"
     assert results["ravl"]["projected_hours_3M_updates"] == pytest.approx(0.02 * PAPER_UPDATES / 3600)
-    assert json.loads((out / "results.json").read_text())["wall_s"] == 420
+    assert results["wall_s"] == 420
     md = (out / "summary.md").read_text()
     assert "| agent_cql | timeout | 150 |  |" in md
     assert "16.7 h projected for 3M updates" in md

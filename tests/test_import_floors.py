@@ -167,3 +167,60 @@ def test_the_check_names_upward_sideways_and_private_imports(tmp_path):
     assert "mbrl.dynamics.base: datasets may use dynamics only through" in problems[1]
     assert "private name _hidden of another group" in problems[2]
     assert "imports mbrl.train (floor 3) from floor 2" in problems[3]
+
+
+# -- tests import the framework and tests/helpers.py, nothing else of this repository ------------------
+TESTS = ROOT / "tests"
+SHARED = "tests.helpers"  # what several test modules share; fixtures come from conftest.py, never imported
+
+
+def repo_imports_of(path: Path) -> list[str]:
+    """Each import in the test file ``path`` of another test module, of a benchmark script or of anything of
+    ``tests`` but ``from tests.helpers import ...``, in words."""
+    own = {p.stem for p in TESTS.glob("*.py")}  # importable by bare name too, from tests/ on sys.path
+    problems = []
+    nodes = sorted(ast.walk(ast.parse(path.read_text(), filename=str(path))), key=lambda n: getattr(n, "lineno", 0))
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                problems.append(f"{path.name}:{node.lineno}: relative import; use `from {SHARED} import ...`")
+                continue
+            if node.module == SHARED:
+                continue
+            names = [node.module or ""]
+        else:
+            continue
+        for name in names:
+            top = name.split(".")[0]
+            if top in ("tests", "benchmarks") or top in own:
+                problems.append(
+                    f"{path.name}:{node.lineno} imports {name}: tests import only `from {SHARED} import ...` of "
+                    "this repository (move what tests share to tests/helpers.py, what benchmarks and tests share "
+                    "to mbrl, and run a benchmark script as a subprocess)"
+                )
+    return problems
+
+
+@pytest.mark.parametrize("path", sorted(TESTS.glob("*.py")), ids=lambda p: p.name)
+def test_tests_import_no_other_test_module_and_no_benchmark(path):
+    problems = repo_imports_of(path)
+    assert not problems, "\n".join(problems)
+
+
+def test_the_tests_check_names_each_import_it_refuses(tmp_path):
+    path = tmp_path / "test_example.py"
+    source = (
+        "from tests.helpers import SMOKE\n"
+        "from TESTS.test_conformance_corl import compare\n"
+        "import BENCH.throughput\n"
+        "def f():\n"
+        "    from BENCH.learning import main\n"
+        "from tests import helpers\n"
+        "import test_train\n"
+        "from .helpers import SMOKE\n"
+    )
+    path.write_text(source.replace("BENCH", "benchmarks").replace("TESTS", "tests"))  # a grep finds real imports only
+    problems = repo_imports_of(path)
+    assert [p.split(" ")[0].split(":")[1] for p in problems] == ["2", "3", "5", "6", "7", "8"], problems

@@ -1,44 +1,73 @@
-"""The learning benchmark's runner: conditions with per-dataset overrides, run through the training job."""
+"""The learning benchmark's runner (``benchmarks/learning.py``, run as a script as its users run it):
+conditions with per-dataset overrides, run through the training job."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
-from benchmarks.learning import condition_overrides, main, parse_conditions
-from tests.helpers import TINY_DATASET
+from tests.helpers import ROOT, TINY_DATASET
+
+SCRIPT = ROOT / "benchmarks" / "learning.py"
 
 
-def test_per_dataset_overrides_follow_the_condition_and_the_extras_come_last():
-    conditions = parse_conditions(["bc"], ["prdc=experiment=prdc_cpu", "prdc@hopper-medium=agent.alpha=2.5 seed=3"])
-    assert condition_overrides(conditions["prdc"], "hopper-medium", ["x=1"]) == [
-        "experiment=prdc_cpu",
-        "agent.alpha=2.5",
-        "seed=3",
-        "x=1",
-    ]
-    assert condition_overrides(conditions["prdc"], "halfcheetah-medium", []) == ["experiment=prdc_cpu"]
-    assert condition_overrides(conditions["bc"], "hopper-medium", []) == ["agent=bc"]
+def learning(argv: list[str], env_vars: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python benchmarks/learning.py ARGV`` from the repository root."""
+    env = {**os.environ, **(env_vars or {})}
+    return subprocess.run([sys.executable, str(SCRIPT), *argv], cwd=ROOT, env=env, capture_output=True, text=True)
+
+
+def finished(run: Path) -> None:
+    """A stand-in for a finished run: the ``final.json`` the summary reads."""
+    run.mkdir(parents=True)
+    (run / "final.json").write_text(json.dumps({"final": {"score_mean": 10.0}, "behaviour_score_mean": 5.0}))
+
+
+def test_per_dataset_overrides_follow_the_condition_and_the_extras_come_last(tmp_path):
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    datasets = ["hopper-medium", "halfcheetah-medium"]
+    for dataset in datasets:
+        for condition in ("bc", "prdc"):
+            finished(runs / "grid" / dataset / condition / "seed0")
+    argv = ["--report-only", "--name", "grid", "--seeds", "0", "--runs-dir", str(runs), "--results-dir", str(results)]
+    argv += ["--datasets", *datasets, "--agents", "bc", "--extra", "x=1", "--conditions"]
+    argv += ["prdc=experiment=prdc_cpu", "prdc@hopper-medium=agent.alpha=2.5 seed=3"]
+    done = learning(argv)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads((results / "grid.json").read_text())["rows"]
+    overrides = {(row["dataset"], row["condition"]): row["overrides"] for row in rows}
+    assert overrides == {
+        ("hopper-medium", "bc"): ["agent=bc", "x=1"],
+        ("hopper-medium", "prdc"): ["experiment=prdc_cpu", "agent.alpha=2.5", "seed=3", "x=1"],
+        ("halfcheetah-medium", "bc"): ["agent=bc", "x=1"],
+        ("halfcheetah-medium", "prdc"): ["experiment=prdc_cpu", "x=1"],
+    }
 
 
 @pytest.mark.parametrize("items", [["prdc@hopper-medium=agent.alpha=2.5"], ["prdc"], ["=agent=bc"]])
-def test_malformed_conditions_name_the_expected_form(items):
-    with pytest.raises(SystemExit, match=r"prdc=|name="):
-        parse_conditions([], items)
+def test_malformed_conditions_name_the_expected_form(items, tmp_path):
+    done = learning(
+        ["--report-only", "--runs-dir", str(tmp_path), "--results-dir", str(tmp_path), "--conditions", *items]
+    )
+    assert done.returncode != 0
+    assert "prdc=" in done.stderr or "name=" in done.stderr, done.stderr
 
 
 @pytest.mark.slow
-def test_a_grid_runs_with_its_dataset_overrides_and_is_summarised(tmp_path, env_vars, monkeypatch, capsys):
-    for key, value in env_vars.items():
-        monkeypatch.setenv(key, value)
+def test_a_grid_runs_with_its_dataset_overrides_and_is_summarised(tmp_path, env_vars):
     argv = ["--datasets", TINY_DATASET, "--seeds", "0", "--scale", "smoke", "--workers", "1", "--name", "grid"]
     argv += ["--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results"), "--conditions"]
     # The other dataset's override is not a valid key: the run would fail if it leaked onto this dataset.
     argv += ["bc=agent=bc", f"bc@{TINY_DATASET}=total_updates=20 eval_every=10", "bc@other=agent.no_such_key=1"]
-    main(argv)
-    assert "bc@other matches none of --datasets" in capsys.readouterr().err
+    done = learning(argv, env_vars)
+    assert done.returncode == 0, done.stderr
+    assert "bc@other matches none of --datasets" in done.stderr
 
     run = tmp_path / "runs" / "grid" / TINY_DATASET / "bc" / "seed0"
     config = yaml.safe_load((run / "config.yaml").read_text())
@@ -51,5 +80,5 @@ def test_a_grid_runs_with_its_dataset_overrides_and_is_summarised(tmp_path, env_
 
     # Finished runs are never rerun: a second invocation leaves the run folder as it was.
     stamp = (run / "final.json").stat().st_mtime_ns
-    main(argv)
+    assert learning(argv, env_vars).returncode == 0
     assert (run / "final.json").stat().st_mtime_ns == stamp

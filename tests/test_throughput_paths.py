@@ -26,7 +26,7 @@ from mbrl.agents.sac import SACAgent, SACConfig
 from mbrl.dynamics import ensemble as ensemble_module
 from mbrl.dynamics.ensemble import EnsembleConfig, GaussianEnsemble
 
-from benchmarks.throughput import plain_adam  # the plain path the benchmark times fused Adam against
+from mbrl.bench import matmul_gflop, matmul_replay, plain_adam  # the paths the benchmark times and counts
 from mbrl.data.transitions import Transitions
 from mbrl.filters.penalties import MOPOPenalty, MOPOPenaltyConfig
 from mbrl.optim import adam
@@ -319,8 +319,6 @@ def test_compile_flag_with_an_agent_that_cannot_compile_fails_before_loading_dat
 
 def test_matmul_replay_runs_the_same_products_alone():
     """The benchmark's matmul-only ceiling replays exactly the workload's products (stride-0 views included)."""
-    from benchmarks.throughput import matmul_gflop, matmul_replay
-
     critic = VectorizedCritic(5, 3, (32, 32), num_critics=4)
     obs, act = torch.randn(64, 5), torch.rand(64, 3)
 

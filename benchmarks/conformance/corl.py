@@ -20,15 +20,16 @@ nothing else in the reference code.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
 import sys
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from tests.helpers import feeding, record_calls, record_steps  # the tests replay with the same
 
 CHECKOUT = "CORL"
 
@@ -60,67 +61,6 @@ def narrow_linear(module: types.ModuleType, width: int, written: int = 256) -> N
     shim.__dict__.update(real.__dict__)
     shim.Linear = Linear
     module.nn = shim
-
-
-@contextlib.contextmanager
-def feeding(owner: Any, attr: str, values: list[torch.Tensor], inplace: bool = False) -> Iterator[None]:
-    """Replace ``owner.attr`` (a sampler) by one that returns ``values`` in order, then restore it.
-
-    ``inplace``: the sampler is an in-place tensor method (``Tensor.uniform_``); the value is
-    copied into the tensor it is called on. Raises if a call's shape differs or values are left.
-    """
-    original = getattr(owner, attr)
-    queue = list(values)
-
-    def shape_of(args: tuple) -> tuple[int, ...]:
-        first = args[0]
-        if isinstance(first, torch.Tensor):  # randn_like(t), t.uniform_()
-            return tuple(first.shape)
-        return tuple(args) if isinstance(first, int) else tuple(first)  # rand(*sizes), _standard_normal(shape)
-
-    def fake(*args: Any, **kwargs: Any) -> torch.Tensor:
-        value = queue.pop(0)
-        if shape_of(args) != tuple(value.shape):
-            raise AssertionError(f"{attr}: asked for {shape_of(args)}, next recorded draw is {tuple(value.shape)}")
-        if inplace:
-            return args[0].copy_(value)
-        return value.clone()
-
-    setattr(owner, attr, fake)
-    try:
-        yield
-        if queue:
-            raise AssertionError(f"{attr}: {len(queue)} recorded draw(s) not consumed")
-    finally:
-        setattr(owner, attr, original)
-
-
-def record_steps(optimizer: torch.optim.Optimizer, named: dict[str, torch.nn.Parameter], into: dict) -> None:
-    """Wrap ``optimizer.step`` so it first stores the gradients of ``named`` parameters in ``into``."""
-    original = optimizer.step
-
-    def step(*args: Any, **kwargs: Any) -> Any:
-        for name, p in named.items():
-            if p.grad is not None:
-                into[name] = p.grad.detach().clone()
-        return original(*args, **kwargs)
-
-    optimizer.step = step
-
-
-def record_calls(module: torch.nn.Module) -> list[tuple[tuple, Any]]:
-    """A list that receives ``(inputs, output)`` of every forward call of ``module`` (detached clones)."""
-    calls: list[tuple[tuple, Any]] = []
-
-    def clone(x: Any) -> Any:
-        if isinstance(x, torch.Tensor):
-            return x.detach().clone()
-        if isinstance(x, (tuple, list)):
-            return type(x)(clone(v) for v in x)
-        return x
-
-    module.register_forward_hook(lambda m, inputs, output: calls.append((clone(inputs), clone(output))))
-    return calls
 
 
 def named(prefix: str, module: torch.nn.Module) -> dict[str, torch.nn.Parameter]:

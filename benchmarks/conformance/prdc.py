@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.conformance.corl import feeding, named, narrow_linear, pack, record_calls, record_steps, snapshot
+from benchmarks.conformance.corl import named, narrow_linear, pack, snapshot
+from tests.helpers import feeding, record_calls, record_steps
 
 CHECKOUT = "PRDC"
 
