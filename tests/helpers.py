@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 import torch
 
+from mbrl.data.transitions import Transitions
 from mbrl.envs import make_env
 
 if TYPE_CHECKING:
@@ -292,6 +293,20 @@ def record_calls(module: torch.nn.Module) -> list[tuple[tuple, Any]]:
 
     module.register_forward_hook(lambda m, inputs, output: calls.append((clone(inputs), clone(output))))
     return calls
+
+
+def reference_transitions(
+    obs: torch.Tensor, act: torch.Tensor, rew: torch.Tensor, next_obs: torch.Tensor, terminal: torch.Tensor
+) -> Transitions:
+    """A reference's batch as ours: ``rew`` and the 0/1 ``terminal`` of shape ``[n]``, nothing truncated."""
+    return Transitions(
+        obs=obs,
+        act=act,
+        rew=rew,
+        next_obs=next_obs,
+        terminated=terminal > 0.5,
+        truncated=torch.zeros(len(rew), dtype=torch.bool),
+    )
 
 
 def unpack(packed: dict[str, Any]) -> Params:

@@ -12,7 +12,6 @@ the documented difference, or asserts it, and says so; the differences are liste
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -38,16 +37,11 @@ from tests.helpers import (
     prefixed,
     record_calls,
     record_steps,
+    reference_transitions,
     unpack,
 )
 
-
-@pytest.fixture(autouse=True)
-def float64() -> Iterator[None]:
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 # -- plumbing ---------------------------------------------------------------------------------------
@@ -57,13 +51,8 @@ def linears(params: Params, indices: list[int], prefix: str = "") -> list[tuple[
 
 
 def transitions(batch: dict[str, torch.Tensor]) -> Transitions:
-    return Transitions(
-        obs=batch["state"],
-        act=batch["action"],
-        rew=batch["reward"].squeeze(1),
-        next_obs=batch["next_state"],
-        terminated=batch["done"].squeeze(1) > 0.5,
-        truncated=torch.zeros(len(batch["done"]), dtype=torch.bool),
+    return reference_transitions(
+        batch["state"], batch["action"], batch["reward"].squeeze(1), batch["next_state"], batch["done"].squeeze(1)
     )
 
 

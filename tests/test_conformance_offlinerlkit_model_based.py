@@ -44,7 +44,14 @@ from torch import nn
 from mbrl.data.transitions import Transitions
 from mbrl.filters.penalties import MOBILEPenalty, MOBILEPenaltyConfig
 from mbrl.nn import TanhGaussianActor
-from tests.helpers import LargestErrors, fed, load_conformance, offlinerlkit_log_density, record_grads
+from tests.helpers import (
+    LargestErrors,
+    fed,
+    load_conformance,
+    offlinerlkit_log_density,
+    record_grads,
+    reference_transitions,
+)
 
 pytestmark = pytest.mark.usefixtures("float64")
 
@@ -133,13 +140,8 @@ def load_sac(agent: SACAgent, inputs: dict[str, Any], critics: list[str], target
 
 def transitions(b: dict[str, torch.Tensor]) -> Transitions:
     """An OfflineRL-Kit batch (rewards and terminals ``[n, 1]``) as ours."""
-    return Transitions(
-        obs=b["observations"],
-        act=b["actions"],
-        rew=b["rewards"].squeeze(1),
-        next_obs=b["next_observations"],
-        terminated=b["terminals"].squeeze(1) > 0.5,
-        truncated=torch.zeros(len(b["rewards"]), dtype=torch.bool),
+    return reference_transitions(
+        b["observations"], b["actions"], b["rewards"].squeeze(1), b["next_observations"], b["terminals"].squeeze(1)
     )
 
 

@@ -45,7 +45,7 @@ from torch import nn
 from mbrl.data.transitions import Transitions
 from mbrl.nn import TanhGaussianActor
 from mbrl.optim import adam
-from tests.helpers import LargestErrors, load_conformance, offlinerlkit_log_density, record_grads
+from tests.helpers import LargestErrors, load_conformance, offlinerlkit_log_density, record_grads, reference_transitions
 
 OBS_DIM, ACT_DIM = 4, 3
 SPEC = AgentSpec(obs_dim=OBS_DIM, act_dim=ACT_DIM, act_low=(-1.0,) * ACT_DIM, act_high=(1.0,) * ACT_DIM)
@@ -142,14 +142,7 @@ def compare_grads(
 
 
 def transitions(batch: dict[str, torch.Tensor]) -> Transitions:
-    return Transitions(
-        obs=batch["obs"],
-        act=batch["act"],
-        rew=batch["rew"],
-        next_obs=batch["next_obs"],
-        terminated=batch["terminated"] > 0.5,
-        truncated=torch.zeros_like(batch["rew"], dtype=torch.bool),
-    )
+    return reference_transitions(batch["obs"], batch["act"], batch["rew"], batch["next_obs"], batch["terminated"])
 
 
 # -- randomness --------------------------------------------------------------------------------------

@@ -5,8 +5,6 @@ loss against the paper's equation."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from mbrl.agents.base import AgentSpec
@@ -25,16 +23,11 @@ from tests.helpers import (
     params_of,
     prefixed,
     record_calls,
+    reference_transitions,
     unpack,
 )
 
-
-@pytest.fixture(autouse=True)
-def float64() -> Iterator[None]:
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def actor_params(p: Params) -> Params:
@@ -50,14 +43,7 @@ def critic_params(p: Params) -> Params:
 
 def dataset(fx: dict) -> Transitions:
     d = fx["dataset"]
-    return Transitions(
-        obs=d["observations"],
-        act=d["actions"],
-        rew=d["rewards"],
-        next_obs=d["next_observations"],
-        terminated=d["terminals"] > 0.5,
-        truncated=torch.zeros(len(d["rewards"]), dtype=torch.bool),
-    )
+    return reference_transitions(d["observations"], d["actions"], d["rewards"], d["next_observations"], d["terminals"])
 
 
 def make_agent(fx: dict, normalize_states: bool) -> PRDCAgent:
