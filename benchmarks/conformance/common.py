@@ -1,4 +1,5 @@
-"""Shared plumbing of the conformance generators: importing a reference, saving a fixture."""
+"""Shared plumbing of the conformance generators: importing a reference, running it in float64, building its
+optimisers, saving a fixture."""
 
 from __future__ import annotations
 
@@ -12,6 +13,39 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "golden" / "conformance"
+
+
+class Float64Torch(types.ModuleType):
+    """``torch`` as seen by a reference module, with its float32 casts made float64.
+
+    The references cast every network input to float32 (``torch.as_tensor(x, dtype=torch.float32)``), RAMBO its
+    mixture log-likelihood back to float32; in a
+    float64 fixture those casts would only round. By default ``torch.float32`` reads as float64; with
+    ``as_tensor_only`` only ``as_tensor`` keeps float64 where asked for float32, and ``float32`` is left as is.
+    """
+
+    def __init__(self, as_tensor_only: bool = False) -> None:
+        super().__init__("torch")
+        self._as_tensor_only = as_tensor_only
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "float32" and not self._as_tensor_only:
+            return torch.float64
+        if name == "as_tensor" and self._as_tensor_only:
+            return _as_tensor_float64
+        return getattr(torch, name)
+
+
+def _as_tensor_float64(data: Any, dtype: torch.dtype | None = None, device: Any = None) -> torch.Tensor:
+    return torch.as_tensor(data, dtype=torch.float64 if dtype == torch.float32 else dtype, device=device)
+
+
+def adams(*groups: tuple[Any, float]) -> list[torch.optim.Optimizer]:
+    """One ``Adam`` per ``(module or tensors, lr)``, in order: a policy's optimisers as its constructor takes them."""
+    return [
+        torch.optim.Adam(params.parameters() if isinstance(params, torch.nn.Module) else params, lr=lr)
+        for params, lr in groups
+    ]
 
 
 class _Anything(types.ModuleType):

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.conformance.common import save_fixture, stub_modules, use_reference
+from benchmarks.conformance.common import Float64Torch, save_fixture, stub_modules, use_reference
 
 CHECKOUT = "OfflineRL-Kit"
 REPOSITORY = "yihaosun1124/OfflineRL-Kit"
@@ -61,20 +61,6 @@ PENALTY_COEF = 2.5
 STEP_ROWS = 16
 FIT_EPOCHS = 60
 FIT_PATIENCE = 3
-
-
-class _Float64Torch(types.ModuleType):
-    """``torch`` for the reference model module whose ``as_tensor`` keeps float64 instead of forcing float32."""
-
-    def __init__(self) -> None:
-        super().__init__("torch")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(torch, name)
-
-    @staticmethod
-    def as_tensor(data: Any, dtype: torch.dtype | None = None, device: Any = None) -> torch.Tensor:
-        return torch.as_tensor(data, dtype=torch.float64 if dtype == torch.float32 else dtype, device=device)
 
 
 class _Logger:
@@ -126,7 +112,7 @@ def main() -> None:
     from offlinerlkit.utils import termination_fns
     from offlinerlkit.utils.scaler import StandardScaler
 
-    dynamics_module.torch = _Float64Torch()
+    dynamics_module.torch = Float64Torch(as_tensor_only=True)
 
     def build(init: dict[str, torch.Tensor] | None, elites: list[int] | None = None):
         """A reference model + run_mopo.py's optimiser + EnsembleDynamics; ``init`` overrides the weights."""

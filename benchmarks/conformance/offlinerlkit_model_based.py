@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmarks.conformance.common import save_fixture, stub_modules, use_reference
+from benchmarks.conformance.common import Float64Torch, adams, save_fixture, stub_modules, use_reference
 
 CHECKOUT = "OfflineRL-Kit"
 REPOSITORY = "yihaosun1124/OfflineRL-Kit"
@@ -41,18 +41,6 @@ REPOSITORY = "yihaosun1124/OfflineRL-Kit"
 OBS, ACT, HIDDEN = 3, 2, (8, 8)
 DYN_HIDDEN, ENSEMBLE, ELITES = (8, 8), 4, [2, 0, 3]
 WEIGHT_DECAY = [2.5e-5, 5e-5, 1e-4]
-
-
-class _Float64Torch(types.ModuleType):
-    """``torch`` as seen by a reference module, with ``torch.float32`` read as float64.
-
-    The reference casts every network input to float32 (``torch.as_tensor(x, dtype=torch.float32)``)
-    and RAMBO's mixture log-likelihood back to float32; in a float64 fixture those casts would only
-    round, so they become float64.
-    """
-
-    def __getattr__(self, name: str) -> Any:
-        return torch.float64 if name == "float32" else getattr(torch, name)
 
 
 class NoiseRecorder:
@@ -202,9 +190,7 @@ def mobile() -> dict[str, Any]:
     critics = nn.ModuleList([build_critic(OBS, ACT) for _ in range(2)])
     dynamics = build_dynamics(OBS, ACT, lambda o, a, n: np.zeros((len(o), 1), dtype=bool))
     log_alpha = torch.full((1,), -0.5, requires_grad=True)
-    actor_optim = torch.optim.Adam(actor.parameters(), lr=1e-4)
-    critics_optim = torch.optim.Adam(critics.parameters(), lr=3e-4)
-    alpha_optim = torch.optim.Adam([log_alpha], lr=1e-4)
+    actor_optim, critics_optim, alpha_optim = adams((actor, 1e-4), (critics, 3e-4), ([log_alpha], 1e-4))
     policy = MOBILEPolicy(
         dynamics,
         actor,
@@ -303,11 +289,9 @@ def rambo() -> dict[str, Any]:
     dynamics = build_dynamics(R_OBS, R_ACT, termination_fn_hopper)
     # log alpha above 0: SACPolicy clamps alpha to [0, 1] after the temperature step.
     log_alpha = torch.full((1,), 0.2, requires_grad=True)
-    actor_optim = torch.optim.Adam(actor.parameters(), lr=1e-4)
-    critic1_optim = torch.optim.Adam(critic1.parameters(), lr=3e-4)
-    critic2_optim = torch.optim.Adam(critic2.parameters(), lr=3e-4)
-    alpha_optim = torch.optim.Adam([log_alpha], lr=3e-4)
-    adv_optim = torch.optim.Adam(dynamics.model.parameters(), lr=3e-4)
+    actor_optim, critic1_optim, critic2_optim, alpha_optim, adv_optim = adams(
+        (actor, 1e-4), (critic1, 3e-4), (critic2, 3e-4), ([log_alpha], 3e-4), (dynamics.model, 3e-4)
+    )
     adv_weight = 0.05  # large enough that the adversarial term shows in every gradient
     policy = RAMBOPolicy(
         dynamics,
@@ -454,10 +438,9 @@ def combo_case(options: dict[str, Any], seed: int) -> dict[str, Any]:
     actor = build_actor(OBS, ACT)
     critic1, critic2 = build_critic(OBS, ACT), build_critic(OBS, ACT)
     log_alpha = torch.full((1,), -0.3, requires_grad=True)
-    actor_optim = torch.optim.Adam(actor.parameters(), lr=1e-4)
-    critic1_optim = torch.optim.Adam(critic1.parameters(), lr=3e-4)
-    critic2_optim = torch.optim.Adam(critic2.parameters(), lr=3e-4)
-    alpha_optim = torch.optim.Adam([log_alpha], lr=1e-4)
+    actor_optim, critic1_optim, critic2_optim, alpha_optim = adams(
+        (actor, 1e-4), (critic1, 3e-4), (critic2, 3e-4), ([log_alpha], 1e-4)
+    )
     space = types.SimpleNamespace(low=-np.ones(ACT), high=np.ones(ACT), shape=(ACT,))
     policy = COMBOPolicy(
         None,
@@ -571,7 +554,7 @@ def main() -> None:
         offlinerlkit.modules.dynamics_module,
         offlinerlkit.policy.model_based.rambo,
     ):
-        module.torch = _Float64Torch("torch")
+        module.torch = Float64Torch()
 
     files = (
         "offlinerlkit/policy/model_based/{mobile,rambo,combo}.py, policy/model_free/{sac,cql}.py, "

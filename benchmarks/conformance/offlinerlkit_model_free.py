@@ -36,6 +36,8 @@ from typing import Any
 
 import torch
 
+from benchmarks.conformance.common import Float64Torch, adams
+
 CHECKOUT = "OfflineRL-Kit"
 
 OBS_DIM, ACT_DIM, BATCH = 4, 3, 8
@@ -43,16 +45,6 @@ HIDDEN2 = (8, 8)
 HIDDEN3 = (8, 8, 8)
 EDAC_CRITICS = 4
 CQL_REPEATS = 3
-
-
-class _Float64Torch(types.ModuleType):
-    """``torch`` with ``float32`` meaning float64: the reference modules cast their inputs to float32."""
-
-    def __init__(self) -> None:
-        super().__init__("torch")
-
-    def __getattr__(self, name: str) -> Any:
-        return torch.float64 if name == "float32" else getattr(torch, name)
 
 
 def _batch(seed: int) -> dict[str, torch.Tensor]:
@@ -207,9 +199,7 @@ def sac(commit: str) -> dict[str, Any]:
         actor,
         critic1,
         critic2,
-        torch.optim.Adam(actor.parameters(), lr=1e-4),
-        torch.optim.Adam(critic1.parameters(), lr=3e-4),
-        torch.optim.Adam(critic2.parameters(), lr=3e-4),
+        *adams((actor, 1e-4), (critic1, 3e-4), (critic2, 3e-4)),
         tau=0.005,
         gamma=0.99,
         alpha=alpha,
@@ -244,8 +234,7 @@ def edac(commit: str) -> dict[str, Any]:
     policy = EDACPolicy(
         actor,
         critics,
-        torch.optim.Adam(actor.parameters(), lr=1e-4),
-        torch.optim.Adam(critics.parameters(), lr=3e-4),
+        *adams((actor, 1e-4), (critics, 3e-4)),
         tau=0.005,
         gamma=0.99,
         alpha=alpha,
@@ -287,9 +276,7 @@ def cql(commit: str, with_lagrange: bool) -> dict[str, Any]:
         actor,
         critic1,
         critic2,
-        torch.optim.Adam(actor.parameters(), lr=1e-4),
-        torch.optim.Adam(critic1.parameters(), lr=3e-4),
-        torch.optim.Adam(critic2.parameters(), lr=3e-4),
+        *adams((actor, 1e-4), (critic1, 3e-4), (critic2, 3e-4)),
         action_space=space,
         tau=0.005,
         gamma=0.99,
@@ -381,10 +368,7 @@ def iql(commit: str) -> dict[str, Any]:
         q1,
         q2,
         v,
-        torch.optim.Adam(actor.parameters(), lr=3e-4),
-        torch.optim.Adam(q1.parameters(), lr=3e-4),
-        torch.optim.Adam(q2.parameters(), lr=3e-4),
-        torch.optim.Adam(v.parameters(), lr=3e-4),
+        *adams((actor, 3e-4), (q1, 3e-4), (q2, 3e-4), (v, 3e-4)),
         action_space=None,
         tau=0.005,
         gamma=0.99,
@@ -432,9 +416,7 @@ def td3bc(commit: str) -> dict[str, Any]:
         actor,
         critic1,
         critic2,
-        torch.optim.Adam(actor.parameters(), lr=3e-4),
-        torch.optim.Adam(critic1.parameters(), lr=3e-4),
-        torch.optim.Adam(critic2.parameters(), lr=3e-4),
+        *adams((actor, 3e-4), (critic1, 3e-4), (critic2, 3e-4)),
         tau=0.005,
         gamma=0.99,
         max_action=1.0,
@@ -565,7 +547,7 @@ def main(argv: list[str] | None = None) -> None:
     from offlinerlkit.modules import actor_module, critic_module, ensemble_critic_module
 
     for module in (actor_module, critic_module, ensemble_critic_module):
-        module.torch = _Float64Torch()
+        module.torch = Float64Torch()
 
     repository = "yihaosun1124/OfflineRL-Kit"
     fixtures = {
