@@ -503,3 +503,36 @@ def offlinerlkit_log_density(self: Any, u: Any, mu: Any, log_std: Any) -> Any:
     noise = (u - mu) / log_std.exp()
     log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
     return log_prob - torch.log(self.act_scale * (1 - torch.tanh(u).pow(2)) + 1e-6).sum(-1)
+
+
+def sac_step_in_reference_order(
+    agent: Any,
+    batch: Transitions,
+    target: torch.Tensor,
+    actor_noise: torch.Tensor | None = None,
+    critic_scale: float = 1.0,
+) -> dict[str, torch.Tensor]:
+    """OfflineRL-Kit's SAC step through our loss functions: critics on ``target``, then the actor on the stepped
+    critics, then the temperature, then Polyak averaging (``sac.py:92-128``, ``mobile.py:153-197``).
+    ``critic_scale`` multiplies our critic loss before its backward pass (MOBILE averages over the critics
+    where we sum). ``actor_noise`` is the actor's one standard normal draw; without it the actor draws from
+    whatever ``torch.randn_like`` is at the time."""
+    alpha = agent.log_alpha.exp().detach()
+    critic_loss, q, _ = agent.critic_objective(batch.obs, batch.act, target)
+    agent.critic_opt.zero_grad()
+    (critic_scale * critic_loss).backward()
+    agent.critic_opt.step()
+    with contextlib.nullcontext() if actor_noise is None else fed(randn_like=[actor_noise]):
+        q_pi, log_prob = agent.actor_objective(batch.obs)
+    actor_loss = (alpha * log_prob - q_pi).mean()  # the alpha before its step: the temperature steps last
+    agent.actor_opt.zero_grad()
+    actor_loss.backward()
+    agent.actor_opt.step()
+    alpha_loss = -(agent.log_alpha * (log_prob.detach() + agent.target_entropy)).mean()
+    agent.alpha_opt.zero_grad()
+    alpha_loss.backward()
+    agent.alpha_opt.step()
+    with torch.no_grad():
+        torch._foreach_lerp_(list(agent.target_critic.parameters()), list(agent.critic.parameters()), agent.cfg.tau)
+    return {"critic_loss": critic_loss.detach(), "q": q.detach(), "actor_loss": actor_loss.detach(),
+            "alpha_loss": alpha_loss.detach()}  # fmt: skip

@@ -51,6 +51,7 @@ from tests.helpers import (
     offlinerlkit_log_density,
     record_grads,
     reference_transitions,
+    sac_step_in_reference_order,
 )
 
 pytestmark = pytest.mark.usefixtures("float64")
@@ -162,34 +163,6 @@ def compare_actor(
             continue
         param = actor.get_parameter(name)
         close(param.detach() if grads is None else grads[id(param)], value, f"{what} {name}", fixture)
-
-
-def sac_step_in_reference_order(
-    agent: SACAgent, batch: Transitions, target: torch.Tensor, actor_noise: torch.Tensor, critic_scale: float = 1.0
-) -> dict[str, torch.Tensor]:
-    """OfflineRL-Kit's SAC step through our loss functions: critics on ``target``, then the actor on the stepped
-    critics, then the temperature, then Polyak averaging (``sac.py:92-128``, ``mobile.py:153-197``).
-    ``critic_scale`` multiplies our critic loss before its backward pass (MOBILE averages over the critics
-    where we sum)."""
-    alpha = agent.log_alpha.exp().detach()
-    critic_loss, q, _ = agent.critic_objective(batch.obs, batch.act, target)
-    agent.critic_opt.zero_grad()
-    (critic_scale * critic_loss).backward()
-    agent.critic_opt.step()
-    with fed(randn_like=[actor_noise]):
-        q_pi, log_prob = agent.actor_objective(batch.obs)
-    actor_loss = (alpha * log_prob - q_pi).mean()  # the alpha before its step: the temperature steps last
-    agent.actor_opt.zero_grad()
-    actor_loss.backward()
-    agent.actor_opt.step()
-    alpha_loss = -(agent.log_alpha * (log_prob.detach() + agent.target_entropy)).mean()
-    agent.alpha_opt.zero_grad()
-    alpha_loss.backward()
-    agent.alpha_opt.step()
-    with torch.no_grad():
-        torch._foreach_lerp_(list(agent.target_critic.parameters()), list(agent.critic.parameters()), agent.cfg.tau)
-    return {"critic_loss": critic_loss.detach(), "q": q.detach(), "actor_loss": actor_loss.detach(),
-            "alpha_loss": alpha_loss.detach()}  # fmt: skip
 
 
 # -- MOBILE -----------------------------------------------------------------------------------------------

@@ -45,7 +45,14 @@ from torch import nn
 from mbrl.data.transitions import Transitions
 from mbrl.nn import TanhGaussianActor
 from mbrl.optim import adam
-from tests.helpers import LargestErrors, load_conformance, offlinerlkit_log_density, record_grads, reference_transitions
+from tests.helpers import (
+    LargestErrors,
+    load_conformance,
+    offlinerlkit_log_density,
+    record_grads,
+    reference_transitions,
+    sac_step_in_reference_order,
+)
 
 OBS_DIM, ACT_DIM = 4, 3
 SPEC = AgentSpec(obs_dim=OBS_DIM, act_dim=ACT_DIM, act_low=(-1.0,) * ACT_DIM, act_high=(1.0,) * ACT_DIM)
@@ -244,28 +251,14 @@ def test_sac_in_the_reference_order(monkeypatch: pytest.MonkeyPatch, reference_l
 
     alpha = agent.log_alpha.exp().detach()
     target = agent.td_target(b.next_obs, b.rew, b.terminated, alpha)
-    critic_loss, q, _ = agent.critic_objective(b.obs, b.act, target)
-    agent.critic_opt.zero_grad()
-    critic_loss.backward()
-    agent.critic_opt.step()
-    q_pi, log_prob = agent.actor_objective(b.obs)
-    actor_loss = (alpha * log_prob - q_pi).mean()
-    agent.actor_opt.zero_grad()
-    actor_loss.backward()
-    agent.actor_opt.step()
-    alpha_loss = -(agent.log_alpha * (log_prob.detach() + agent.target_entropy)).mean()
-    agent.alpha_opt.zero_grad()
-    alpha_loss.backward()
-    agent.alpha_opt.step()
-    with torch.no_grad():
-        torch._foreach_lerp_(list(agent.target_critic.parameters()), list(agent.critic.parameters()), 0.005)
+    got = sac_step_in_reference_order(agent, b, target)
 
     assert draws.all_used()
     close(target, ref["target_q"], "target", "sac")
-    close(q[0], ref["q1"], "Q1", "sac")
-    close(critic_loss, ref["critic1_loss"] + ref["critic2_loss"], "critic loss", "sac")
-    close(actor_loss, ref["actor_loss"], "actor loss", "sac")
-    close(alpha_loss, ref["alpha_loss"], "temperature loss", "sac")
+    close(got["q"][0], ref["q1"], "Q1", "sac")
+    close(got["critic_loss"], ref["critic1_loss"] + ref["critic2_loss"], "critic loss", "sac")
+    close(got["actor_loss"], ref["actor_loss"], "actor loss", "sac")
+    close(got["alpha_loss"], ref["alpha_loss"], "temperature loss", "sac")
     compare_grads(slots, grads, fx["grads"], "sac")
     compare_params(slots, fx["after"], "sac", "after")
     # Kept deviation: sac.py:126 uses min(exp(log_alpha), 1) next; ours exp(log_alpha), here about 2.
