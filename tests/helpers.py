@@ -309,6 +309,20 @@ def reference_transitions(
     )
 
 
+def random_transitions(n: int, obs_dim: int, act_dim: int, seed: int, terminal_rate: float) -> Transitions:
+    """``n`` random transitions from generator ``seed``: Gaussian states and rewards, actions ``U(-1, 1)``, each
+    terminal with probability ``terminal_rate``, none truncated."""
+    g = torch.Generator().manual_seed(seed)
+    return Transitions(
+        obs=torch.randn(n, obs_dim, generator=g),
+        act=torch.rand(n, act_dim, generator=g) * 2 - 1,
+        rew=torch.randn(n, generator=g),
+        next_obs=torch.randn(n, obs_dim, generator=g),
+        terminated=torch.rand(n, generator=g) < terminal_rate,
+        truncated=torch.zeros(n, dtype=torch.bool),
+    )
+
+
 def unpack(packed: dict[str, Any]) -> Params:
     """Inverse of the generator's ``pack``: ``{name: tensor}`` from one flat vector."""
     out, start = {}, 0
@@ -388,6 +402,14 @@ def run_cli(args: list[str], env_vars: dict[str, str], **kw: Any) -> subprocess.
     )
 
 
+def multirun(launcher: list[str], sweep_dir: Path, overrides: list[str], env_vars: dict[str, str]) -> list[Path]:
+    """A smoke-scale ``-m`` sweep of ``overrides`` on the Hydra ``launcher`` into ``sweep_dir``; it must succeed.
+    Returns the folders of the runs that finished, sorted."""
+    out = run_cli(["-m", *launcher, f"hydra.sweep.dir={sweep_dir}", *SMOKE, *overrides], env_vars)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return sorted(p.parent for p in Path(sweep_dir).glob("*/final.json"))
+
+
 def start_training(
     args: list[str], run_dir: Path, env_vars: dict[str, str], until: str, **popen: Any
 ) -> subprocess.Popen:
@@ -413,6 +435,16 @@ def kill_at_first_checkpoint(args: list[str], run_dir: Path, env_vars: dict[str,
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     return load(run_dir / "checkpoint.pt")["step"]
+
+
+def resume_killed_run(args: list[str], run_dir: Path, env_vars: dict[str, str], total_updates: int) -> None:
+    """Kill a run of ``args`` in ``run_dir`` at its first checkpoint, then resume it: the resumed run finishes
+    and says the update it resumed from."""
+    interrupted_at = kill_at_first_checkpoint(args, run_dir, env_vars)
+    assert interrupted_at < total_updates, "the run finished before it could be killed; make it longer"
+    out = run_cli([*args, f"hydra.run.dir={run_dir}", "resume=true"], env_vars)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"from update {interrupted_at}" in out.stdout
 
 
 class LargestErrors:

@@ -16,7 +16,7 @@ from mbrl.checkpoint import load
 from mbrl.config import typed_section
 from mbrl.testing import SPEC, check_agent, random_batch
 from mbrl.train import compose, train
-from tests.helpers import RAMBO_TINY, SMOKE, kill_at_first_checkpoint, run_cli
+from tests.helpers import RAMBO_TINY, SMOKE, resume_killed_run, run_cli
 
 SMALL = RAMBOConfig(hidden_sizes=(32, 32), bc_steps=0)
 # An adversarial phase after every update, a few small steps: the generic tester sees the model change.
@@ -208,12 +208,7 @@ def test_killed_and_resumed_run_ends_with_the_same_actor_and_model(env_vars, tmp
     assert len(fitted) == 1
 
     killed = tmp_path / "killed"
-    interrupted_at = kill_at_first_checkpoint(args, killed, env_vars)
-    assert interrupted_at < 200, "the run finished before it could be killed; make it longer"
-
-    out = run_cli([*args, f"hydra.run.dir={killed}", "resume=true"], env_vars)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert f"from update {interrupted_at}" in out.stdout
+    resume_killed_run(args, killed, env_vars, total_updates=200)
     a, b = load(full / "checkpoint.pt"), load(killed / "checkpoint.pt")
     assert "dynamics" not in a["agent"], "the run's checkpoint, not the agent's state, holds the model"
     for part, x, y in (("actor", a["agent"]["actor"], b["agent"]["actor"]), ("dynamics", a["dynamics"], b["dynamics"])):

@@ -8,21 +8,14 @@ from mbrl.agents.sac import SACConfig
 
 from mbrl.data.transitions import Transitions
 from mbrl.registry import RegistryError
+from tests.helpers import random_transitions
 
 SPEC = AgentSpec(obs_dim=4, act_dim=2, act_low=(-1.0, -2.0), act_high=(1.0, 0.5))
 SMALL = SACConfig(hidden_sizes=(32, 32))
 
 
 def batch(n=32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return Transitions(
-        obs=torch.randn(n, 4, generator=g),
-        act=torch.rand(n, 2, generator=g) * 2 - 1,
-        rew=torch.randn(n, generator=g),
-        next_obs=torch.randn(n, 4, generator=g),
-        terminated=torch.rand(n, generator=g) < 0.1,
-        truncated=torch.zeros(n, dtype=torch.bool),
-    )
+    return random_transitions(n, 4, 2, seed, terminal_rate=0.1)
 
 
 def test_actions_respect_asymmetric_bounds():

@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from mbrl.logging import LoggerConfig, RunLogger, sweep_labels
-from tests.helpers import SMOKE, run_cli
+from tests.helpers import multirun
 
 
 def test_sweep_labels_group_by_sweep_and_name_the_ablation_without_the_seed():
@@ -39,20 +39,8 @@ def test_wandb_runs_get_group_job_type_and_the_git_tag(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_multirun_through_submitits_local_executor(env_vars, tmp_path):
-    out = run_cli(
-        [
-            "-m",
-            "hydra/launcher=submitit_local",
-            "hydra.launcher.timeout_min=10",
-            f"hydra.sweep.dir={tmp_path}",
-            *SMOKE,
-            "agent=bc",
-            "seed=0,1",
-        ],
-        env_vars,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    runs = sorted(p.parent for p in tmp_path.glob("*/final.json"))
+    launcher = ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"]
+    runs = multirun(launcher, tmp_path, ["agent=bc", "seed=0,1"], env_vars)
     assert len(runs) == 2
     configs = [OmegaConf.load(r / "config.yaml") for r in runs]
     assert sorted(c.seed for c in configs) == [0, 1]

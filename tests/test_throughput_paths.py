@@ -32,7 +32,7 @@ from mbrl.filters.penalties import MOPOPenalty, MOPOPenaltyConfig
 from mbrl.optim import adam
 from mbrl.rollout import rollout
 from mbrl.train import ConfigError, compose, train
-from tests.helpers import TINY_DATASET
+from tests.helpers import TINY_DATASET, random_transitions
 
 SPEC = AgentSpec(obs_dim=5, act_dim=3, act_low=(-1.0, -2.0, 0.0), act_high=(1.0, 0.5, 3.0))
 CONFIGS = {
@@ -43,15 +43,7 @@ CONFIGS = {
 
 
 def batch(n: int, seed: int) -> Transitions:
-    g = torch.Generator().manual_seed(seed)
-    return Transitions(
-        obs=torch.randn(n, 5, generator=g),
-        act=torch.rand(n, 3, generator=g) * 2 - 1,
-        rew=torch.randn(n, generator=g),
-        next_obs=torch.randn(n, 5, generator=g),
-        terminated=torch.rand(n, generator=g) < 0.2,
-        truncated=torch.zeros(n, dtype=torch.bool),
-    )
+    return random_transitions(n, 5, 3, seed, terminal_rate=0.2)
 
 
 def plain_update(agent: SACAgent, real: Transitions, model: Transitions | None) -> None:

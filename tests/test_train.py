@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from mbrl.checkpoint import load
 from mbrl.run_folder import RunFolderError
 from mbrl.train import ConfigError, TrainingDivergedError, compose, train
-from tests.helpers import MOREC_SMOKE, ROOT, SMOKE, kill_at_first_checkpoint, run_cli
+from tests.helpers import MOREC_SMOKE, ROOT, SMOKE, multirun, resume_killed_run, run_cli
 
 
 @pytest.fixture
@@ -92,12 +92,7 @@ def test_killed_and_resumed_run_ends_with_the_same_parameters(env_vars, tmp_path
     assert run_cli([*args, f"hydra.run.dir={full}"], env_vars).returncode == 0
 
     killed = tmp_path / "killed"
-    interrupted_at = kill_at_first_checkpoint(args, killed, env_vars)
-    assert interrupted_at < 200, "the run finished before it could be killed; make it longer"
-
-    out = run_cli([*args, f"hydra.run.dir={killed}", "resume=true"], env_vars)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert f"from update {interrupted_at}" in out.stdout
+    resume_killed_run(args, killed, env_vars, total_updates=200)
     a, b = _params(full), _params(killed)
     for k in a:
         assert torch.equal(a[k], b[k]), k
@@ -170,20 +165,8 @@ def test_command_line_penalty_wins_over_the_preset():
 
 @pytest.mark.slow
 def test_parallel_multirun_with_the_joblib_launcher(env_vars, tmp_path):
-    out = run_cli(
-        [
-            "-m",
-            "hydra/launcher=joblib",
-            "hydra.launcher.n_jobs=2",
-            f"hydra.sweep.dir={tmp_path}",
-            *SMOKE,
-            "agent=bc,td3bc",
-            "seed=0,1",
-        ],
-        env_vars,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    runs = sorted(p.parent for p in tmp_path.glob("*/final.json"))
+    launcher = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    runs = multirun(launcher, tmp_path, ["agent=bc,td3bc", "seed=0,1"], env_vars)
     assert len(runs) == 4
     combos = {(OmegaConf.load(r / "config.yaml").agent.name, OmegaConf.load(r / "config.yaml").seed) for r in runs}
     assert combos == {("bc", 0), ("bc", 1), ("td3bc", 0), ("td3bc", 1)}
