@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from mbrl.agents.base import POSITIVE, SIZES, Agent, AgentSpec, check, register_agent
+from mbrl.agents.base import Agent, AgentSpec, register_agent
 from mbrl.agents.kit import optimise
+from mbrl.agents.rules import POSITIVE, SIZES, check
 
 from mbrl.data.transitions import Transitions
 from mbrl.nn import TanhGaussianActor

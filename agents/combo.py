@@ -20,9 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from mbrl.agents.base import register_agent, require
+from mbrl.agents.base import register_agent
 from mbrl.agents.cql import CQLAgent, CQLConfig
 from mbrl.agents.kit import require_model_batch
+from mbrl.agents.rules import require
 
 from mbrl.data.transitions import Transitions
 

@@ -36,8 +36,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-from mbrl.agents.base import COUNT, FINITE, NON_NEGATIVE, POSITIVE, STEPS, Agent, AgentSpec, check, register_agent
+from mbrl.agents.base import Agent, AgentSpec, register_agent
 from mbrl.agents.kit import bootstrap, ensemble_td_loss, mixed_batch, optimise, polyak
+from mbrl.agents.rules import COUNT, FINITE, NON_NEGATIVE, POSITIVE, STEPS, check
 from mbrl.agents.sac import SACAgent, SACBaseConfig
 
 from mbrl.data.transitions import Transitions

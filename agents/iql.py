@@ -15,20 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from mbrl.agents.base import (
-    DISCOUNT,
-    FRACTION,
-    NON_NEGATIVE,
-    POSITIVE,
-    RATE,
-    SIZES,
-    Agent,
-    AgentSpec,
-    check,
-    register_agent,
-)
+from mbrl.agents.base import Agent, AgentSpec, register_agent
 from mbrl.agents.critics import VectorizedCritic
 from mbrl.agents.kit import bootstrap, ensemble_td_loss, load_parts, mixed_batch, optimise, polyak, save_parts
+from mbrl.agents.rules import DISCOUNT, FRACTION, NON_NEGATIVE, POSITIVE, RATE, SIZES, check
 from torch import nn
 
 from mbrl.data.transitions import Transitions

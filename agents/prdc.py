@@ -31,8 +31,9 @@ import logging
 from dataclasses import dataclass
 
 import torch
-from mbrl.agents.base import NON_NEGATIVE, AgentSpec, check, register_agent, require
+from mbrl.agents.base import AgentSpec, register_agent
 from mbrl.agents.nn_search import SEARCH_BACKENDS, NearestNeighbourSearch, build_search, exact_nearest
+from mbrl.agents.rules import NON_NEGATIVE, check, require
 from mbrl.agents.td3bc import TD3BCAgent, TD3BCConfig
 from mbrl.dynamics.base import DynamicsModel
 

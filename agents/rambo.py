@@ -58,8 +58,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from mbrl.agents.base import COUNT, NON_NEGATIVE, POSITIVE, STEPS, AgentSpec, check, register_agent, require
+from mbrl.agents.base import AgentSpec, register_agent
 from mbrl.agents.kit import bootstrap, load_parts, require_model_batch, save_parts
+from mbrl.agents.rules import COUNT, NON_NEGATIVE, POSITIVE, STEPS, check, require
 from mbrl.agents.sac import SACAgent, SACConfig
 from mbrl.dynamics.base import DynamicsModel
 from mbrl.dynamics.ensemble import GaussianEnsemble

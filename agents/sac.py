@@ -19,22 +19,11 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-from mbrl.agents.base import (
-    COUNT,
-    DISCOUNT,
-    FINITE_OR_NULL,
-    NON_NEGATIVE,
-    POSITIVE,
-    RATE,
-    SIZES,
-    Agent,
-    AgentSpec,
-    check,
-    register_agent,
-)
+from mbrl.agents.base import Agent, AgentSpec, register_agent
 from mbrl.agents.compiled import compile_sac
 from mbrl.agents.critics import VectorizedCritic
 from mbrl.agents.kit import bootstrap, ensemble_td_loss, mixed_batch, optimise, polyak
+from mbrl.agents.rules import COUNT, DISCOUNT, FINITE_OR_NULL, NON_NEGATIVE, POSITIVE, RATE, SIZES, check
 
 from mbrl.data.transitions import Transitions
 from mbrl.nn import TanhGaussianActor

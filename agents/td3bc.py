@@ -12,20 +12,10 @@ import copy
 from dataclasses import dataclass
 
 import torch
-from mbrl.agents.base import (
-    COUNT,
-    DISCOUNT,
-    NON_NEGATIVE,
-    POSITIVE,
-    RATE,
-    SIZES,
-    Agent,
-    AgentSpec,
-    check,
-    register_agent,
-)
+from mbrl.agents.base import Agent, AgentSpec, register_agent
 from mbrl.agents.critics import VectorizedCritic
 from mbrl.agents.kit import bootstrap, ensemble_td_loss, mixed_batch, optimise, polyak
+from mbrl.agents.rules import COUNT, DISCOUNT, NON_NEGATIVE, POSITIVE, RATE, SIZES, check
 from torch import nn
 
 from mbrl.data.transitions import Transitions

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import h5py
 import numpy as np
 import torch
+from mbrl.dynamics.ensemble import EnsembleConfig
 
 from mbrl.data.transitions import Transitions
 from mbrl.envs import make_env
@@ -568,3 +569,15 @@ def sac_step_in_reference_order(
         torch._foreach_lerp_(list(agent.target_critic.parameters()), list(agent.critic.parameters()), agent.cfg.tau)
     return {"critic_loss": critic_loss.detach(), "q": q.detach(), "actor_loss": actor_loss.detach(),
             "alpha_loss": alpha_loss.detach()}  # fmt: skip
+
+
+# A small ensemble that fits in seconds (tests of the fit itself, and RAMBO's model).
+SMALL_ENSEMBLE = EnsembleConfig(
+    ensemble_size=5,
+    num_elites=3,
+    hidden_sizes=(32, 32),
+    weight_decay=(2.5e-5, 5e-5, 1e-4),
+    lr=1e-2,
+    batch_size=100,
+    max_epochs=25,
+)

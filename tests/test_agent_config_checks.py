@@ -19,7 +19,8 @@ import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from mbrl.agents import AGENTS
-from mbrl.agents.base import AgentSpec, require
+from mbrl.agents.base import AgentSpec
+from mbrl.agents.rules import require
 from mbrl.dynamics.ensemble import EnsembleConfig, GaussianEnsemble
 
 from mbrl import config as mbrl_config

@@ -16,16 +16,9 @@ from mbrl.dynamics.termination import hopper_termination
 
 from mbrl.bench import plain_train_step  # the fit's step as it was before ``_train_step``
 from mbrl.data.transitions import Transitions
+from tests.helpers import SMALL_ENSEMBLE
 
-SMALL = EnsembleConfig(
-    ensemble_size=5,
-    num_elites=3,
-    hidden_sizes=(32, 32),
-    weight_decay=(2.5e-5, 5e-5, 1e-4),
-    lr=1e-2,
-    batch_size=100,
-    max_epochs=25,
-)
+SMALL = SMALL_ENSEMBLE
 
 
 @pytest.fixture(autouse=True)

@@ -10,13 +10,13 @@ import json
 import pytest
 import torch
 from mbrl.agents.rambo import RAMBOAgent, RAMBOConfig
-from mbrl.dynamics.ensemble import EnsembleConfig, GaussianEnsemble
+from mbrl.dynamics.ensemble import GaussianEnsemble
 
 from mbrl.checkpoint import load
 from mbrl.config import typed_section
 from mbrl.testing import SPEC, check_agent, random_batch
 from mbrl.train import compose, train
-from tests.helpers import RAMBO_TINY, SMOKE, resume_killed_run, run_cli
+from tests.helpers import RAMBO_TINY, SMALL_ENSEMBLE, SMOKE, resume_killed_run, run_cli
 
 SMALL = RAMBOConfig(hidden_sizes=(32, 32), bc_steps=0)
 # An adversarial phase after every update, a few small steps: the generic tester sees the model change.
@@ -28,15 +28,7 @@ DATA = random_batch(600, seed=5)
 def model() -> GaussianEnsemble:
     """A small ensemble fitted for a few epochs on ``DATA`` (each agent gets its own copy)."""
     torch.manual_seed(0)
-    cfg = EnsembleConfig(
-        ensemble_size=4,
-        num_elites=2,
-        hidden_sizes=(32, 32),
-        weight_decay=(2.5e-5, 5e-5, 1e-4),
-        lr=3e-3,
-        batch_size=64,
-        max_epochs=5,
-    )
+    cfg = dataclasses.replace(SMALL_ENSEMBLE, ensemble_size=4, num_elites=2, lr=3e-3, batch_size=64, max_epochs=5)
     ensemble = GaussianEnsemble(SPEC.obs_dim, SPEC.act_dim, cfg)
     ensemble.fit(DATA)
     return ensemble
