@@ -6,6 +6,12 @@ Never queries Q at actions outside the data. Three losses per update:
 * critics: ``Q_j(s, a) -> r + gamma * (1 - terminated) * V(s')``;
 * actor: advantage-weighted regression, ``-exp(beta * (Qbar - V)) * log pi(a | s)`` with the weight
   clipped at 100 (``beta`` = 3 for locomotion).
+
+``policy`` picks the actor: ``"gaussian"`` (default) is the published one, an unsquashed Gaussian with a
+tanh mean and a state-independent std (:class:`~mbrl.nn.TanhMeanGaussianActor`; AWR on the unsquashed
+log-density of the dataset action); ``"tanh_gaussian"`` is the tanh-squashed Gaussian with a
+state-dependent std (:class:`~mbrl.nn.TanhGaussianActor`), which checkpoints saved before the option
+was added hold.
 """
 
 from __future__ import annotations
@@ -18,16 +24,17 @@ import torch
 from mbrl.agents.base import Agent, AgentSpec, register_agent
 from mbrl.agents.critics import VectorizedCritic
 from mbrl.agents.kit import bootstrap, ensemble_td_loss, load_parts, mixed_batch, optimise, polyak, save_parts
-from mbrl.agents.rules import DISCOUNT, FRACTION, NON_NEGATIVE, POSITIVE, RATE, SIZES, check
+from mbrl.agents.rules import DISCOUNT, FRACTION, NON_NEGATIVE, POSITIVE, RATE, SIZES, check, require
 from torch import nn
 
 from mbrl.data.transitions import Transitions
-from mbrl.nn import TanhGaussianActor, mlp
+from mbrl.nn import TanhGaussianActor, TanhMeanGaussianActor, mlp
 from mbrl.optim import adam
 
 MAX_WEIGHT = 100.0
 # Earlier names of the V network in checkpoints: ``value`` (now the ``Agent.value`` capability), then ``v_net``.
 LEGACY_KEYS = {"value": "value_net", "v_net": "value_net"}
+POLICIES = {"gaussian": TanhMeanGaussianActor, "tanh_gaussian": TanhGaussianActor}
 
 
 @dataclass
@@ -40,6 +47,7 @@ class IQLConfig:
     tau: float = 5e-3  # Polyak rate of the target critics
     expectile: float = 0.7
     beta: float = 3.0  # inverse temperature of the advantage weights
+    policy: str = "gaussian"  # "gaussian": tanh mean, state-independent std; "tanh_gaussian": squashed
 
     def __post_init__(self) -> None:
         check(self, SIZES, "hidden_sizes")
@@ -48,6 +56,7 @@ class IQLConfig:
         check(self, RATE, "tau")
         check(self, FRACTION, "expectile")  # 0 or 1 would drop one side of the value regression
         check(self, NON_NEGATIVE, "beta")  # 0: equal weights (behaviour cloning); < 0 favours worse actions
+        require(self.policy in POLICIES, "policy", self.policy, f"one of {', '.join(POLICIES)}")
 
 
 @register_agent("iql")
@@ -60,7 +69,7 @@ class IQLAgent(Agent):
         self.cfg = config
         hidden = tuple(config.hidden_sizes)
         dev = spec.device
-        self.actor = TanhGaussianActor(spec.obs_dim, spec.act_dim, hidden, spec.act_low, spec.act_high).to(dev)
+        self.actor = POLICIES[config.policy](spec.obs_dim, spec.act_dim, hidden, spec.act_low, spec.act_high).to(dev)
         self.critic = VectorizedCritic(spec.obs_dim, spec.act_dim, hidden, num_critics=2).to(dev)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         # V(s). Not ``self.value``: that is the ``Agent.value`` capability, which IQL does not declare.
@@ -116,4 +125,11 @@ class IQLAgent(Agent):
         return save_parts(self, self.state_parts)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        # The state-dependent std head (``log_std.weight``) marks a tanh_gaussian actor.
+        saved = "tanh_gaussian" if "log_std.weight" in state.get("actor", {}) else "gaussian"
+        if "actor" in state and saved != self.cfg.policy:
+            raise ValueError(
+                f"IQL checkpoint holds a {saved!r} actor but this agent has policy={self.cfg.policy!r}: "
+                f"set agent.policy={saved} to load it (checkpoints saved before the option hold tanh_gaussian)"
+            )
         load_parts(self, {LEGACY_KEYS.get(k, k): v for k, v in state.items()}, self.state_parts)

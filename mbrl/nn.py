@@ -8,6 +8,8 @@
   dynamics reward's inputs); the owner keeps the statistics as its own buffers.
 * :class:`TanhGaussianActor`: the stochastic policy of the actor-critic agents, and the network of the
   behaviour policies the built-in datasets are generated from.
+* :class:`TanhMeanGaussianActor`: an unsquashed Gaussian with a tanh-bounded mean and a state-independent
+  std, the policy IQL is published with (advantage-weighted regression on dataset actions).
 """
 
 from __future__ import annotations
@@ -177,3 +179,70 @@ class TanhGaussianActor(nn.Module):
         if not with_log_prob:
             return action, None
         return action, self._log_density(u, mu, log_std)
+
+
+class TanhMeanGaussianActor(nn.Module):
+    """``a ~ N(mean(s), exp(log_std))`` with ``mean(s) = bias + scale * tanh(net(s))`` and a learned,
+    state-independent ``log_std [act_dim]``; samples are not squashed, acting clips them to the box.
+
+    The policy of IQL's authors (``NormalTanhPolicy`` with ``tanh_squash_distribution=False``), CORL
+    (``iql.py:303-326``, ``GaussianPolicy``) and OfflineRL-Kit (``DiagGaussian(unbounded=False,
+    conditioned_sigma=False)``): ``log_std`` starts at 0 and is clamped to [-20, 2] where it is used (CORL's
+    range; OfflineRL-Kit does not clamp). The mean is scaled to the box as OfflineRL-Kit's ``max_mu``
+    (CORL's mean is ``tanh`` alone; the two agree on the [-1, 1] box). ``net`` is a plain :func:`mlp`
+    (``Linear`` layers at ``net.0, net.2, ...``) with PyTorch's default initialisation.
+
+    Shapes: ``obs [B, obs_dim]`` -> mean ``[B, act_dim]``; the std broadcasts from ``[act_dim]``.
+    """
+
+    LOG_STD_MIN = -20.0
+    LOG_STD_MAX = 2.0
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: tuple[int, ...],
+        act_low: tuple[float, ...],
+        act_high: tuple[float, ...],
+    ) -> None:
+        super().__init__()
+        self.net = mlp(obs_dim, hidden, act_dim)
+        self.log_std = nn.Parameter(torch.zeros(act_dim))
+        low = torch.as_tensor(act_low, dtype=torch.float32)
+        high = torch.as_tensor(act_high, dtype=torch.float32)
+        self.register_buffer("act_low", low)
+        self.register_buffer("act_high", high)
+        self.register_buffer("act_scale", (high - low) / 2)
+        self.register_buffer("act_bias", (high + low) / 2)
+
+    def _head(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``obs [B, obs_dim]`` -> mean ``[B, act_dim]`` (inside the box), clamped log-std ``[act_dim]``."""
+        mean = torch.tanh(self.net(obs)) * self.act_scale + self.act_bias
+        return mean, self.log_std.clamp(self.LOG_STD_MIN, self.LOG_STD_MAX)
+
+    @staticmethod
+    def _log_density(action: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+        """``log N(action; mean, exp(log_std))`` summed over action dims -> ``[B]``."""
+        noise = (action - mean) / log_std.exp()
+        return (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    def log_prob(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Unsquashed log-density ``[B]`` of given actions ``[B, act_dim]`` (dataset actions, for AWR)."""
+        mean, log_std = self._head(obs)
+        return self._log_density(action, mean, log_std)
+
+    def forward(
+        self, obs: torch.Tensor, deterministic: bool = False, with_log_prob: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``obs [B, obs_dim]`` -> (action ``[B, act_dim]`` clipped to the box, log-prob ``[B]`` or None).
+
+        Deterministic: the mean. Stochastic: ``mean + std * eps`` (reparameterised), then clipped, as the
+        references act (CORL ``iql.py:332``); the log-prob is the density of the draw before clipping.
+        """
+        mean, log_std = self._head(obs)
+        sample = mean if deterministic else mean + log_std.exp() * torch.randn_like(mean)
+        action = torch.clamp(sample, self.act_low, self.act_high)
+        if not with_log_prob:
+            return action, None
+        return action, self._log_density(sample, mean, log_std)

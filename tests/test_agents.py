@@ -37,13 +37,60 @@ def test_iql_loads_checkpoints_that_name_its_v_network_by_an_earlier_name(old_ke
     """IQL checkpoints written when the V network was ``value``, then ``v_net`` (now ``value_net``: ``value`` is
     the ``Agent.value`` capability)."""
     iql = AGENTS.get("iql")
-    old = iql(SPEC, iql.Config(hidden_sizes=(16, 16))).state_dict()
+    config = iql.Config(hidden_sizes=(16, 16), policy="tanh_gaussian")  # the actor of those checkpoints
+    old = iql(SPEC, config).state_dict()
     old[old_key] = old.pop("value_net")
-    restored = iql(SPEC, iql.Config(hidden_sizes=(16, 16)))
+    restored = iql(SPEC, config)
     restored.load_state_dict(old)
     assert all(
         torch.equal(x, y) for x, y in zip(restored.value_net.state_dict().values(), old[old_key].values(), strict=True)
     )
+
+
+def test_iql_tanh_gaussian_policy_meets_the_contract():
+    check_agent("iql", AGENTS.get("iql").Config(hidden_sizes=(32, 32), policy="tanh_gaussian"))
+
+
+# The actor state keys of IQL checkpoints saved before ``policy`` existed (the tanh-squashed actor).
+OLD_IQL_ACTOR_KEYS = {
+    "trunk.0.weight", "trunk.0.bias", "trunk.2.weight", "trunk.2.bias",
+    "mu.weight", "mu.bias", "log_std.weight", "log_std.bias", "act_scale", "act_bias",
+}  # fmt: skip
+
+
+def test_iql_loads_checkpoints_saved_before_the_policy_option_with_policy_tanh_gaussian():
+    iql = AGENTS.get("iql")
+    old_agent = iql(SPEC, iql.Config(hidden_sizes=(16, 16), policy="tanh_gaussian"))
+    old = old_agent.state_dict()
+    assert set(old["actor"]) == OLD_IQL_ACTOR_KEYS
+    restored = iql(SPEC, iql.Config(hidden_sizes=(16, 16), policy="tanh_gaussian"))
+    restored.load_state_dict(old)
+    obs = torch.randn(5, SPEC.obs_dim)
+    assert torch.equal(restored.act(obs, deterministic=True), old_agent.act(obs, deterministic=True))
+    with pytest.raises(ValueError, match=r"agent\.policy=tanh_gaussian"):
+        iql(SPEC, iql.Config(hidden_sizes=(16, 16))).load_state_dict(old)
+    with pytest.raises(ValueError, match=r"agent\.policy=gaussian"):
+        restored.load_state_dict(iql(SPEC, iql.Config(hidden_sizes=(16, 16))).state_dict())
+
+
+def test_iql_gaussian_policy_acts_with_the_clipped_mean_or_clipped_samples():
+    """Default IQL policy: deterministic acting is the tanh mean (inside the box), stochastic acting draws from
+    the unsquashed Gaussian and clips to the bounds; the AWR density is the unsquashed Gaussian's."""
+    iql = AGENTS.get("iql")
+    agent = iql(SPEC, iql.Config(hidden_sizes=(16, 16)))
+    actor = agent.actor
+    obs = torch.randn(256, SPEC.obs_dim)
+    mean = torch.tanh(actor.net(obs)) * actor.act_scale + actor.act_bias
+    assert torch.equal(agent.act(obs, deterministic=True), mean)
+    with torch.no_grad():
+        actor.log_std.fill_(1.0)  # std e: most draws leave the box
+    sampled = agent.act(obs)
+    low, high = torch.tensor(SPEC.act_low), torch.tensor(SPEC.act_high)
+    assert ((sampled >= low) & (sampled <= high)).all()
+    assert (sampled == high).any() and (sampled == low).any()
+    action = torch.randn(256, SPEC.act_dim) * 3  # outside the box too: the density is not squashed
+    expected = torch.distributions.Normal(mean, actor.log_std.exp()).log_prob(action).sum(-1)
+    assert torch.allclose(actor.log_prob(obs, action), expected, rtol=1e-5, atol=1e-5)
 
 
 class FrozenSAC(SACAgent):

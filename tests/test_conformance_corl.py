@@ -130,7 +130,12 @@ def iql_value(p: Params) -> Params:
     return {"0.0.weight": w0, "0.0.bias": b0, "0.2.weight": w1, "0.2.bias": b1, "1.weight": w2, "1.bias": b2}
 
 
-def run_iql(fx: dict[str, Any], freeze_value: bool) -> tuple[IQLAgent, dict, Params, Params, list, Any]:
+def iql_actor(p: Params) -> Params:
+    """CORL's ``GaussianPolicy`` (``net.net.<i>``, ``log_std``) as our default IQL actor (``net.<i>``, ``log_std``)."""
+    return {k.removeprefix("net."): v for k, v in p.items()}
+
+
+def run_iql(fx: dict[str, Any], freeze_value: bool) -> tuple[IQLAgent, dict, Params, Params, Params, list]:
     cfg, init = fx["config"], fx["init"]
     agent = IQLAgent(
         spec_for(fx),
@@ -140,20 +145,20 @@ def run_iql(fx: dict[str, Any], freeze_value: bool) -> tuple[IQLAgent, dict, Par
     load(agent.critic, iql_critic(unpack(init["qf"])))
     load(agent.target_critic, iql_critic(unpack(init["qf"])))
     load(agent.value_net, iql_value(unpack(init["vf"])))
+    load(agent.actor, iql_actor(unpack(init["actor"])))
     if freeze_value:
         freeze(agent.value_opt)
     v_grads, q_grads = grads_of(agent.value_opt, agent.value_net), grads_of(agent.critic_opt, agent.critic)
+    a_grads = grads_of(agent.actor_opt, agent.actor)
     v_calls = record_calls(agent.value_net)
-    batch = transitions(fx["batch"])
-    log_prob = agent.actor.log_prob(batch.obs, batch.act).detach()  # our policy's density before its step
-    metrics = agent.update(batch)
-    return agent, metrics, v_grads, q_grads, v_calls, log_prob
+    metrics = agent.update(transitions(fx["batch"]))
+    return agent, metrics, v_grads, q_grads, a_grads, v_calls
 
 
 def test_iql_value_step_matches_corl():
     fx = load_conformance("corl_iql")
     out, ref_grads = fx["out"], unpack(fx["grads"])
-    agent, metrics, v_grads, _, v_calls, _ = run_iql(fx, freeze_value=False)
+    agent, metrics, v_grads, _, _, v_calls = run_iql(fx, freeze_value=False)
     assert_rel_close(v_calls[0][1].squeeze(-1), out["v"], "V(s)")
     assert_rel_close(metrics["value_loss"], out["value_loss"], "expectile value loss")
     compare(v_grads, iql_value(prefixed(ref_grads, "vf")), "value gradient")
@@ -167,7 +172,7 @@ def test_iql_critic_and_actor_step_match_corl_with_the_value_read_before_its_ste
     """With the value step frozen, V after the step is V before it: CORL's order (iql.py:501-503)."""
     fx = load_conformance("corl_iql")
     cfg, out, batch, ref_grads = fx["config"], fx["out"], fx["batch"], unpack(fx["grads"])
-    agent, metrics, _, q_grads, v_calls, log_prob = run_iql(fx, freeze_value=True)
+    agent, metrics, _, q_grads, a_grads, v_calls = run_iql(fx, freeze_value=True)
     next_v = v_calls[1][1].squeeze(-1)
     target = batch["reward"].squeeze(1) + cfg["gamma"] * (1 - batch["done"].squeeze(1)) * next_v
     assert_rel_close(target, out["target"], "TD target")
@@ -178,17 +183,10 @@ def test_iql_critic_and_actor_step_match_corl_with_the_value_read_before_its_ste
     compare(params_of(agent.critic), iql_critic(unpack(fx["after"]["qf"])), "critics after")
     compare(params_of(agent.target_critic), iql_critic(unpack(fx["after"]["q_target"])), "target critics after")
     assert_rel_close(metrics["adv_weight_mean"], out["exp_adv"].mean(), "advantage weights")
-    # Kept difference: CORL's policy is an unsquashed Gaussian with a tanh mean and a state-independent std
-    # (iql.py:303-326, as the authors' NormalTanhPolicy); ours is tanh-squashed with a state-dependent std.
-    # The AWR loss is the same functional of the log-density: check each side with its own density.
-    assert_rel_close(metrics["actor_loss"], -(out["exp_adv"] * log_prob).mean(), "AWR loss with our density")
-    actor = unpack(fx["init"]["actor"])
-    h = batch["state"]
-    for i in (0, 2):
-        h = torch.relu(h @ actor[f"net.net.{i}.weight"].T + actor[f"net.net.{i}.bias"])
-    mean = torch.tanh(h @ actor["net.net.4.weight"].T + actor["net.net.4.bias"])
-    corl_log_prob = torch.distributions.Normal(mean, actor["log_std"].exp()).log_prob(batch["action"]).sum(-1)
-    assert_rel_close(out["actor_loss"], -(out["exp_adv"] * corl_log_prob).mean(), "CORL's AWR loss")
+    # The policy is CORL's (iql.py:303-326): tanh mean, state-independent std, unsquashed log-density.
+    assert_rel_close(metrics["actor_loss"], out["actor_loss"], "AWR actor loss")
+    compare(a_grads, iql_actor(prefixed(ref_grads, "actor")), "actor gradient")
+    compare(params_of(agent.actor), iql_actor(unpack(fx["after"]["actor"])), "actor after")
 
 
 # -- SAC-N and EDAC ---------------------------------------------------------------------------------

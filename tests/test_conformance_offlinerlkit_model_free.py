@@ -19,8 +19,6 @@ Kept deviations (each applied here where a comparison needs it, and asserted on 
   ``edac.py:99``'s actor loss reads the alpha before its step, ours the one after (as the target in both);
 - CQL: ``cql.py:153-157`` leaves ``value.reshape`` unassigned, so its logsumexp runs over the 3 proposals of
   one (state, draw) row instead of all 3n proposals of a state (ours, the authors' code and CORL);
-- IQL's policy: ``run_iql.py:109-115`` builds ``DiagGaussian`` (tanh mean, state-independent std, no
-  squashing); ours is the tanh-squashed Gaussian with a state-dependent std;
 - TD3+BC's delay phase: ``td3bc.py:107`` steps the actor on calls 1, 3, 5, ...; ours (the authors' code) on
   calls 2, 4, 6, ...
 """
@@ -43,8 +41,7 @@ from mbrl.agents.td3bc import TD3BCConfig
 from torch import nn
 
 from mbrl.data.transitions import Transitions
-from mbrl.nn import TanhGaussianActor
-from mbrl.optim import adam
+from mbrl.nn import TanhGaussianActor, TanhMeanGaussianActor
 from tests.helpers import (
     LargestErrors,
     load_conformance,
@@ -474,32 +471,11 @@ def test_cql_logsumexp_over_all_proposals_of_a_state(
 # -- IQL ------------------------------------------------------------------------------------------
 
 
-class TanhMeanGaussian(nn.Module):
-    """The policy class of ``run_iql.py`` (``DiagGaussian(unbounded=False, conditioned_sigma=False)``): mean
-    ``tanh(mu(s))``, a state-independent std, log-density of the unsquashed Gaussian. Stands in for our
-    tanh-squashed actor so that the rest of our IQL update can be compared."""
-
-    def __init__(self, hidden: tuple[int, ...]) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        in_dim = OBS_DIM
-        for width in hidden:
-            layers += [nn.Linear(in_dim, width), nn.ReLU()]
-            in_dim = width
-        self.trunk = nn.Sequential(*layers)
-        self.mu = nn.Linear(in_dim, ACT_DIM)
-        self.log_std = nn.Parameter(torch.zeros(ACT_DIM))
-
-    def log_prob(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        mean = torch.tanh(self.mu(self.trunk(obs)))
-        return torch.distributions.Normal(mean, self.log_std.exp()).log_prob(action).sum(-1)
-
-
 def test_iql_update() -> None:
     """``iql.py`` with ``run_iql.py``'s settings (expectile 0.7, temperature 3, 2 critics): the value's
     expectile loss, the Q target from the stepped value, both critic losses, the advantage weights (target
-    critics and the stepped value, clipped at 100), gradients and every parameter after the update. The
-    reference's policy class stands in for ours (a kept deviation, see ``configs/experiment/iql_paper.yaml``)."""
+    critics and the stepped value, clipped at 100), gradients and every parameter after the update. Our default
+    policy is the reference's ``DiagGaussian`` (tanh mean, state-independent std, unsquashed log-density)."""
     fx = load_conformance("offlinerlkit_mf_iql")
     cfg = fx["config"]
     config = IQLConfig(
@@ -512,13 +488,11 @@ def test_iql_update() -> None:
         beta=cfg["beta"],
     )
     agent = make_agent("iql", SPEC, config)
-    assert isinstance(agent.actor, TanhGaussianActor)  # the deviation; the stand-in below is the reference's
-    agent.actor = TanhMeanGaussian((8, 8))
-    agent.actor_opt = adam(agent.actor.parameters(), cfg["lr"])
+    assert isinstance(agent.actor, TanhMeanGaussianActor)
     for net in (agent.actor, agent.critic, agent.target_critic, agent.value_net):
         net.double()
     slots = {
-        **mlp_slots([*linears(agent.actor.trunk), agent.actor.mu], "actor.", "dist_net.mu"),
+        **mlp_slots(linears(agent.actor.net), "actor.", "dist_net.mu"),
         **twin_critic_slots(agent.critic, ("critic_q1", "critic_q2")),
         **mlp_slots(linears(agent.value_net), "critic_v.", "last"),
         "actor.dist_net.sigma_param": Slot(agent.actor.log_std),
