@@ -90,6 +90,7 @@ class CQLAgent(SACAgent):
         "alpha_opt",
         "cql_alpha_opt",
         "updates",
+        "actor_schedule",
     )
 
     def __init__(self, spec: AgentSpec, config: CQLConfig) -> None:
@@ -114,6 +115,7 @@ class CQLAgent(SACAgent):
         else:
             actor_loss = (alpha * log_prob - q_pi).mean()
         optimise(self.actor_opt, actor_loss)
+        self.actor_schedule.step()
 
         target = self.td_target(batch.next_obs, batch.rew, batch.terminated, alpha)
         q = self.critic(batch.obs, batch.act)  # [N, B]

@@ -23,8 +23,27 @@ from typing import Any
 import torch
 from mbrl.agents.base import Agent, AgentSpec, register_agent
 from mbrl.agents.critics import VectorizedCritic
-from mbrl.agents.kit import bootstrap, ensemble_td_loss, load_parts, mixed_batch, optimise, polyak, save_parts
-from mbrl.agents.rules import DISCOUNT, FRACTION, NON_NEGATIVE, POSITIVE, RATE, SIZES, check, require
+from mbrl.agents.kit import (
+    actor_lr_schedule,
+    bootstrap,
+    ensemble_td_loss,
+    load_parts,
+    mixed_batch,
+    optimise,
+    polyak,
+    save_parts,
+)
+from mbrl.agents.rules import (
+    DISCOUNT,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    RATE,
+    SIZES,
+    check,
+    check_actor_lr_schedule,
+    require,
+)
 from torch import nn
 
 from mbrl.data.transitions import Transitions
@@ -47,6 +66,12 @@ class IQLConfig:
     tau: float = 5e-3  # Polyak rate of the target critics
     expectile: float = 0.7
     beta: float = 3.0  # inverse temperature of the advantage weights
+    # The actor's learning rate over training (mbrl.agents.kit.LRSchedule): "constant", or "cosine" decay
+    # to 0 over actor_lr_schedule_steps updates, stepped every actor_lr_schedule_every updates: 1000 is
+    # OfflineRL-Kit's run_iql.py (CosineAnnealingLR stepped once per epoch), 1 the authors' per-update decay.
+    actor_lr_schedule: str = "constant"
+    actor_lr_schedule_steps: int = 0  # T_max in updates; required by "cosine"
+    actor_lr_schedule_every: int = 1000
     policy: str = "gaussian"  # "gaussian": tanh mean, state-independent std; "tanh_gaussian": squashed
 
     def __post_init__(self) -> None:
@@ -56,6 +81,7 @@ class IQLConfig:
         check(self, RATE, "tau")
         check(self, FRACTION, "expectile")  # 0 or 1 would drop one side of the value regression
         check(self, NON_NEGATIVE, "beta")  # 0: equal weights (behaviour cloning); < 0 favours worse actions
+        check_actor_lr_schedule(self)
         require(self.policy in POLICIES, "policy", self.policy, f"one of {', '.join(POLICIES)}")
 
 
@@ -63,7 +89,16 @@ class IQLConfig:
 class IQLAgent(Agent):
     Config = IQLConfig
     has_q_values = True
-    state_parts = ("actor", "critic", "target_critic", "value_net", "actor_opt", "critic_opt", "value_opt")
+    state_parts = (
+        "actor",
+        "critic",
+        "target_critic",
+        "value_net",
+        "actor_opt",
+        "critic_opt",
+        "value_opt",
+        "actor_schedule",
+    )
 
     def __init__(self, spec: AgentSpec, config: IQLConfig) -> None:
         self.cfg = config
@@ -77,6 +112,7 @@ class IQLAgent(Agent):
         self.actor_opt = adam(self.actor.parameters(), config.actor_lr)
         self.critic_opt = adam(self.critic.parameters(), config.critic_lr)
         self.value_opt = adam(self.value_net.parameters(), config.value_lr)
+        self.actor_schedule = actor_lr_schedule(self.actor_opt, config)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
@@ -112,6 +148,7 @@ class IQLAgent(Agent):
         adv_weight = torch.exp(cfg.beta * advantage).clamp(max=MAX_WEIGHT)
         actor_loss = -(adv_weight * self.actor.log_prob(batch.obs, batch.act)).mean()
         optimise(self.actor_opt, actor_loss)
+        self.actor_schedule.step()
         polyak(self.target_critic, self.critic, cfg.tau)
         return {
             "value_loss": value_loss.detach(),

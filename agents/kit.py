@@ -1,5 +1,5 @@
-"""What several agents repeat, written once: optimiser steps, TD targets and losses of critic ensembles,
-Polyak averaging, and saving and restoring an agent's parts.
+"""What several agents repeat, written once: optimiser steps, learning-rate schedules, TD targets and losses
+of critic ensembles, Polyak averaging, and saving and restoring an agent's parts.
 
 Each function is the exact arithmetic the agents used inline (same operations, same order), so moving an
 agent onto the kit changes no number.
@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
+from mbrl.agents.rules import LR_SCHEDULE, require
 from torch import nn
 
 from mbrl.data.transitions import Transitions
@@ -25,6 +26,43 @@ def optimise(opt: torch.optim.Optimizer, loss: torch.Tensor, inputs: Iterable[to
     opt.zero_grad(set_to_none=True)
     loss.backward(inputs=None if inputs is None else list(inputs))
     opt.step()
+
+
+class LRSchedule:
+    """The learning rate of one optimiser over training, stepped from the agent's update count.
+
+    ``"constant"`` leaves the rate alone. ``"cosine"`` is OfflineRL-Kit's actor schedule: torch's
+    ``CosineAnnealingLR`` with ``T_max = steps / every`` periods, stepped once at the end of every period of
+    ``every`` updates (an epoch of ``step_per_epoch`` updates there), from the optimiser's rate down to 0
+    after ``steps`` updates. Torch's own scheduler does the arithmetic, so the rates are its, bit for bit.
+    Its state (the update count and the scheduler's) is saved with the agent's parts.
+    """
+
+    def __init__(self, opt: torch.optim.Optimizer, kind: str = "constant", steps: int = 0, every: int = 1) -> None:
+        require(LR_SCHEDULE.test(kind), "schedule", kind, LR_SCHEDULE.text)
+        self.every = every
+        self.updates = 0
+        self.cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps / every) if kind == "cosine" else None
+
+    def step(self) -> None:
+        """Count one update; at the end of each period of ``every`` updates, step the schedule."""
+        self.updates += 1
+        if self.cosine is not None and self.updates % self.every == 0:
+            self.cosine.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"updates": self.updates, "cosine": None if self.cosine is None else self.cosine.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates = state["updates"]
+        if self.cosine is not None and state["cosine"] is not None:
+            self.cosine.load_state_dict(state["cosine"])
+
+
+def actor_lr_schedule(opt: torch.optim.Optimizer, config: Any) -> LRSchedule:
+    """The :class:`LRSchedule` of an agent's actor optimiser from its config's ``actor_lr_schedule``,
+    ``actor_lr_schedule_steps`` and ``actor_lr_schedule_every``."""
+    return LRSchedule(opt, config.actor_lr_schedule, config.actor_lr_schedule_steps, config.actor_lr_schedule_every)
 
 
 @torch.no_grad()
@@ -73,9 +111,13 @@ def save_parts(owner: object, names: Sequence[str]) -> dict[str, Any]:
 
 def load_parts(owner: object, state: dict[str, Any], names: Sequence[str]) -> None:
     """Restore what :func:`save_parts` saved: modules and optimisers load in place, tensors are copied into
-    (an optimiser keeps referring to the same tensor), generators get their state back, numbers are set."""
+    (an optimiser keeps referring to the same tensor), generators get their state back, numbers are set.
+    A learning-rate schedule missing from ``state`` (saved before agents had one, at a constant rate) keeps
+    its initial state."""
     for name in names:
         part = getattr(owner, name)
+        if isinstance(part, LRSchedule) and name not in state:
+            continue
         if isinstance(part, torch.Tensor):
             with torch.no_grad():
                 part.copy_(state[name])

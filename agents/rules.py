@@ -44,6 +44,7 @@ STEPS = Rule(">= 0", lambda v: v >= 0)
 DISCOUNT = Rule("in [0, 1]", lambda v: 0 <= v <= 1)
 RATE = Rule("in (0, 1]", lambda v: 0 < v <= 1)
 FRACTION = Rule("in (0, 1)", lambda v: 0 < v < 1)
+LR_SCHEDULE = Rule("constant or cosine", lambda v: v in ("constant", "cosine"))
 SIZES = Rule("a non-empty list of sizes >= 1", lambda v: len(v) > 0 and all(h >= 1 for h in v))
 
 
@@ -52,3 +53,12 @@ def check(config: Any, rule: Rule, *fields: str) -> None:
     for name in fields:
         value = getattr(config, name)
         require(rule.test(value), name, value, rule.text)
+
+
+def check_actor_lr_schedule(config: Any) -> None:
+    """The actor learning-rate schedule's fields (``actor_lr_schedule``, ``actor_lr_schedule_steps``,
+    ``actor_lr_schedule_every``; :class:`mbrl.agents.kit.LRSchedule`): a cosine schedule needs its length."""
+    check(config, LR_SCHEDULE, "actor_lr_schedule")
+    check(config, COUNT, "actor_lr_schedule_every")
+    if config.actor_lr_schedule != "constant":
+        check(config, COUNT, "actor_lr_schedule_steps")

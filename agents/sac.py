@@ -22,8 +22,18 @@ import torch
 from mbrl.agents.base import Agent, AgentSpec, register_agent
 from mbrl.agents.compiled import compile_sac
 from mbrl.agents.critics import VectorizedCritic
-from mbrl.agents.kit import bootstrap, ensemble_td_loss, mixed_batch, optimise, polyak
-from mbrl.agents.rules import COUNT, DISCOUNT, FINITE_OR_NULL, NON_NEGATIVE, POSITIVE, RATE, SIZES, check
+from mbrl.agents.kit import actor_lr_schedule, bootstrap, ensemble_td_loss, mixed_batch, optimise, polyak
+from mbrl.agents.rules import (
+    COUNT,
+    DISCOUNT,
+    FINITE_OR_NULL,
+    NON_NEGATIVE,
+    POSITIVE,
+    RATE,
+    SIZES,
+    check,
+    check_actor_lr_schedule,
+)
 
 from mbrl.data.transitions import Transitions
 from mbrl.nn import TanhGaussianActor
@@ -45,6 +55,12 @@ class SACBaseConfig:
     init_alpha: float = 1.0
     auto_alpha: bool = True
     target_entropy: float | None = None  # None: -act_dim
+    # The actor's learning rate over training (mbrl.agents.kit.LRSchedule): "constant", or "cosine" decay to 0
+    # over actor_lr_schedule_steps updates, stepped every actor_lr_schedule_every updates (OfflineRL-Kit's
+    # CosineAnnealingLR with T_max = epochs, stepped once per epoch of 1000 updates).
+    actor_lr_schedule: str = "constant"
+    actor_lr_schedule_steps: int = 0  # T_max in updates; required by "cosine"
+    actor_lr_schedule_every: int = 1000
 
     def __post_init__(self) -> None:
         check(self, SIZES, "hidden_sizes")
@@ -53,6 +69,7 @@ class SACBaseConfig:
         check(self, DISCOUNT, "gamma")
         check(self, RATE, "tau")
         check(self, FINITE_OR_NULL, "target_entropy")
+        check_actor_lr_schedule(self)
 
 
 @dataclass
@@ -86,6 +103,7 @@ class SACAgent(Agent):
         "actor_opt",
         "critic_opt",
         "alpha_opt",
+        "actor_schedule",
     )
 
     def __init__(self, spec: AgentSpec, config: SACBaseConfig) -> None:
@@ -104,6 +122,7 @@ class SACAgent(Agent):
         self.actor_opt = adam(self.actor.parameters(), config.actor_lr)
         self.critic_opt = adam(self.critic.parameters(), config.critic_lr)
         self.alpha_opt = adam([self.log_alpha], config.alpha_lr)
+        self.actor_schedule = actor_lr_schedule(self.actor_opt, config)
 
     # -- acting -----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -134,6 +153,7 @@ class SACAgent(Agent):
         alpha = self.log_alpha.exp().detach()
         actor_loss = (alpha * log_prob - q_pi).mean()
         optimise(self.actor_opt, actor_loss)  # reaches only the actor: the objective detaches the critics' weights
+        self.actor_schedule.step()
 
         next_obs = batch.next_obs
         if self.cfg.adv_target_eps > 0 and model is not None:
