@@ -24,6 +24,7 @@ import torch
 from mbrl.agents.base import Agent, AgentSpec, register_agent
 from mbrl.agents.critics import VectorizedCritic
 from mbrl.agents.kit import (
+    CriticQValues,
     actor_lr_schedule,
     bootstrap,
     ensemble_td_loss,
@@ -86,9 +87,8 @@ class IQLConfig:
 
 
 @register_agent("iql")
-class IQLAgent(Agent):
+class IQLAgent(CriticQValues, Agent):
     Config = IQLConfig
-    has_q_values = True
     state_parts = (
         "actor",
         "critic",
@@ -117,11 +117,6 @@ class IQLAgent(Agent):
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         return self.actor(obs, deterministic=deterministic, with_log_prob=False)[0]
-
-    @torch.no_grad()
-    def q_values(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        """Both critics' ``Q(s, a)``: ``obs [B, obs_dim]``, ``act [B, act_dim]`` -> ``[2, B]`` (value check)."""
-        return self.critic(obs, act)
 
     def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
         batch = mixed_batch(real, model)

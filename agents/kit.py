@@ -28,6 +28,17 @@ def optimise(opt: torch.optim.Optimizer, loss: torch.Tensor, inputs: Iterable[to
     opt.step()
 
 
+class CriticQValues:
+    """Mixin: the ``q_values`` capability of an agent whose critic ensemble is ``self.critic``."""
+
+    has_q_values = True
+
+    @torch.no_grad()
+    def q_values(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """Every critic's ``Q(s, a)``: ``obs [B, obs_dim]``, ``act [B, act_dim]`` -> ``[N, B]``."""
+        return self.critic(obs, act)
+
+
 class LRSchedule:
     """The learning rate of one optimiser over training, stepped from the agent's update count.
 

@@ -22,7 +22,7 @@ import torch
 from mbrl.agents.base import Agent, AgentSpec, register_agent
 from mbrl.agents.compiled import compile_sac
 from mbrl.agents.critics import VectorizedCritic
-from mbrl.agents.kit import actor_lr_schedule, bootstrap, ensemble_td_loss, mixed_batch, optimise, polyak
+from mbrl.agents.kit import CriticQValues, actor_lr_schedule, bootstrap, ensemble_td_loss, mixed_batch, optimise, polyak
 from mbrl.agents.rules import (
     COUNT,
     DISCOUNT,
@@ -89,10 +89,9 @@ class SACConfig(SACBaseConfig):
 
 
 @register_agent("sac")
-class SACAgent(Agent):
+class SACAgent(CriticQValues, Agent):
     Config = SACConfig
     has_value = True
-    has_q_values = True
     supports_compile = True
     # What the default state_dict saves, in this order (``Agent.state_dict``).
     state_parts: ClassVar[tuple[str, ...]] = (
@@ -136,11 +135,6 @@ class SACAgent(Agent):
         (used by value-based penalties such as MOBILE's)."""
         action, _ = self.actor(obs, with_log_prob=False)
         return self.target_critic(obs, action).min(dim=0).values
-
-    @torch.no_grad()
-    def q_values(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        """Every critic's ``Q(s, a)``: ``obs [B, obs_dim]``, ``act [B, act_dim]`` -> ``[N, B]`` (diagnostics)."""
-        return self.critic(obs, act)
 
     # -- learning ---------------------------------------------------------------------------------
     def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from mbrl.agents.base import Agent, AgentSpec, register_agent
 from mbrl.agents.critics import VectorizedCritic
-from mbrl.agents.kit import bootstrap, ensemble_td_loss, mixed_batch, optimise, polyak
+from mbrl.agents.kit import CriticQValues, bootstrap, ensemble_td_loss, mixed_batch, optimise, polyak
 from mbrl.agents.rules import COUNT, DISCOUNT, NON_NEGATIVE, POSITIVE, RATE, SIZES, check
 from torch import nn
 
@@ -61,9 +61,8 @@ class TD3BCConfig:
 
 
 @register_agent("td3bc")
-class TD3BCAgent(Agent):
+class TD3BCAgent(CriticQValues, Agent):
     Config = TD3BCConfig
-    has_q_values = True
     state_parts = ("actor", "critic", "target_actor", "target_critic", "actor_opt", "critic_opt", "updates")
 
     def __init__(self, spec: AgentSpec, config: TD3BCConfig) -> None:
@@ -89,11 +88,6 @@ class TD3BCAgent(Agent):
             return action
         noise = torch.randn_like(action) * self.cfg.exploration_noise * self.actor.act_scale
         return self._clip_to_box(action + noise)
-
-    @torch.no_grad()
-    def q_values(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        """Both critics' ``Q(s, a)``: ``obs [B, obs_dim]``, ``act [B, act_dim]`` -> ``[2, B]`` (value check)."""
-        return self.critic(obs, act)
 
     def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
         batch = mixed_batch(real, model)

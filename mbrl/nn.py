@@ -113,15 +113,12 @@ def zscore(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tens
     return (x - mean) / std
 
 
-class TanhGaussianActor(nn.Module):
-    """``a = low + (tanh(u) + 1) / 2 * (high - low)``, ``u ~ N(mu(s), sigma(s))``.
+class BoxPolicy(nn.Module):
+    """A policy network over the action box ``[act_low, act_high]``: subclasses define :meth:`build`.
 
-    Log-std is clamped to [-5, 2] (the EDAC/RAVL range); the heads start near zero
-    (U(+-1e-3)) so the initial policy is close to uniform over the box.
+    The layers are built first (so parameters are created, and drawn from the RNG, in ``build``'s
+    order), then the box's ``act_scale = (high - low) / 2`` and ``act_bias = (high + low) / 2`` buffers.
     """
-
-    LOG_STD_MIN = -5.0
-    LOG_STD_MAX = 2.0
 
     def __init__(
         self,
@@ -132,16 +129,34 @@ class TanhGaussianActor(nn.Module):
         act_high: tuple[float, ...],
     ) -> None:
         super().__init__()
+        self.build(obs_dim, act_dim, hidden)
+        self.register_box(torch.as_tensor(act_low, dtype=torch.float32), torch.as_tensor(act_high, dtype=torch.float32))
+
+    def build(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...]) -> None:
+        raise NotImplementedError
+
+    def register_box(self, low: torch.Tensor, high: torch.Tensor) -> None:
+        self.register_buffer("act_scale", (high - low) / 2)
+        self.register_buffer("act_bias", (high + low) / 2)
+
+
+class TanhGaussianActor(BoxPolicy):
+    """``a = low + (tanh(u) + 1) / 2 * (high - low)``, ``u ~ N(mu(s), sigma(s))``.
+
+    Log-std is clamped to [-5, 2] (the EDAC/RAVL range); the heads start near zero
+    (U(+-1e-3)) so the initial policy is close to uniform over the box.
+    """
+
+    LOG_STD_MIN = -5.0
+    LOG_STD_MAX = 2.0
+
+    def build(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...]) -> None:
         self.trunk = mlp(obs_dim, hidden)
         self.mu = nn.Linear(hidden[-1], act_dim)
         self.log_std = nn.Linear(hidden[-1], act_dim)
         for head in (self.mu, self.log_std):
             nn.init.uniform_(head.weight, -1e-3, 1e-3)
             nn.init.uniform_(head.bias, -1e-3, 1e-3)
-        low = torch.as_tensor(act_low, dtype=torch.float32)
-        high = torch.as_tensor(act_high, dtype=torch.float32)
-        self.register_buffer("act_scale", (high - low) / 2)
-        self.register_buffer("act_bias", (high + low) / 2)
 
     def _head(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.trunk(obs)
@@ -181,7 +196,7 @@ class TanhGaussianActor(nn.Module):
         return action, self._log_density(u, mu, log_std)
 
 
-class TanhMeanGaussianActor(nn.Module):
+class TanhMeanGaussianActor(BoxPolicy):
     """``a ~ N(mean(s), exp(log_std))`` with ``mean(s) = bias + scale * tanh(net(s))`` and a learned,
     state-independent ``log_std [act_dim]``; samples are not squashed, acting clips them to the box.
 
@@ -198,23 +213,14 @@ class TanhMeanGaussianActor(nn.Module):
     LOG_STD_MIN = -20.0
     LOG_STD_MAX = 2.0
 
-    def __init__(
-        self,
-        obs_dim: int,
-        act_dim: int,
-        hidden: tuple[int, ...],
-        act_low: tuple[float, ...],
-        act_high: tuple[float, ...],
-    ) -> None:
-        super().__init__()
+    def build(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...]) -> None:
         self.net = mlp(obs_dim, hidden, act_dim)
         self.log_std = nn.Parameter(torch.zeros(act_dim))
-        low = torch.as_tensor(act_low, dtype=torch.float32)
-        high = torch.as_tensor(act_high, dtype=torch.float32)
-        self.register_buffer("act_low", low)
+
+    def register_box(self, low: torch.Tensor, high: torch.Tensor) -> None:
+        self.register_buffer("act_low", low)  # acting clips to the box
         self.register_buffer("act_high", high)
-        self.register_buffer("act_scale", (high - low) / 2)
-        self.register_buffer("act_bias", (high + low) / 2)
+        super().register_box(low, high)
 
     def _head(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``obs [B, obs_dim]`` -> mean ``[B, act_dim]`` (inside the box), clamped log-std ``[act_dim]``."""
