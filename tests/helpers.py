@@ -239,24 +239,36 @@ Params = dict[str, torch.Tensor]
 def feeding(owner: Any, attr: str, values: list[torch.Tensor], inplace: bool = False) -> Iterator[None]:
     """Replace ``owner.attr`` (a sampler) by one that returns ``values`` in order, then restore it.
 
-    ``inplace``: the sampler is an in-place tensor method (``Tensor.uniform_``); the value is
-    copied into the tensor it is called on. Raises if a call's shape differs or values are left.
+    Each call's shape is checked against the next value: the shape of a tensor argument
+    (``randn_like(t)``, ``t.uniform_()``; the value takes that tensor's dtype and device), a ``size``
+    argument, ``randint``'s last argument, or the sizes themselves (``rand(2, 3)``, ``rand((2, 3))``,
+    ``_standard_normal(shape, ...)``). ``inplace``: the sampler is an in-place tensor method; the
+    value is copied into the tensor it is called on. Raises if values run out or are left over.
     """
     original = getattr(owner, attr)
     queue = list(values)
 
-    def shape_of(args: tuple) -> tuple[int, ...]:
-        first = args[0]
-        if isinstance(first, torch.Tensor):  # randn_like(t), t.uniform_()
+    def shape_of(args: tuple, kwargs: dict) -> tuple[int, ...]:
+        first = args[0] if args else None
+        if isinstance(first, torch.Tensor):
             return tuple(first.shape)
-        return tuple(args) if isinstance(first, int) else tuple(first)  # rand(*sizes), _standard_normal(shape)
+        if "size" in kwargs:
+            return tuple(kwargs["size"])
+        if attr == "randint":  # randint(high, size) / randint(low, high, size)
+            return tuple(args[-1])
+        return tuple(args) if isinstance(first, int) else tuple(first)
 
     def fake(*args: Any, **kwargs: Any) -> torch.Tensor:
+        shape = shape_of(args, kwargs)
+        if not queue:
+            raise AssertionError(f"{attr}{shape}: no recorded draw left")
         value = queue.pop(0)
-        if shape_of(args) != tuple(value.shape):
-            raise AssertionError(f"{attr}: asked for {shape_of(args)}, next recorded draw is {tuple(value.shape)}")
+        if shape != tuple(value.shape):
+            raise AssertionError(f"{attr}: asked for {shape}, next recorded draw is {tuple(value.shape)}")
         if inplace:
             return args[0].copy_(value)
+        if args and isinstance(args[0], torch.Tensor):
+            return value.to(args[0]).clone()
         return value.clone()
 
     setattr(owner, attr, fake)
@@ -474,38 +486,12 @@ class LargestErrors:
 
 @contextlib.contextmanager
 def fed(**queues: list[Any]) -> Iterator[None]:
-    """Within the block ``torch.<name>(...)`` returns the given tensors in order, each checked against the
-    shape asked for (``randn_like``: the shape of its argument, whose dtype and device it takes); every
-    tensor must be used."""
-    import torch
-
-    pending = {name: list(tensors) for name, tensors in queues.items()}
-    saved = {name: getattr(torch, name) for name in queues}
-
-    def fake(name: str):
-        def draw(*args: Any, **kwargs: Any) -> torch.Tensor:
-            if name.endswith("_like"):
-                shape, like = tuple(args[0].shape), args[0]
-            else:
-                size = kwargs.get("size", args[-1] if name == "randint" else args)
-                shape = tuple(size[0] if len(size) == 1 and not isinstance(size[0], int) else size)
-                like = None
-            assert pending[name], f"torch.{name}{shape}: no recorded draw left"
-            value = pending[name].pop(0)
-            assert tuple(value.shape) == shape, f"torch.{name}: asked for {shape}, recorded {tuple(value.shape)}"
-            return value.to(like).clone() if like is not None else value.clone()
-
-        return draw
-
-    for name in queues:
-        setattr(torch, name, fake(name))
-    try:
+    """Within the block ``torch.<name>(...)`` returns the given tensors in order (:func:`feeding` on
+    each name), each checked against the shape asked for; every tensor must be used."""
+    with contextlib.ExitStack() as stack:
+        for name, tensors in queues.items():
+            stack.enter_context(feeding(torch, name, tensors))
         yield
-    finally:
-        for name, function in saved.items():
-            setattr(torch, name, function)
-    left = {name: len(q) for name, q in pending.items() if q}
-    assert not left, f"recorded draws left unused: {left}"
 
 
 def record_grads(*optimisers: Any) -> dict[int, Any]:
