@@ -20,7 +20,9 @@ from mbrl.report import (
     main,
     parse_group_by,
     stratified_bootstrap_ci,
+    write_report,
 )
+from mbrl.report.runs import ReportError
 from mbrl.train import compose
 from tests.helpers import ROOT, SMOKE, run_cli
 
@@ -236,6 +238,50 @@ def test_group_by_merges_conditions(tmp_path, capsys):
     mopo = next(g for g in report["groups"] if g["condition"] == "agent=mopo")
     assert sorted(mopo["scores"]) == [5.0, 9.0, 20.0, 26.0]
     assert report["grouping"] == {"rule": "group-by", "keys": ["agent.preset"]}
+
+
+def test_grid_table_puts_conditions_down_and_datasets_across(tmp_path, capsys):
+    root = sweep(tmp_path / "sweep", SCORES)
+    assert main([str(root), "--out", str(tmp_path / "r"), "--bootstrap", "200", "--name", "headline"]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((tmp_path / "r" / "headline.json").read_text())
+    assert printed == (tmp_path / "r" / "headline.md").read_text()
+    assert not (tmp_path / "r" / "report.md").exists()
+    assert sorted(report["curves"].values()) == [
+        "headline_curves_hopper-medium.png",
+        "headline_curves_walker2d-medium.png",
+    ]
+    grid = printed[printed.index("## By condition and dataset") :]
+    assert "| condition | hopper-medium (behaviour 31.5) | walker2d-medium (behaviour 31.5) |" in grid
+    cell = {(g["condition"], g["dataset"]): g for g in report["groups"]}
+    bc_h, bc_w = cell[("agent=bc", "hopper-medium")], cell[("agent=bc", "walker2d-medium")]
+    lo, hi = bc_w["iqm_ci"]
+    assert (
+        f"| agent=bc | {bc_h['iqm']:.1f} [{bc_h['iqm_ci'][0]:.1f}, {bc_h['iqm_ci'][1]:.1f}] (n=3) "
+        f"| {bc_w['iqm']:.1f} [{lo:.1f}, {hi:.1f}] (n=2) |" in grid
+    )
+    mopo = cell[("agent=mopo penalty.coef=2.5", "hopper-medium")]
+    assert f"| agent=mopo penalty.coef=2.5 | {mopo['iqm']:.1f} " in grid and "(n=2) | – |" in grid
+
+
+def test_labels_from_the_caller_name_and_order_the_conditions(tmp_path):
+    """A benchmark's own condition names group runs whose configs differ per dataset (per-task settings)."""
+    a = fake_run(tmp_path / "a0", "hopper-medium", "mopo", 0, coef=1.0, final_score=5.0)
+    b = fake_run(tmp_path / "a1", "hopper-medium", "mopo", 1, coef=1.0, final_score=7.0)
+    c = fake_run(tmp_path / "b0", "walker2d-medium", "mopo", 0, coef=2.5, final_score=9.0)
+    d = fake_run(tmp_path / "z0", "hopper-medium", "bc", 0, final_score=30.0)
+    labels = {d: "BC", a: "MOPO", b: "MOPO", c: "MOPO"}
+    result, markdown = write_report([tmp_path], tmp_path / "out", num_bootstrap=100, labels=labels)
+    assert [(g["dataset"], g["condition"], g["num_seeds"]) for g in result["groups"]] == [
+        ("hopper-medium", "BC", 1),
+        ("hopper-medium", "MOPO", 2),
+        ("walker2d-medium", "MOPO", 1),
+    ]
+    assert result["grouping"] == {"rule": "labels", "keys": []}
+    assert "the condition named by the benchmark that ran it" in markdown
+    assert "| BC | 30.0 [30.0, 30.0] (n=1) | – |" in markdown
+    with pytest.raises(ReportError, match=r"no condition label for the finished runs .*z0"):
+        write_report([tmp_path], tmp_path / "out", num_bootstrap=100, labels={a: "MOPO", b: "MOPO", c: "MOPO"})
 
 
 def test_errors_name_the_problem(tmp_path, capsys):

@@ -14,10 +14,38 @@ def _ci(pair: Sequence[float]) -> str:
     return f"[{pair[0]:.1f}, {pair[1]:.1f}]"
 
 
+def _grid(groups: Sequence[dict[str, Any]]) -> list[str]:
+    """Conditions down, datasets across, each cell the IQM with its CI and seed count; the behaviour
+    policy's score heads each column. Empty with a single dataset (the table above says it all)."""
+    datasets = list(dict.fromkeys(g["dataset"] for g in groups))
+    if len(datasets) < 2:
+        return []
+    cells = {(g["condition"], g["dataset"]): g for g in groups}
+    behaviour = {g["dataset"]: g["behaviour"] for g in groups}
+    lines = [
+        "",
+        "## By condition and dataset",
+        "",
+        "IQM of the final normalised score over seeds, its 95 % CI and the number of seeds (n); "
+        "– where a condition has no finished run on a dataset.",
+        "",
+        "| condition | " + " | ".join(f"{d} (behaviour {_fmt(behaviour[d])})" for d in datasets) + " |",
+        "|---|" + "---|" * len(datasets),
+    ]
+    for condition in dict.fromkeys(g["condition"] for g in groups):
+        row = []
+        for d in datasets:
+            g = cells.get((condition, d))
+            row.append("–" if g is None else f"{_fmt(g['iqm'])} {_ci(g['iqm_ci'])} (n={g['num_seeds']})")
+        lines.append(f"| {condition} | " + " | ".join(row) + " |")
+    return lines
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """``report.md`` of ``build_report``'s dict (with ``curves`` once the plots are written)."""
     keys = ", ".join(f"`{k}`" for k in report["grouping"]["keys"])
     rule = "named by --group-by" if report["grouping"]["rule"] == "group-by" else "the config keys that vary"
+    source = f"from {keys} ({rule})" if report["grouping"]["rule"] != "labels" else "named by the benchmark that ran it"
     b = report["bootstrap"]
     lines = [
         "# Results",
@@ -25,7 +53,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"{report['num_runs']} finished runs from {', '.join(f'`{f}`' for f in report['folders'])}; "
         f"unfinished runs skipped: {len(report['skipped_unfinished'])}.",
         "",
-        f"Groups: dataset × condition, the condition from {keys} ({rule}). Per group, over seeds: the final "
+        f"Groups: dataset × condition, the condition {source}. Per group, over seeds: the final "
         "normalised score (`final.score_mean` of each run's `final.json`), its mean ± population std and "
         f"interquartile mean (IQM), each with a 95 % percentile-bootstrap CI ({b['resamples']} resamples, "
         f"seed {b['seed']}). Behaviour: the mean normalised return of the dataset's episodes.",
@@ -41,6 +69,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         )
     if any(g["metric"] == "return" for g in report["groups"]):
         lines += ["", "(return): the dataset has no reference returns, so its numbers are raw episode returns."]
+    lines += _grid(report["groups"])
     if report["aggregate"]:
         lines += [
             "",

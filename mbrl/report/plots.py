@@ -27,12 +27,13 @@ def _read_curve(run: Run, column: str) -> dict[int, float]:
         return {int(row["step"]): float(row[column]) for row in csv.DictReader(f) if row.get(column) not in (None, "")}
 
 
-def _file_name(dataset: str) -> str:
-    return "curves_" + re.sub(r"[^A-Za-z0-9._-]+", "_", dataset).strip("_.") + ".png"
+def _file_name(dataset: str, prefix: str = "") -> str:
+    return prefix + "curves_" + re.sub(r"[^A-Za-z0-9._-]+", "_", dataset).strip("_.") + ".png"
 
 
-def plot_curves(report: dict[str, Any], runs: Sequence[Run], out: Path) -> dict[str, str]:
-    """One PNG per dataset; returns ``{dataset: file name}``. Steps are those every seed of a group evaluated at."""
+def plot_curves(report: dict[str, Any], runs: Sequence[Run], out: Path, prefix: str = "") -> dict[str, str]:
+    """One PNG per dataset, ``<prefix>curves_<dataset>.png``; returns ``{dataset: file name}``. Steps are those
+    every seed of a group evaluated at."""
     by_path = {str(run.path): run for run in runs}
     written = {}
     for dataset in dict.fromkeys(g["dataset"] for g in report["groups"]):
@@ -64,7 +65,7 @@ def plot_curves(report: dict[str, Any], runs: Sequence[Run], out: Path) -> dict[
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
         fig.tight_layout()
-        name = _file_name(dataset)
+        name = _file_name(dataset, prefix)
         fig.savefig(out / name, dpi=120)
         written[dataset] = name
     return written

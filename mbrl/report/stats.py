@@ -7,7 +7,7 @@ same resamples, and across datasets stratified-bootstrap CIs (Agarwal et al., Ne
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +90,14 @@ def build_report(
     folders: Sequence[Path],
     num_bootstrap: int = 2000,
     seed: int = 0,
+    labels: Mapping[Path, str] | None = None,
 ) -> dict[str, Any]:
-    """The numbers of the report as one JSON-ready dict; ``write_report`` adds the plots' file names."""
+    """The numbers of the report as one JSON-ready dict; ``write_report`` adds the plots' file names.
+
+    ``labels`` (resolved run folder -> condition name), when given, names every run's condition instead of
+    ``keys`` (a benchmark that knows its own conditions, e.g. presets with per-dataset settings), and
+    orders the conditions as the labels are first seen.
+    """
     if not runs:
         raise ReportError("no finished runs (folders with config.yaml and final.json) to report")
     datasets = sorted({run.dataset for run in runs})
@@ -101,7 +107,8 @@ def build_report(
         metric = _metric(in_dataset)
         by_label: dict[str, list[Run]] = {}
         for run in in_dataset:
-            by_label.setdefault(condition_label(run.config, keys), []).append(run)
+            label = condition_label(run.config, keys) if labels is None else labels[run.path.resolve()]
+            by_label.setdefault(label, []).append(run)
         entries = []
         for label, members in by_label.items():
             members = sorted(members, key=lambda r: (r.seed, str(r.path)))
@@ -130,7 +137,12 @@ def build_report(
                     "behaviour": _behaviour(members, metric),
                 }
             )
-        groups.extend(sorted(entries, key=lambda e: (condition_order(e["condition_values"], keys), e["condition"])))
+        if labels is None:
+            entries.sort(key=lambda e: (condition_order(e["condition_values"], keys), e["condition"]))
+        else:
+            order = list(dict.fromkeys(labels.values()))
+            entries.sort(key=lambda e: order.index(e["condition"]))
+        groups.extend(entries)
     return {
         "folders": [str(f) for f in folders],
         "grouping": {"rule": grouping, "keys": list(keys)},
