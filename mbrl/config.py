@@ -33,6 +33,7 @@ from mbrl.filters.penalties import UPDATE
 from mbrl.logging import LoggerConfig
 from mbrl.registry import RegistryError
 from mbrl.rollout import RolloutConfig
+from mbrl.run_folder import flatten
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 RESUME_MODES = ("auto", "true", "false", "force")
@@ -273,6 +274,20 @@ def components(cfg: TrainConfig) -> Components:
     if cfg.compile and not agent_cls.supports_compile:
         raise ConfigError(f"compile=true: agent {agent_name!r} has no compile() method (SAC-based agents do)")
     return Components(agent_name, agent_cls, agent_cfg, penalty, filter_name, filter_cls, filter_cfg)
+
+
+def default_values(cfg: TrainConfig) -> dict[str, Any]:
+    """Flattened (``agent.tau``, ...): the value each key of ``cfg`` takes when nothing sets it, from the
+    schema and the config classes of the agent, penalty and filter ``cfg`` selects."""
+    parts = components(cfg)
+    tree = OmegaConf.to_container(OmegaConf.structured(TrainConfig), resolve=True)
+    for section, config in (
+        ("agent", parts.agent_cls.Config()),
+        ("penalty", type(parts.penalty).Config()),
+        ("filter", parts.filter_cls.Config()),
+    ):
+        tree[section] = dataclasses.asdict(config)
+    return flatten(tree)
 
 
 def _lookup(registry: Any, name: str, group: str) -> type:

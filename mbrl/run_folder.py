@@ -76,6 +76,28 @@ def config_changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[
     return changes
 
 
+def same_experiment(run: dict[str, Any], target: dict[str, Any], defaults: dict[str, Any]) -> bool:
+    """Whether a finished run with resolved config ``run`` is a run of ``target`` (both nested dicts), so
+    that a benchmark may use it instead of training ``target`` again.
+
+    Keys that change only what is logged or how fast are left out (``RESUME_SAFE`` but
+    ``total_updates``: a longer or shorter run is another experiment). A key ``run`` lacks was added
+    to the framework after the run was made, which therefore ran at that key's default: it matches
+    only where ``target`` is at the default (``defaults``, flattened, from
+    :func:`mbrl.config.default_values`). Stricter than resuming, which takes every new key as unchanged.
+    """
+    ignored = tuple(k for k in RESUME_SAFE if k != "total_updates")
+    prefixes = tuple(k + "." for k in ignored)
+
+    def kept(config: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in flatten(config).items() if k not in ignored and not k.startswith(prefixes)}
+
+    old, new = kept(run), kept(target)
+    if old.keys() - new.keys():
+        return False
+    return all(old[k] == v if k in old else k in defaults and defaults[k] == v for k, v in new.items())
+
+
 class RunFolder:
     """Lock ``path`` for this process, check it may hold a run of ``resolved`` and load its checkpoint.
 

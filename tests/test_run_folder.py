@@ -10,7 +10,8 @@ import torch
 from omegaconf import OmegaConf
 
 from mbrl.checkpoint import load, save_atomic
-from mbrl.run_folder import InterruptFlag, RunFolder, RunFolderError, config_changes
+from mbrl.config import as_dict, default_values, resolve
+from mbrl.run_folder import InterruptFlag, RunFolder, RunFolderError, config_changes, same_experiment
 from mbrl.train import TrainingDivergedError, compose, train
 from tests.helpers import SMOKE, run_cli, start_training
 
@@ -149,3 +150,27 @@ def test_config_changes_ignore_resume_safe_keys_and_new_keys():
         "agent.name": ("sac", "bc"),
         "agent.tau": (0.005, "<absent>"),
     }
+
+
+def test_same_experiment_is_stricter_than_resume_about_keys_a_run_lacks():
+    """A benchmark may take a finished run for a cell only if it trained the same thing: logging and speed
+    keys aside, every key equal; a key the run lacks (added later) only where the cell is at its default."""
+    cfg = resolve(compose(["experiment=mobile_cpu", "dataset=hopper-medium-replay", "seed=1"]))
+    target, defaults = as_dict(cfg), default_values(cfg)
+    assert defaults["agent.deterministic_backup"] is False and target["agent"]["deterministic_backup"] is True
+    assert defaults["agent.tau"] == target["agent"]["tau"]  # MOBILE keeps SAC's tau
+    assert same_experiment(target, target, defaults)
+    # Logged or speed-only keys may differ; the number of updates may not.
+    other_logging = {**target, "logger": {**target["logger"], "progress": True}, "threads": 2, "eval_episodes": 1}
+    assert same_experiment(other_logging, target, defaults)
+    assert not same_experiment({**target, "total_updates": target["total_updates"] * 2}, target, defaults)
+    assert not same_experiment({**target, "seed": 2}, target, defaults)
+    # An older run without deterministic_backup ran without it: not MOBILE as the preset has it now.
+    older = {**target, "agent": {k: v for k, v in target["agent"].items() if k != "deterministic_backup"}}
+    assert not same_experiment(older, target, defaults)
+    assert config_changes(older, target) == {}  # while resuming takes the new key as unchanged
+    # A key it lacks that the cell leaves at its default: the same experiment.
+    without_tau = {**target, "agent": {k: v for k, v in target["agent"].items() if k != "tau"}}
+    assert same_experiment(without_tau, target, defaults)
+    # A key only the run has (e.g. one since removed) is not the cell's experiment either.
+    assert not same_experiment({**target, "agent": {**target["agent"], "old_knob": 1}}, target, defaults)

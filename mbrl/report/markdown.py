@@ -14,6 +14,11 @@ def _ci(pair: Sequence[float]) -> str:
     return f"[{pair[0]:.1f}, {pair[1]:.1f}]"
 
 
+def _folders(folders: Sequence[str]) -> str:
+    """The searched folders, or their count when there are many (a benchmark passing each run's folder)."""
+    return ", ".join(f"`{f}`" for f in folders) if len(folders) <= 3 else f"{len(folders)} folders (listed in the JSON)"
+
+
 def _grid(groups: Sequence[dict[str, Any]]) -> list[str]:
     """Conditions down, datasets across, each cell the IQM with its CI and seed count; the behaviour
     policy's score heads each column. Empty with a single dataset (the table above says it all)."""
@@ -50,7 +55,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = [
         "# Results",
         "",
-        f"{report['num_runs']} finished runs from {', '.join(f'`{f}`' for f in report['folders'])}; "
+        f"{report['num_runs']} finished runs from {_folders(report['folders'])}; "
         f"unfinished runs skipped: {len(report['skipped_unfinished'])}.",
         "",
         f"Groups: dataset × condition, the condition {source}. Per group, over seeds: the final "

@@ -1,0 +1,143 @@
+"""The headline table: offline agents (rows) on the built-in datasets (columns) at the `cpu` presets.
+
+    python benchmarks/headline.py --workers 2                 # train what is missing, then report
+    python benchmarks/headline.py --report-only               # report the finished runs only
+    python benchmarks/headline.py --agents BC MOPO --datasets hopper-random --seeds 0
+
+Rows are the model-free baselines (BC, TD3+BC, IQL) and the model-based agents (MOPO, MOBILE, RAVL,
+MOREC-MOPO, COMBO), each at its `cpu` preset (``configs/experiment/<agent>_cpu.yaml``; BC has no
+experiment and runs ``agent=bc scale=cpu``). Columns are the `random`, `medium-replay` and `medium`
+built-in datasets of halfcheetah and hopper. A cell is the interquartile mean of the final
+normalised score over seeds with its 95 % bootstrap CI (``mbrl-report``'s grid table); each
+column's head gives the behaviour policy's score.
+
+Each run is an ordinary ``mbrl-train`` run (one torch thread, ``--workers`` at a time) in
+``benchmarks/runs/headline_cpu/<dataset>/<agent>/seed<k>``. Finished runs are never rerun, and a
+run another benchmark already made is used where it lies: a finished run under ``--reuse`` folders
+(default: every benchmark's runs) whose resolved ``config.yaml`` is this cell's
+(:func:`mbrl.run_folder.same_experiment`: key for key, leaving out only the keys that change what
+is logged or how fast; a key the run lacks matches only where the cell is at that key's default,
+so a run made before MOBILE's ``deterministic_backup`` existed is not taken for one made with it on).
+
+Writes ``benchmarks/results/headline_cpu.{md,json}`` and ``headline_cpu_curves_<dataset>.png``
+through :func:`mbrl.report.write_report`, plus ``headline_cpu_runs.json``: per cell, the run folders
+used, which of them were reused, the commits they were made at and the cells still missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.learning import machine, run_one  # noqa: E402
+from mbrl.config import as_dict, default_values, resolve  # noqa: E402
+from mbrl.report import write_report  # noqa: E402
+from mbrl.run_folder import same_experiment  # noqa: E402
+from mbrl.train import compose  # noqa: E402
+
+NAME = "headline_cpu"
+RUNS = ROOT / "benchmarks" / "runs"
+RESULTS = ROOT / "benchmarks" / "results"
+# Row label -> (folder name, overrides). Order is the table's: baselines first.
+AGENTS: dict[str, tuple[str, list[str]]] = {
+    "BC": ("bc", ["agent=bc"]),
+    "TD3+BC": ("td3bc", ["experiment=td3bc_cpu"]),
+    "IQL": ("iql", ["experiment=iql_cpu"]),
+    "MOPO": ("mopo", ["experiment=mopo_cpu"]),
+    "MOBILE": ("mobile", ["experiment=mobile_cpu"]),
+    "RAVL": ("ravl", ["experiment=ravl_cpu"]),
+    "MOREC-MOPO": ("morec_mopo", ["experiment=morec_mopo_cpu"]),
+    "COMBO": ("combo", ["experiment=combo_cpu"]),
+}
+DATASETS = [
+    "halfcheetah-random",
+    "hopper-random",
+    "halfcheetah-medium-replay",
+    "hopper-medium-replay",
+    "halfcheetah-medium",
+    "hopper-medium",
+]
+# What train_in adds to every run; part of the resolved config a reused run must match.
+RUN_OVERRIDES = ["threads=1", "logger.progress=false"]
+
+
+def reusable_runs(folders: list[Path]) -> list[tuple[Path, dict]]:
+    """Every finished mbrl-train run under ``folders`` with its resolved config."""
+    out = []
+    for folder in folders:
+        for config_file in sorted(folder.rglob("config.yaml")):
+            run = config_file.parent
+            if ".hydra" in run.parts or not (run / "final.json").exists():
+                continue
+            out.append((run, OmegaConf.to_container(OmegaConf.load(config_file), resolve=True)))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--agents", nargs="+", default=list(AGENTS), choices=list(AGENTS))
+    p.add_argument("--datasets", nargs="+", default=DATASETS)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument(
+        "--reuse", nargs="*", type=Path, default=[RUNS], help="folders of finished runs to use where they lie"
+    )
+    p.add_argument("--report-only", action="store_true", help="report the finished runs, start none")
+    p.add_argument("--bootstrap", type=int, default=2000)
+    a = p.parse_args(argv)
+
+    cells = {}  # (label, dataset, seed) -> run folder, reused or ours
+    reused = set()
+    candidates = reusable_runs([f.resolve() for f in a.reuse if f.is_dir()])
+    for label in a.agents:
+        folder, overrides = AGENTS[label]
+        for d in a.datasets:
+            for s in a.seeds:
+                own = RUNS / NAME / d / folder / f"seed{s}"
+                cells[label, d, s] = own
+                if (own / "final.json").exists() or not candidates:
+                    continue
+                cfg = resolve(compose([f"dataset={d}", f"seed={s}", "scale=cpu", *overrides, *RUN_OVERRIDES]))
+                target, defaults = as_dict(cfg), default_values(cfg)
+                found = next((run for run, config in candidates if same_experiment(config, target, defaults)), None)
+                if found is not None:
+                    cells[label, d, s] = found
+                    reused.add(found)
+    if not a.report_only:
+        todo = [(k, out) for k, out in cells.items() if out not in reused]
+        with ThreadPoolExecutor(a.workers) as pool:
+            jobs = [pool.submit(run_one, d, AGENTS[label][1], s, "cpu", out) for (label, d, s), out in todo]
+            for job in jobs:
+                job.result()
+
+    finished = {k: out for k, out in cells.items() if (out / "final.json").exists()}
+    missing = sorted(f"{label} {d} seed{s}" for (label, d, s) in cells.keys() - finished.keys())
+    if not finished:
+        print(f"no finished runs yet; missing: {len(missing)} cells")
+        return 1
+    labels = {out: label for (label, _, _), out in finished.items()}
+    _, markdown = write_report(list(finished.values()), RESULTS, name=NAME, num_bootstrap=a.bootstrap, labels=labels)
+    runs = {
+        "machine": machine(list(finished.values())),
+        "cells": [
+            {"agent": label, "dataset": d, "seed": s, "run": str(out.relative_to(ROOT)), "reused": out in reused}
+            for (label, d, s), out in sorted(finished.items())
+        ],
+        "missing": missing,
+    }
+    (RESULTS / f"{NAME}_runs.json").write_text(json.dumps(runs, indent=2) + "\n")
+    print(markdown)
+    print(f"{len(finished)} runs ({len(reused & set(finished.values()))} reused), {len(missing)} cells missing")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
