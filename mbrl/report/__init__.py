@@ -6,9 +6,11 @@
 Every folder beneath the given ones that holds ``config.yaml`` and ``final.json`` (as written by
 ``mbrl-train``) is a finished run. Folders with ``config.yaml`` or ``.hydra/`` but no
 ``final.json`` are unfinished (still running, killed or failed): they are listed as skipped.
-Writes into ``--out`` (default: the first folder):
+Writes into ``--out`` (default: the first folder; ``--name N`` renames the files ``N.md``, ``N.json``,
+``N_curves_<dataset>.png``):
 
-- ``report.md``: the table (also printed), one row per (dataset, condition);
+- ``report.md``: the table (also printed), one row per (dataset, condition), and with several
+  datasets a grid of conditions (rows) by datasets (columns), each cell the IQM [95 % CI] (n);
 - ``report.json``: the same numbers, plus every run's final score and folder;
 - ``curves_<dataset>.png``: mean evaluation score over seeds against updates, one line per
   condition, the band spanning the lowest and highest seed, the behaviour policy's score dashed.
