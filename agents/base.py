@@ -9,6 +9,7 @@ refuses anything that is not an ``Agent`` subclass.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -47,6 +48,10 @@ class Agent(ABC):
     - ``has_q_values``: implements :meth:`q_values` (the critics' value of evaluation start states,
       diagnostics).
     - ``supports_compile``: implements :meth:`compile` (``compile=true``).
+    - ``supports_cuda_graphs``: implements :meth:`update_step` and takes ``update`` from :class:`SteppedUpdate`
+      (``cuda_graphs=true`` replays ``update_step`` from CUDA graphs; see :mod:`mbrl.cuda_graphs` for what
+      the step may not do, and :func:`mbrl.testing.check_agent`, which checks it). The optimisers the step
+      uses are named in ``state_parts``. A subclass that overrides ``update`` is refused (:func:`graphs_can_replay`).
 
     A flag set to ``True`` without the method it promises is refused when the class is defined. The
     job calls :meth:`attach` once, always, before the first update and before a resume's
@@ -58,6 +63,7 @@ class Agent(ABC):
     has_value: ClassVar[bool] = False
     has_q_values: ClassVar[bool] = False
     supports_compile: ClassVar[bool] = False
+    supports_cuda_graphs: ClassVar[bool] = False
     # The attributes the default state_dict saves, in order: modules, optimisers, tensors, generators, numbers.
     state_parts: ClassVar[tuple[str, ...]] = ()
 
@@ -122,9 +128,52 @@ class Agent(ABC):
             f"{type(self).__name__} cannot compile: its class sets supports_compile = False; set compile=false"
         )
 
+    # -- an update in three parts (SteppedUpdate; supports_cuda_graphs) ---------------------------------
+    def before_update(self, real: Transitions, model: Transitions | None) -> Hashable:
+        """The Python-side decisions of the update on ``real`` and ``model``, made before its tensor work: the
+        branch it takes (e.g. TD3+BC's actor turn), ``None`` where every update runs the same code. May check the
+        batches' sizes (never their values) and do eager work that is no part of the step (RAMBO's behaviour
+        cloning before the first update)."""
+        return None
+
+    def update_step(self, real: Transitions, model: Transitions | None, branch: Hashable) -> dict[str, torch.Tensor]:
+        """The tensor work of one update on the ``branch`` that :meth:`before_update` chose: what a CUDA graph
+        captures and replays. Changes tensors in place only, reads no Python state that changes between updates
+        (``branch`` carries it) and never waits for the device; returns detached scalar metrics."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no update_step(): its class sets supports_cuda_graphs = False"
+        )
+
+    def after_update(self, branch: Hashable, metrics: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The Python-side bookkeeping after the step (update counters, learning-rate schedules, RAMBO's
+        adversarial phase); returns the update's metrics."""
+        return metrics
+
+
+class SteppedUpdate:
+    """Mixin (before :class:`Agent` in the bases): ``update`` as :meth:`Agent.before_update`, then
+    :meth:`Agent.update_step`, then :meth:`Agent.after_update`, so that a CUDA graph can replace the step alone
+    (``mbrl.agents.graphed.GraphedUpdate``) and an eager update runs exactly the same code."""
+
+    def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
+        branch = self.before_update(real, model)
+        return self.after_update(branch, self.update_step(real, model, branch))
+
+
+def graphs_can_replay(cls: type[Agent]) -> bool:
+    """Whether ``cuda_graphs=true`` may replay ``cls``'s update: it declares ``supports_cuda_graphs`` and its
+    ``update`` is :class:`SteppedUpdate`'s (a subclass that overrides ``update`` runs other code eagerly than
+    the step a graph would replay)."""
+    return cls.supports_cuda_graphs and cls.update is SteppedUpdate.update
+
 
 # Each capability flag and the method it promises.
-CAPABILITIES = {"has_value": "value", "has_q_values": "q_values", "supports_compile": "compile"}
+CAPABILITIES = {
+    "has_value": "value",
+    "has_q_values": "q_values",
+    "supports_compile": "compile",
+    "supports_cuda_graphs": "update_step",
+}
 
 
 def check_agent_class(name: str, obj: Any) -> None:
@@ -134,7 +183,7 @@ def check_agent_class(name: str, obj: Any) -> None:
         raise TypeError(
             f"agent {name!r}: {what} is not a subclass of mbrl.agents.base.Agent. Subclass it "
             f"(`class {what}(Agent)`) and declare the capability flags it implements "
-            "(requires_model, has_value, has_q_values, supports_compile); see docs/plugins.md"
+            "(requires_model, has_value, has_q_values, supports_compile, supports_cuda_graphs); see docs/plugins.md"
         )
 
 

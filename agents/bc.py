@@ -5,10 +5,11 @@ The floor every offline agent should beat; it ignores rewards and model data ali
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import torch
-from mbrl.agents.base import Agent, AgentSpec, register_agent
+from mbrl.agents.base import Agent, AgentSpec, SteppedUpdate, register_agent
 from mbrl.agents.kit import optimise
 from mbrl.agents.rules import POSITIVE, SIZES, check
 
@@ -28,8 +29,9 @@ class BCConfig:
 
 
 @register_agent("bc")
-class BCAgent(Agent):
+class BCAgent(SteppedUpdate, Agent):
     Config = BCConfig
+    supports_cuda_graphs = True
     state_parts = ("actor", "opt")
 
     def __init__(self, spec: AgentSpec, config: BCConfig) -> None:
@@ -44,7 +46,7 @@ class BCAgent(Agent):
         # The mean action either way: BC has no exploration noise worth sampling.
         return self.actor(obs, deterministic=True, with_log_prob=False)[0]
 
-    def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
+    def update_step(self, real: Transitions, model: Transitions | None, branch: Hashable) -> dict[str, torch.Tensor]:
         pred, _ = self.actor(real.obs, deterministic=True, with_log_prob=False)
         # Mean over batch and action dimensions, as OfflineRL-Kit's bc.py and CORL's any_percent_bc.py.
         loss = (pred - real.act).pow(2).mean()

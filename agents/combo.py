@@ -17,9 +17,9 @@ schedule over training; this agent keeps it constant.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 
-import torch
 from mbrl.agents.base import register_agent
 from mbrl.agents.cql import CQLAgent, CQLConfig
 from mbrl.agents.kit import require_model_batch
@@ -46,7 +46,8 @@ class COMBOAgent(CQLAgent):
     Config = COMBOConfig
     requires_model = True  # its push-down term is defined on model states
 
-    def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
+    def before_update(self, real: Transitions, model: Transitions | None) -> Hashable:
+        """Refuse batches without model rows or without real rows; then CQL's decisions."""
         require_model_batch(
             model,
             "COMBO needs model rollouts: set dynamics=ensemble (or single/oracle) and rollout.real_ratio < 1; "
@@ -54,7 +55,7 @@ class COMBOAgent(CQLAgent):
         )
         if len(real) == 0:
             raise ValueError("COMBO pushes Q up on real data: set rollout.real_ratio > 0 (COMBO uses 0.5)")
-        return super().update(real, model)
+        return super().before_update(real, model)
 
     def conservative_rows(self, n_real: int, n_model: int) -> tuple[slice, slice]:
         down = slice(n_real, None) if self.cfg.rho_s == "model" else slice(None)

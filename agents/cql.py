@@ -32,6 +32,7 @@ one-sample TD target); the actor loss uses the temperature from before its step,
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -101,7 +102,11 @@ class CQLAgent(SACAgent):
         self.updates = 0
 
     # -- learning ---------------------------------------------------------------------------------
-    def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
+    def before_update(self, real: Transitions, model: Transitions | None) -> bool:
+        """Whether this update is one of the first ``bc_steps``, in which the actor clones the data."""
+        return self.updates < self.cfg.bc_steps
+
+    def update_step(self, real: Transitions, model: Transitions | None, branch: Hashable) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         batch = mixed_batch(real, model)
         alpha = self.log_alpha.exp().detach()  # before the temperature's step
@@ -109,13 +114,12 @@ class CQLAgent(SACAgent):
         # Temperature and actor share one policy sample.
         q_pi, log_prob = self.actor_objective(batch.obs)
         self.temperature_step(log_prob)
-        if self.updates < cfg.bc_steps:
+        if branch:
             # Behaviour cloning on the real rows: model rows carry the policy's own actions.
             actor_loss = (alpha * log_prob).mean() - self.actor.log_prob(real.obs, real.act).mean()
         else:
             actor_loss = (alpha * log_prob - q_pi).mean()
         optimise(self.actor_opt, actor_loss)
-        self.actor_schedule.step()
 
         target = self.td_target(batch.next_obs, batch.rew, batch.terminated, alpha)
         q = self.critic(batch.obs, batch.act)  # [N, B]
@@ -136,7 +140,6 @@ class CQLAgent(SACAgent):
         critic_loss = bellman_loss + cql_loss
         optimise(self.critic_opt, critic_loss)
         polyak(self.target_critic, self.critic, cfg.tau)
-        self.updates += 1
 
         return {
             "critic_loss": critic_loss.detach(),
@@ -149,6 +152,11 @@ class CQLAgent(SACAgent):
             "entropy": -log_prob.detach().mean(),
             **metrics,
         }
+
+    def after_update(self, branch: Hashable, metrics: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Step the actor's learning-rate schedule and count the update."""
+        self.updates += 1
+        return super().after_update(branch, metrics)
 
     @torch.no_grad()
     def td_target(

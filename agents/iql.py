@@ -17,11 +17,12 @@ was added hold.
 from __future__ import annotations
 
 import copy
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from mbrl.agents.base import Agent, AgentSpec, register_agent
+from mbrl.agents.base import Agent, AgentSpec, SteppedUpdate, register_agent
 from mbrl.agents.critics import VectorizedCritic
 from mbrl.agents.kit import (
     CriticQValues,
@@ -87,8 +88,9 @@ class IQLConfig:
 
 
 @register_agent("iql")
-class IQLAgent(CriticQValues, Agent):
+class IQLAgent(CriticQValues, SteppedUpdate, Agent):
     Config = IQLConfig
+    supports_cuda_graphs = True
     state_parts = (
         "actor",
         "critic",
@@ -118,7 +120,7 @@ class IQLAgent(CriticQValues, Agent):
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         return self.actor(obs, deterministic=deterministic, with_log_prob=False)[0]
 
-    def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
+    def update_step(self, real: Transitions, model: Transitions | None, branch: Hashable) -> dict[str, torch.Tensor]:
         batch = mixed_batch(real, model)
         cfg = self.cfg
         with torch.no_grad():
@@ -143,7 +145,6 @@ class IQLAgent(CriticQValues, Agent):
         adv_weight = torch.exp(cfg.beta * advantage).clamp(max=MAX_WEIGHT)
         actor_loss = -(adv_weight * self.actor.log_prob(batch.obs, batch.act)).mean()
         optimise(self.actor_opt, actor_loss)
-        self.actor_schedule.step()
         polyak(self.target_critic, self.critic, cfg.tau)
         return {
             "value_loss": value_loss.detach(),
@@ -152,6 +153,11 @@ class IQLAgent(CriticQValues, Agent):
             "q_mean": q.detach().mean(),
             "adv_weight_mean": adv_weight.mean(),
         }
+
+    def after_update(self, branch: Hashable, metrics: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Step the actor's learning-rate schedule (it sets the rate of the next update's actor step)."""
+        self.actor_schedule.step()
+        return metrics
 
     def state_dict(self) -> dict[str, Any]:
         return save_parts(self, self.state_parts)

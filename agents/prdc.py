@@ -62,6 +62,9 @@ class PRDCConfig(TD3BCConfig):
 @register_agent("prdc")
 class PRDCAgent(TD3BCAgent):
     Config = PRDCConfig
+    # Not graph safe: the exact neighbour search reads its certificate on the host to decide which rows to
+    # search again (one sync per actor update), and the KD-tree backend runs on the CPU.
+    supports_cuda_graphs = False
 
     def __init__(self, spec: AgentSpec, config: PRDCConfig) -> None:
         super().__init__(spec, config)

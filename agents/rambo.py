@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,7 +141,11 @@ class RAMBOAgent(SACAgent):
             self.dynamics_opt = adam(dynamics.parameters(), self.cfg.adv_lr)
 
     # -- learning -----------------------------------------------------------------------------------------
-    def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
+    # An update: behaviour cloning before the first one (before_update), SAC's step on the batch (update_step),
+    # then every adv_every updates an adversarial phase of the model (after_update).
+    def before_update(self, real: Transitions, model: Transitions | None) -> Hashable:
+        """Refuse an update without model rows; before the first update, behaviour-clone the actor (or warn about
+        what is not attached)."""
         require_model_batch(
             model, "RAMBO learns from model rollouts: set dynamics=ensemble (or single) and rollout.real_ratio < 1"
         )
@@ -151,7 +156,12 @@ class RAMBOAgent(SACAgent):
                 log.warning("RAMBO: no dynamics model attached; no adversarial model training (SAC after BC)")
             if self.data is not None and self.cfg.bc_steps > 0:
                 self.behaviour_clone()
-        metrics = super().update(real, model)
+        return super().before_update(real, model)
+
+    def after_update(self, branch: Hashable, metrics: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """SAC's bookkeeping, the update count and, every ``adv_every`` updates, an adversarial phase; the
+        metrics gain the last phase's."""
+        metrics = super().after_update(branch, metrics)
         self.updates += 1
         if self.updates % self.cfg.adv_every == 0 and self.dynamics is not None and self.data is not None:
             self.adv_metrics = self.adversarial_phase()

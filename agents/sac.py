@@ -8,18 +8,20 @@ penalises out-of-distribution actions (and, in RAVL, edge-of-reach states).
 
 Target: ``y = r + gamma * (1 - terminated) * (min_j Qbar_j(s', a') - alpha * log pi(a'|s'))``.
 Update order (as in SAC-N/EDAC): temperature, actor, critics, Polyak averaging; the actor loss and the
-target use the temperature after its step.
+target use the temperature after its step. The actor's learning-rate schedule steps after the update
+(``after_update``), which is all of the update that is not tensor work (``cuda_graphs=true`` replays the rest).
 """
 
 from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-from mbrl.agents.base import Agent, AgentSpec, register_agent
+from mbrl.agents.base import Agent, AgentSpec, SteppedUpdate, register_agent
 from mbrl.agents.compiled import compile_sac
 from mbrl.agents.critics import VectorizedCritic
 from mbrl.agents.kit import CriticQValues, actor_lr_schedule, bootstrap, ensemble_td_loss, mixed_batch, optimise, polyak
@@ -89,10 +91,11 @@ class SACConfig(SACBaseConfig):
 
 
 @register_agent("sac")
-class SACAgent(CriticQValues, Agent):
+class SACAgent(CriticQValues, SteppedUpdate, Agent):
     Config = SACConfig
     has_value = True
     supports_compile = True
+    supports_cuda_graphs = True
     # What the default state_dict saves, in this order (``Agent.state_dict``).
     state_parts: ClassVar[tuple[str, ...]] = (
         "actor",
@@ -137,7 +140,7 @@ class SACAgent(CriticQValues, Agent):
         return self.target_critic(obs, action).min(dim=0).values
 
     # -- learning ---------------------------------------------------------------------------------
-    def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
+    def update_step(self, real: Transitions, model: Transitions | None, branch: Hashable) -> dict[str, torch.Tensor]:
         batch = mixed_batch(real, model)
 
         # Temperature and actor share one policy sample. The actor loss and the TD target use the
@@ -147,7 +150,6 @@ class SACAgent(CriticQValues, Agent):
         alpha = self.log_alpha.exp().detach()
         actor_loss = (alpha * log_prob - q_pi).mean()
         optimise(self.actor_opt, actor_loss)  # reaches only the actor: the objective detaches the critics' weights
-        self.actor_schedule.step()
 
         next_obs = batch.next_obs
         if self.cfg.adv_target_eps > 0 and model is not None:
@@ -166,6 +168,11 @@ class SACAgent(CriticQValues, Agent):
             "entropy": -log_prob.detach().mean(),
             "diversity": diversity.detach(),
         }
+
+    def after_update(self, branch: Hashable, metrics: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Step the actor's learning-rate schedule (it sets the rate of the next update's actor step)."""
+        self.actor_schedule.step()
+        return metrics
 
     def temperature_step(self, log_prob: torch.Tensor) -> None:
         """With ``auto_alpha``, one step of ``log alpha`` towards the target entropy, given ``log pi(a|s) [B]``."""

@@ -9,10 +9,11 @@ Critics: clipped double-Q with target policy smoothing; the actor and targets up
 from __future__ import annotations
 
 import copy
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import torch
-from mbrl.agents.base import Agent, AgentSpec, register_agent
+from mbrl.agents.base import Agent, AgentSpec, SteppedUpdate, register_agent
 from mbrl.agents.critics import VectorizedCritic
 from mbrl.agents.kit import CriticQValues, bootstrap, ensemble_td_loss, mixed_batch, optimise, polyak
 from mbrl.agents.rules import COUNT, DISCOUNT, NON_NEGATIVE, POSITIVE, RATE, SIZES, check
@@ -61,8 +62,9 @@ class TD3BCConfig:
 
 
 @register_agent("td3bc")
-class TD3BCAgent(CriticQValues, Agent):
+class TD3BCAgent(CriticQValues, SteppedUpdate, Agent):
     Config = TD3BCConfig
+    supports_cuda_graphs = True
     state_parts = ("actor", "critic", "target_actor", "target_critic", "actor_opt", "critic_opt", "updates")
 
     def __init__(self, spec: AgentSpec, config: TD3BCConfig) -> None:
@@ -89,7 +91,11 @@ class TD3BCAgent(CriticQValues, Agent):
         noise = torch.randn_like(action) * self.cfg.exploration_noise * self.actor.act_scale
         return self._clip_to_box(action + noise)
 
-    def update(self, real: Transitions, model: Transitions | None = None) -> dict[str, torch.Tensor]:
+    def before_update(self, real: Transitions, model: Transitions | None) -> bool:
+        """Whether this update is an actor turn (every ``policy_freq``-th): actor and targets step too."""
+        return (self.updates + 1) % self.cfg.policy_freq == 0
+
+    def update_step(self, real: Transitions, model: Transitions | None, branch: Hashable) -> dict[str, torch.Tensor]:
         batch = mixed_batch(real, model)
         cfg = self.cfg
         with torch.no_grad():
@@ -103,10 +109,9 @@ class TD3BCAgent(CriticQValues, Agent):
         q = self.critic(batch.obs, batch.act)
         critic_loss = ensemble_td_loss(q, target)
         optimise(self.critic_opt, critic_loss)
-        self.updates += 1
 
         metrics = {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean()}
-        if self.updates % cfg.policy_freq == 0:
+        if branch:
             pi = self.actor(batch.obs)
             q_pi = self.critic(batch.obs, pi)[0]
             lam = cfg.alpha / q_pi.abs().mean().detach()
@@ -116,6 +121,11 @@ class TD3BCAgent(CriticQValues, Agent):
             polyak(self.target_actor, self.actor, cfg.tau)
             polyak(self.target_critic, self.critic, cfg.tau)
             metrics.update({"actor_loss": actor_loss.detach(), reg_name: reg.detach()})
+        return metrics
+
+    def after_update(self, branch: Hashable, metrics: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Count the update (the count decides the actor turns)."""
+        self.updates += 1
         return metrics
 
     def policy_regulariser(self, pi: torch.Tensor, batch: Transitions, real: Transitions) -> tuple[str, torch.Tensor]:

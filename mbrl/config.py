@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mbrl.agents import AGENTS
+from mbrl.agents.base import graphs_can_replay
 from mbrl.data.builtin import DEFAULT_DATASET
 from mbrl.data.transitions import DatasetSpec
 from mbrl.diagnostics import DiagnosticsConfig
@@ -72,6 +73,8 @@ class TrainConfig:
     device: str = "cpu"
     threads: int | None = None  # torch intra-op threads; None keeps torch's default
     compile: bool = False  # torch.compile the agent's update (opt-in; agrees with eager to float rounding)
+    # Replay the agent's update step and the rollout step from CUDA graphs (opt-in; device=cuda; docs/gpu.md).
+    cuda_graphs: bool = False
     total_updates: int = 100_000
     batch_size: int = 256
     eval_every: int = 5_000
@@ -203,7 +206,23 @@ def validate(cfg: TrainConfig) -> None:
     if resume not in RESUME_MODES:
         raise ConfigError(f"resume={cfg.resume!r} is unknown; choose one of {', '.join(RESUME_MODES)}")
     cfg.resume = resume
-    check_device(cfg.device)
+    check_cuda_graphs(cfg, check_device(cfg.device))
+
+
+def check_cuda_graphs(cfg: TrainConfig, device: torch.device) -> None:
+    """``cuda_graphs=true`` needs a CUDA device and cannot be combined with ``compile=true``."""
+    if not cfg.cuda_graphs:
+        return
+    if device.type != "cuda":
+        raise ConfigError(
+            f"cuda_graphs=true replays GPU work from CUDA graphs and needs device=cuda, got device={cfg.device!r}; "
+            "set cuda_graphs=false (or device=cuda on a GPU machine)"
+        )
+    if cfg.compile:
+        raise ConfigError(
+            "cuda_graphs=true and compile=true cannot be combined (a graph of torch.compile's kernels has never been "
+            "checked here); set one of them to false"
+        )
 
 
 def check_device(name: str) -> torch.device:
@@ -273,6 +292,12 @@ def components(cfg: TrainConfig) -> Components:
         )
     if cfg.compile and not agent_cls.supports_compile:
         raise ConfigError(f"compile=true: agent {agent_name!r} has no compile() method (SAC-based agents do)")
+    if cfg.cuda_graphs and not graphs_can_replay(agent_cls):
+        able = ", ".join(name for name in AGENTS.names() if graphs_can_replay(AGENTS.get(name)))
+        raise ConfigError(
+            f"cuda_graphs=true: agent {agent_name!r} does not support CUDA graphs (its update is not declared "
+            f"graph safe); set cuda_graphs=false. Agents that support them: {able}"
+        )
     return Components(agent_name, agent_cls, agent_cfg, penalty, filter_name, filter_cls, filter_cfg)
 
 

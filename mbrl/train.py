@@ -25,6 +25,7 @@ import torch
 from omegaconf import DictConfig
 
 from mbrl.agents.base import AgentSpec
+from mbrl.agents.graphed import GraphedUpdate
 from mbrl.checkpoint import CheckpointError
 from mbrl.config import CONFIG_DIR, Components, ConfigError, TrainConfig, as_dict, components, eval_env, resolve
 from mbrl.data.loading import load_dataset
@@ -117,6 +118,8 @@ def _train(cfg: TrainConfig, parts: Components, folder: RunFolder, resolved: dic
     run = RunState(folder, cfg, resolved, spec.content_hash, agent, model_data, batch_gen)
     if (done := run.resume()) is not None:
         return done
+    # CUDA graphs capture the agent's tensors as they are now, after a resume restored them.
+    update = GraphedUpdate(agent) if cfg.cuda_graphs else agent.update
 
     # -- the loop -----------------------------------------------------------------------------------
     progress, start, t0 = _progress(cfg, run.start), run.start, time.time()
@@ -124,7 +127,7 @@ def _train(cfg: TrainConfig, parts: Components, folder: RunFolder, resolved: dic
         try:
             for step in range(start + 1, cfg.total_updates + 1):
                 model = model_data.batch(step, agent, batch_gen, lambda s, stats: run.logger.log("rollout", s, stats))
-                metrics = agent.update(core.sample(model_data.n_real, batch_gen), model) | model_data.metrics
+                metrics = update(core.sample(model_data.n_real, batch_gen), model) | model_data.metrics
                 if step % cfg.log_every == 0:
                     run.log_train(step, metrics, (step - start) / (time.time() - t0))
                 if (scores := monitor.after_update(step, run.logger)) is not None:

@@ -270,6 +270,7 @@ def test_ranking_of_an_untrained_discriminator_is_chance():
         reward.learner_logit.fill_(-10.0)
         reward.expert_logit.fill_(10.0)
         reward.num_snapshots.fill_(2)
+    reward.snapshot_count = 2  # score reads the count as a Python int (fit and load_state_dict set both)
     data = toy_transitions(4000, seed=4)
     res = ranking_auc(reward.score, data, ToyModel(bias=0.1, spread=0.1), torch.Generator().manual_seed(0))
     assert abs(res["auc_model_sample"] - 0.5) < 0.05 and abs(res["auc_perturbed"] - 0.5) < 0.05

@@ -28,6 +28,9 @@ class FilterResult:
 
 
 class TransitionFilter(Protocol):
+    """Optional attribute ``graph_safe`` (default False): ``__call__`` never waits for the device, so that with
+    ``cuda_graphs=true`` a CUDA graph of the rollout step may replay it (else those rollouts run eagerly)."""
+
     Config: ClassVar[type]
     samples_per_elite: int  # candidates asked of each elite model; 0 = no filtering (``model.sample``)
     learned: list[Any]  # components with ``cfg``, ``fit(data)``, ``state_dict()``; fitted before rollouts

@@ -105,6 +105,11 @@ class DynamicsRewardConfig:
             )
 
 
+def _count_snapshots(module: DynamicsReward, incompatible_keys: Any) -> None:
+    """After ``load_state_dict``: the loaded ``num_snapshots`` as the Python int ``score`` reads."""
+    module.snapshot_count = int(module.num_snapshots)
+
+
 class DynamicsReward(nn.Module):
     """The learned dynamics reward ``r_D``: an average of calibrated historical discriminators.
 
@@ -130,6 +135,10 @@ class DynamicsReward(nn.Module):
         self.register_buffer("learner_logit", torch.zeros(self.cfg.max_snapshots))
         self.register_buffer("expert_logit", torch.ones(self.cfg.max_snapshots))
         self.register_buffer("num_snapshots", torch.zeros((), dtype=torch.long))
+        # The buffer as a Python int, set by fit and load_state_dict: score never waits for the device to read it
+        # (with cuda_graphs=true a CUDA graph replays score inside the rollout step).
+        self.snapshot_count = 0
+        self.register_load_state_dict_post_hook(_count_snapshots)
         self.to(self.device)
 
     # -- scoring -----------------------------------------------------------------------------------
@@ -140,11 +149,11 @@ class DynamicsReward(nn.Module):
     @torch.no_grad()
     def score(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
         """``obs [..., o]``, ``act [..., a]``, ``next_obs [..., o]`` -> ``r_D [...]`` in ``[0.31, 1.31]``."""
-        if int(self.num_snapshots) == 0:
+        m = self.snapshot_count
+        if m == 0:
             raise RuntimeError("the dynamics reward has no discriminator snapshots yet: call fit() first")
         lead = obs.shape[:-1]
         x = self._normalise(obs, act.expand(*lead, -1), next_obs).reshape(-1, self.in_dim)
-        m = int(self.num_snapshots)
         lo, hi = self.learner_logit[:m, None], self.expert_logit[:m, None]
         out = []
         for start in range(0, x.shape[0], _SCORE_CHUNK):
@@ -275,6 +284,7 @@ class DynamicsReward(nn.Module):
             self.learner_logit[m] = learner
             self.expert_logit[m] = expert
         self.num_snapshots.fill_(len(snapshots))
+        self.snapshot_count = len(snapshots)
 
 
 # -- ranking quality ------------------------------------------------------------------------------
@@ -355,6 +365,8 @@ class RewardConsistencyFilter:
     def __init__(self, config: RewardConsistencyConfig, obs_dim: int, act_dim: int, seed: int, device: str) -> None:
         self.cfg = config
         self.samples_per_elite = config.samples_per_elite
+        # A CUDA graph may replay argmax selection; torch.multinomial checks its probabilities on the host.
+        self.graph_safe = config.select == "argmax"
         self.reward = DynamicsReward(obs_dim, act_dim, dataclasses.replace(config.reward, seed=seed), device)
         self.learned = [self.reward]  # fitted (and cached) by the training job before rollouts
 
