@@ -1,40 +1,65 @@
-"""Side by side: our MOPO and MOBILE against OfflineRL-Kit's, same data, settings and budget.
+"""Side by side: our MOPO, MOBILE, RAVL, COMBO, RAMBO and EDAC against their reference implementations,
+same data, settings and number of updates.
 
     python benchmarks/reference_sidebyside.py --reference /path/to/OfflineRL-Kit \
-        --methods mopo mobile --datasets hopper-medium-replay halfcheetah-medium-replay \
-        --seeds 0 1 2 --workers 2
+        --edge-of-reach /path/to/edge-of-reach --seeds 0 1 2 --workers 2
+    python benchmarks/reference_sidebyside.py --methods mopo mobile --datasets hopper-medium-replay ...
     python benchmarks/reference_sidebyside.py ... --report-only      # summarise finished runs
 
-Each (method, dataset, seed) is trained twice, one torch thread each:
+Without ``--methods``/``--datasets`` the grid is ``GRID``: MOPO, MOBILE and RAVL on hopper- and
+halfcheetah-medium-replay, then COMBO, RAMBO and EDAC on hopper-medium-replay. ``--datasets`` runs
+every chosen method on every dataset given. Each (method, dataset, seed) is trained twice, one torch
+thread each:
 
-- ours: an ordinary ``mbrl-train experiment=<method>_cpu`` run, with a dynamics cache private to
-  the run so that its wall time includes the dynamics fit, as the reference's does;
-- the reference: OfflineRL-Kit's own classes (``EnsembleDynamicsModel``, ``EnsembleDynamics``,
-  ``MOPOPolicy`` / ``MOBILEPolicy``, ``ReplayBuffer``), imported from the checkout given with
-  ``--reference`` and driven by a loop that follows its ``MBPolicyTrainer`` (a rollout round every
-  ``rollout.every`` updates, then batches of ``int(batch * real_ratio)`` real rows and the rest
-  from the model buffer). Every setting is read from the same resolved ``<method>_cpu`` config,
-  so both sides get the same networks, learning rates, rollout schedule, dynamics fit cap and
-  penalty coefficient.
+- ours: an ordinary ``mbrl-train experiment=<method>_cpu`` run;
+- the reference: the method's reference implementation, its own classes driven by
+  ``benchmarks/reference_drivers.py`` (OfflineRL-Kit for MOPO, MOBILE, COMBO, RAMBO and EDAC, given
+  with ``--reference``; the RAVL authors' edge-of-reach, given with ``--edge-of-reach``). Every
+  setting is read from the same resolved ``<method>_cpu`` config, so both sides get the same
+  networks, learning rates, updates, rollout schedule and batch mix, dynamics fit and penalty; the
+  drivers' docstring lists what the references cannot take.
 
-Both sides are evaluated by the same function (``mbrl.evaluate.evaluate``, the same seeds and
-episode counts), so a difference in score is a difference in training. Runs live in
-``benchmarks/runs/<name>/<dataset>/<method>/<ours|reference>/seed<k>`` and are
-never rerun once finished. Writes ``benchmarks/results/<name>.{json,md}`` (``--name``, default
-``reference_sidebyside``) and one learning-curve plot per method and dataset.
+``--overrides`` apply to both sides; ``method:key=value`` applies to that method only (e.g.
+``rambo:agent.bc_steps=100``, a key other methods do not have).
+
+One dynamics fit per (side, dataset, seed, dynamics config), shared by the methods of that side. Ours:
+every method of a dataset and seed points at one cache folder (``dynamics.cache_dir``), whose entries
+are keyed by dataset and dynamics config, so MOPO, MOBILE, COMBO and RAVL share one fit and RAMBO
+(log-variance coefficient 0.001) has its own. The reference: OfflineRL-Kit's ensemble is saved with
+``EnsembleDynamics.save`` and loaded by the later runs (MOPO, MOBILE and COMBO share one; RAMBO's is
+fitted on normalised observations, as ``run_rambo.py`` does); edge-of-reach's with its own
+``save_ensemble_model`` and ``DynamicsModel``. Fits live in ``<runs>/<dataset>/_fits/<side>/seed<k>/``,
+each with ``fit.json`` holding its wall seconds. The jobs of one (stage, side, dataset, seed) run as one
+chain, in order, each fitting first if its fit is missing (under a file lock, so a fit never runs twice
+at once); chains run ``--workers`` at a time, MOPO/MOBILE/RAVL chains before COMBO/RAMBO/EDAC ones.
+
+Wall time: a run's own job (measured around its process, the same way for both sides) plus the wall
+seconds of the fit it used, so the speed ratio compares whole jobs; a fit shared by several methods counts
+in each of their rows. Runs of the earlier layout (a fit private to the run, ``wall_s.txt`` holding the
+whole job) are reported as they are. A run stopped and resumed counts only the invocation that finished it.
+
+Both sides are evaluated by the same function (``mbrl.evaluate.evaluate``, the same seeds and episode
+counts), so a difference in score is a difference in training. Runs live in
+``benchmarks/runs/<name>/<dataset>/<method>/<ours|reference>/seed<k>`` and are never rerun once
+finished. Writes ``benchmarks/results/<name>.{json,md}`` (``--name``, default ``reference_sidebyside``)
+and one learning-curve plot per method and dataset, both sides in it.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import dataclasses
+import fcntl
+import hashlib
 import json
-import random
+import logging
+import os
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
@@ -43,234 +68,235 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.learning import machine, score_curve, train_in  # noqa: E402
+from benchmarks.reference_drivers import CHECKOUT  # noqa: E402
 from mbrl.data.scores import summarize  # noqa: E402
 
 RUNS = ROOT / "benchmarks" / "runs"
 RESULTS = ROOT / "benchmarks" / "results"
-METHODS = ("mopo", "mobile")
+METHODS = ("mopo", "mobile", "ravl", "combo", "rambo", "edac")
+MEDIUM_REPLAY = ("hopper-medium-replay", "halfcheetah-medium-replay")
+# The grid asked for, and its order: MOPO, MOBILE and RAVL on both datasets first, then the rest on one.
+GRID = {m: MEDIUM_REPLAY for m in ("mopo", "mobile", "ravl")} | {
+    m: ("hopper-medium-replay",) for m in ("combo", "rambo", "edac")
+}
+STAGE = {"mopo": 0, "mobile": 0, "ravl": 0, "combo": 1, "rambo": 1, "edac": 1}
+SIDES = ("ours", "reference")
+# The name of each side's fit: its implementation; RAMBO's reference fit sees normalised observations.
+FIT_KIND = {"ours": "ours", "OfflineRL-Kit": "offlinerlkit", "edge-of-reach": "edge-of-reach"}
 
 
-def our_run(method: str, dataset: str, seed: int, out: Path, extra: list[str]) -> None:
-    """Train ours into ``out`` (unless finished), timing the whole job including the dynamics fit."""
-    head = [f"experiment={method}_cpu", f"dataset={dataset}", f"seed={seed}"]
-    wall_s = train_in(out, [*head, f"dynamics.cache_dir={out / 'dynamics_cache'}"], extra, log_mode="a")
-    if wall_s is not None:
-        (out / "wall_s.txt").write_text(f"{wall_s:.1f}\n")
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One training run of one side, and the dynamics fit it uses (None: model-free)."""
+
+    method: str
+    dataset: str
+    seed: int
+    side: str
+    out: Path
+    fit: Path | None
+    overrides: tuple[str, ...]
+
+    @property
+    def head(self) -> list[str]:
+        return [f"experiment={self.method}_cpu", f"dataset={self.dataset}", f"seed={self.seed}"]
+
+    @property
+    def cache_dir(self) -> Path:
+        """Our side's dynamics cache, one per dataset and seed: every method of ours points at it."""
+        return self.fit.parent / "cache"
 
 
-def reference_run(method: str, dataset: str, seed: int, out: Path, extra: list[str], reference: Path) -> None:
-    """Train OfflineRL-Kit's ``method`` into ``out`` in a child process (its package on the path)."""
-    out.mkdir(parents=True, exist_ok=True)
-    if (out / "final.json").exists():
-        return
-    cmd = [sys.executable, __file__, "_reference", method, dataset, str(seed), str(out), str(reference), *extra]
-    with open(out / "stdout.log", "a") as log:
-        subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
+def method_overrides(overrides: list[str], method: str) -> tuple[str, ...]:
+    """The overrides for ``method``: the plain ones, and ``method:key=value`` ones with the prefix removed."""
+    out = []
+    for item in overrides:
+        prefix, sep, rest = item.partition(":")
+        if sep and prefix in METHODS:
+            if prefix == method:
+                out.append(rest)
+        else:
+            out.append(item)
+    return tuple(out)
 
 
-class _Logger:
-    """The part of OfflineRL-Kit's ``Logger`` that ``EnsembleDynamics.train`` calls."""
+def fit_digest(method: str, dataset: str, seed: int, extra: tuple[str, ...]) -> str | None:
+    """A digest of ``method``'s resolved dynamics section (cache settings left out); None when model-free.
 
-    def __init__(self, model_dir: Path) -> None:
-        self.model_dir = str(model_dir)
-        model_dir.mkdir(parents=True, exist_ok=True)
-
-    def log(self, msg: str) -> None:
-        print(msg, flush=True)
-
-    def logkv(self, key: str, value: float) -> None:
-        pass
-
-    def set_timestep(self, step: int) -> None:
-        pass
-
-    def dumpkvs(self, exclude: list[str] | None = None) -> None:
-        pass
-
-
-def _train_reference(method: str, dataset_name: str, seed: int, out: Path, reference: Path, extra: list[str]) -> None:
-    """The reference's training run, configured from our resolved ``<method>_cpu`` config."""
-    from benchmarks.conformance.common import stub_modules, use_reference
+    Fits are named by it, so methods with the same dynamics config share a fit and any other config gets
+    its own.
+    """
     from mbrl.config import resolve
-    from mbrl.data.loading import load_dataset
-    from mbrl.envs import ENV_FAMILIES
-    from mbrl.evaluate import evaluate
-    from mbrl.rollout import split_batch
     from mbrl.train import compose
 
-    commit = use_reference(reference)
-    stub_modules("gym", "gym.envs", "gym.envs.mujoco", "gym.spaces", "d4rl", "torch.utils.tensorboard")
-    from offlinerlkit.buffer import ReplayBuffer
-    from offlinerlkit.dynamics import EnsembleDynamics
-    from offlinerlkit.modules import ActorProb, Critic, EnsembleDynamicsModel, TanhDiagGaussian
-    from offlinerlkit.nets import MLP
-    from offlinerlkit.policy import MOBILEPolicy, MOPOPolicy
-    from offlinerlkit.utils.scaler import StandardScaler
-    from offlinerlkit.utils.termination_fns import get_termination_fn
+    cfg = resolve(compose([f"experiment={method}_cpu", f"dataset={dataset}", f"seed={seed}", *extra]))
+    if not cfg.model_based:
+        return None
+    section = {k: v for k, v in dataclasses.asdict(cfg.dynamics).items() if k not in ("cache", "cache_dir")}
+    return hashlib.sha256(json.dumps(section, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
-    cfg = resolve(compose([f"experiment={method}_cpu", f"dataset={dataset_name}", f"seed={seed}", *extra]))
-    torch.set_num_threads(1)
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
-    data = load_dataset(cfg.dataset)
-    t, spec = data.transitions, data.spec
-    arrays = {
-        "observations": t.obs.numpy(),
-        "actions": t.act.numpy(),
-        "next_observations": t.next_obs.numpy(),
-        "rewards": t.rew.numpy(),
-        "terminals": t.terminated.numpy().astype(np.float32),
-    }
-    obs_dim, act_dim = t.obs.shape[1], t.act.shape[1]
-    family = next(f for f in ENV_FAMILIES if dataset_name.startswith(f))
-    agent, dyn, roll = cfg.agent, cfg.dynamics, cfg.rollout
-    hidden = list(agent["hidden_sizes"])
-    start = time.perf_counter()
+def fit_folder(runs: Path, side: str, method: str, dataset: str, seed: int, digest: str) -> Path:
+    """Where the fit with ``digest`` that ``method`` uses on ``side`` lives, named by its implementation."""
+    kind = FIT_KIND["ours" if side == "ours" else CHECKOUT[method]]
+    if side == "reference" and method == "rambo":
+        kind += "-normalised"
+    return runs / dataset / "_fits" / side / f"seed{seed}" / f"{kind}-{digest}"
 
-    # The dynamics: the reference's model, loss, holdout split and early stopping, our cap on epochs.
-    model = EnsembleDynamicsModel(
-        obs_dim=obs_dim,
-        action_dim=act_dim,
-        hidden_dims=list(dyn.hidden_sizes),
-        num_ensemble=dyn.ensemble_size,
-        num_elites=dyn.num_elites,
-        weight_decays=list(dyn.weight_decay),
-        device="cpu",
-    )
-    mopo_coef = float(cfg.penalty["coef"]) if method == "mopo" else 0.0
-    dynamics = EnsembleDynamics(
-        model,
-        torch.optim.Adam(model.parameters(), lr=dyn.lr),
-        StandardScaler(),
-        get_termination_fn(task=f"{family}-v2"),
-        penalty_coef=mopo_coef,
-    )
-    real = ReplayBuffer(len(t.obs), (obs_dim,), np.float32, act_dim, np.float32, "cpu")
-    real.load_dataset(arrays)
-    dynamics.train(
-        real.sample_all(),  # rewards and terminals as [N, 1] columns, as run_mopo.py passes them
-        _Logger(out / "model"),
-        max_epochs=dyn.max_epochs,
-        max_epochs_since_update=dyn.max_epochs_since_update,
-        batch_size=dyn.batch_size,
-        holdout_ratio=dyn.holdout_fraction,
-        logvar_loss_coef=dyn.logvar_loss_coef,
-    )
-    fit_s = time.perf_counter() - start
 
-    # The agent: SAC with auto-alpha starting at alpha = init_alpha, as ours.
-    def backbone(in_dim: int) -> MLP:
-        return MLP(input_dim=in_dim, hidden_dims=hidden)
+def plan(
+    pairs: list[tuple[str, str]], seeds: list[int], sides: list[str], runs: Path, overrides: list[str]
+) -> list[list[Job]]:
+    """The chains to run, in order: per stage, seed, dataset and side, the jobs of that stage's methods."""
+    datasets = list(dict.fromkeys(d for _, d in pairs))
+    chains = []
+    for stage in sorted({STAGE[m] for m, _ in pairs}):
+        for seed in seeds:
+            for dataset in datasets:
+                methods = [m for m, d in pairs if d == dataset and STAGE[m] == stage]
+                extra = {m: method_overrides(overrides, m) for m in methods}
+                digests = {m: fit_digest(m, dataset, seed, extra[m]) for m in methods}
+                for side in sides:
+                    chain = []
+                    for m in methods:
+                        fit = fit_folder(runs, side, m, dataset, seed, digests[m]) if digests[m] else None
+                        out = runs / dataset / m / side / f"seed{seed}"
+                        chain.append(Job(m, dataset, seed, side, out, fit, extra[m]))
+                    if chain:
+                        chains.append(chain)
+    return chains
 
-    actor_net = backbone(obs_dim)
-    dist = TanhDiagGaussian(
-        latent_dim=actor_net.output_dim, output_dim=act_dim, unbounded=True, conditioned_sigma=True, max_mu=1.0
-    )
-    actor = ActorProb(actor_net, dist, "cpu")
-    critics = [Critic(backbone(obs_dim + act_dim), "cpu") for _ in range(int(agent["num_critics"]))]
-    actor_optim = torch.optim.Adam(actor.parameters(), lr=agent["actor_lr"])
-    target_entropy = agent["target_entropy"] if agent["target_entropy"] is not None else -float(act_dim)
-    log_alpha = torch.full((1,), float(np.log(agent["init_alpha"])), requires_grad=True)
-    alpha = (target_entropy, log_alpha, torch.optim.Adam([log_alpha], lr=agent["alpha_lr"]))
-    common = {"tau": agent["tau"], "gamma": agent["gamma"], "alpha": alpha}
-    if method == "mopo":
-        c1, c2 = critics
-        policy = MOPOPolicy(
-            dynamics,
-            actor,
-            c1,
-            c2,
-            actor_optim,
-            torch.optim.Adam(c1.parameters(), lr=agent["critic_lr"]),
-            torch.optim.Adam(c2.parameters(), lr=agent["critic_lr"]),
-            **common,
-        )
+
+def run_chain(chain: list[Job], runs: Path, checkouts: dict[str, Path]) -> None:
+    """Each unfinished job of ``chain`` in order, its fit first when it has none yet. A job that fails does not
+    stop the jobs after it; the chain raises at its end, naming the failures."""
+    failed = []
+    for job in chain:
+        if (job.out / "final.json").exists():
+            continue
+        try:
+            if job.fit is not None:
+                ensure_fit(job, checkouts)
+            run_job(job, runs, checkouts)
+        except subprocess.CalledProcessError:
+            failed.append(f"{job.method} {job.side} on {job.dataset} seed {job.seed} (logs in {job.out}, {job.fit})")
+            print(f"failed: {failed[-1]}", file=sys.stderr, flush=True)
+    if failed:
+        raise RuntimeError("; ".join(failed))
+
+
+def ensure_fit(job: Job, checkouts: dict[str, Path]) -> None:
+    """Fit ``job``'s dynamics into ``job.fit`` unless ``fit.json`` is there; one fit per folder at a time."""
+    job.fit.mkdir(parents=True, exist_ok=True)
+    with open(job.fit.parent / f"{job.fit.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a chain that needs the same fit waits here for it
+        if (job.fit / "fit.json").exists():
+            return
+        if job.side == "ours":
+            cache = f"dynamics.cache_dir={job.cache_dir}"
+            cmd = [sys.executable, __file__, "_fit_ours", str(job.fit), *job.head, cache, *job.overrides]
+        else:
+            cmd = reference_command("fit", job, checkouts)
+        with open(job.fit / "fit.log", "a") as log:
+            run_logged(cmd, log)
+
+
+def run_logged(cmd: list[str], log: IO[str]) -> None:
+    """Run ``cmd`` in the repository root, its output unbuffered into ``log`` (the references print)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, check=True)
+
+
+def reference_command(step: str, job: Job, checkouts: dict[str, Path]) -> list[str]:
+    cmd = [sys.executable, "-m", "benchmarks.reference_drivers", step, "--method", job.method]
+    cmd += ["--dataset", job.dataset, "--seed", str(job.seed), "--checkout", str(checkouts[CHECKOUT[job.method]])]
+    cmd += ["--fit", str(job.fit)] if job.fit is not None else []
+    cmd += ["--out", str(job.out)] if step == "train" else []
+    return [*cmd, "--overrides", *job.overrides]
+
+
+def run_job(job: Job, runs: Path, checkouts: dict[str, Path]) -> None:
+    """Train ``job`` and write its ``wall.json``: the job's own wall seconds and the fit it used."""
+    if job.side == "ours":
+        cache = [f"dynamics.cache_dir={job.cache_dir}"] if job.fit is not None else []
+        wall_s = train_in(job.out, [*job.head, *cache], list(job.overrides), log_mode="a")
     else:
-        critic_list = torch.nn.ModuleList(critics)
-        policy = MOBILEPolicy(
-            dynamics,
-            actor,
-            critic_list,
-            actor_optim,
-            torch.optim.Adam(critic_list.parameters(), lr=agent["critic_lr"]),
-            penalty_coef=float(cfg.penalty["coef"]),
-            num_samples=int(cfg.penalty["samples_per_elite"]),
-            deterministic_backup=True,  # run_mobile.py's default
-            max_q_backup=False,
-            **common,
-        )
+        job.out.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        with open(job.out / "stdout.log", "a") as log:
+            cmd = reference_command("train", job, checkouts)
+            run_logged(cmd, log)
+        wall_s = time.perf_counter() - start
+    fit = str(job.fit.relative_to(runs)) if job.fit is not None else None
+    (job.out / "wall.json").write_text(json.dumps({"run_s": wall_s, "fit": fit}, indent=2) + "\n")
 
-    fake = ReplayBuffer(
-        roll.batch_size * roll.horizon * roll.retain, (obs_dim,), np.float32, act_dim, np.float32, "cpu"
+
+def _fit_ours(folder: Path, overrides: list[str]) -> None:
+    """Fit our dynamics for ``overrides`` into its cache (as the training job would) and record the fit's
+    wall seconds, which the cache entry holds, in ``folder/fit.json``."""
+    from mbrl.dynamics.cache import cache_key, cache_root, fit_cached
+    from mbrl.dynamics.factory import build_dynamics
+
+    from mbrl.config import eval_env, resolve
+    from mbrl.data.loading import load_dataset
+    from mbrl.train import compose
+
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")  # the fit's progress
+    cfg = resolve(compose([*overrides, "threads=1"]))
+    torch.set_num_threads(cfg.threads)
+    data = load_dataset(
+        cfg.dataset, download=cfg.download, env_id=cfg.env_id, allow_version_mismatch=cfg.allow_version_mismatch
     )
-    n_real, n_model = split_batch(cfg.batch_size, roll.real_ratio)
-    ref = (spec.ref_min_score, spec.ref_max_score)
-
-    def policy_eval(step: int, episodes: int) -> float:
-        policy.eval()
-        res = evaluate(
-            lambda o: torch.as_tensor(policy.select_action(o.numpy(), deterministic=True)),
-            spec.env_id,
-            episodes,
-            seed=10_000 * (seed + 1) + step,
-            ref_scores=ref,
-        )
-        policy.train()
-        return float(res.normalized.mean())
-
-    rows = []
-    policy.train()
-    for step in range(cfg.total_updates):
-        if step % roll.every == 0:
-            starts = real.sample(roll.batch_size)["observations"].cpu().numpy()
-            transitions, _ = policy.rollout(starts, roll.horizon)
-            fake.add_batch(**transitions)
-        policy.learn({"real": real.sample(n_real), "fake": fake.sample(n_model)})
-        if (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.total_updates:
-            rows.append({"step": step + 1, "score_mean": policy_eval(step + 1, cfg.eval_episodes)})
-            print(f"update {step + 1}: score {rows[-1]['score_mean']:.1f}", flush=True)
-    final = policy_eval(cfg.total_updates, cfg.final_eval_episodes)
-    rows.append({"step": cfg.total_updates, "score_mean": final})
-    with open(out / "eval.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["step", "score_mean"])
-        writer.writeheader()
-        writer.writerows(rows)
-    wall = time.perf_counter() - start
-    (out / "wall_s.txt").write_text(f"{wall:.1f}\n")
-    (out / "git_revision.txt").write_text(f"OfflineRL-Kit@{commit}\n")
-    summary = {"final": {"score_mean": final}, "fit_s": fit_s, "wall_s": wall, "reference_commit": commit}
-    (out / "final.json").write_text(json.dumps(summary, indent=2))
+    spec = data.spec
+    dynamics = build_dynamics(cfg.dynamics.kind, cfg.dynamics, spec, eval_env(cfg, spec), cfg.seed, cfg.device)
+    fit_cached(dynamics, data.model_rows, spec.content_hash, cache_dir=cfg.dynamics.cache_dir)
+    entry = cache_root(cfg.dynamics.cache_dir) / "dynamics" / f"{cache_key(dynamics, spec.content_hash)}.pt"
+    fit_s = torch.load(entry, weights_only=True).get("fit_s")
+    if fit_s is None:
+        raise SystemExit(f"{entry} was cached before fits recorded their time: delete it to refit")
+    (folder / "fit.json").write_text(json.dumps({"fit_s": fit_s, "entry": str(entry)}, indent=2) + "\n")
 
 
-def _wall(run: Path) -> float | None:
-    path = run / "wall_s.txt"
-    return float(path.read_text()) if path.exists() else None
+def run_wall(run: Path, runs: Path) -> tuple[float, float | None] | None:
+    """A finished run's wall seconds and, of those, its fit's; None when the run recorded none.
+
+    The current layout (``wall.json``): the run's own job plus the fit it used (``fit.json``). The earlier
+    layout (``wall_s.txt``): the whole job, its private fit included; the fit's share is known only for
+    the reference (its ``final.json``).
+    """
+    if (run / "wall.json").exists():
+        wall = json.loads((run / "wall.json").read_text())
+        if wall["fit"] is None:
+            return wall["run_s"], None
+        fit_s = json.loads((runs / wall["fit"] / "fit.json").read_text())["fit_s"]
+        return wall["run_s"] + fit_s, fit_s
+    if (run / "wall_s.txt").exists():
+        return float((run / "wall_s.txt").read_text()), json.loads((run / "final.json").read_text()).get("fit_s")
+    return None
 
 
-def summarise(runs: Path, methods: list[str], datasets: list[str], seeds: list[int]) -> list[dict]:
+def summarise(runs: Path, pairs: list[tuple[str, str]], seeds: list[int]) -> list[dict]:
     """One row per (dataset, method): both sides' final scores, CIs, curves and wall times."""
     rows = []
-    for d in datasets:
-        for m in methods:
-            row: dict = {"dataset": d, "method": m}
-            for side in ("ours", "reference"):
-                dirs = [runs / d / m / side / f"seed{s}" for s in seeds]
-                done = [x for x in dirs if (x / "final.json").exists()]
-                scores = [json.loads((x / "final.json").read_text())["final"]["score_mean"] for x in done]
-                walls = [w for w in (_wall(x) for x in done) if w is not None]
-                s = summarize(torch.tensor(scores)) if scores else None
-                row[side] = {
-                    "seeds": [int(x.name[4:]) for x in done],
-                    "scores": scores,
-                    "mean": s.mean if s else None,
-                    "ci95": [s.ci_low, s.ci_high] if s else None,
-                    "wall_s": walls,
-                    "curve": score_curve(done) if done else [],
-                }
-            if row["ours"]["scores"] or row["reference"]["scores"]:
-                rows.append(row)
+    for m, d in pairs:
+        row: dict = {"dataset": d, "method": m}
+        for side in SIDES:
+            dirs = [runs / d / m / side / f"seed{s}" for s in seeds]
+            done = [x for x in dirs if (x / "final.json").exists()]
+            scores = [json.loads((x / "final.json").read_text())["final"]["score_mean"] for x in done]
+            walls = [w for w in (run_wall(x, runs) for x in done) if w is not None]
+            s = summarize(torch.tensor(scores)) if scores else None
+            row[side] = {
+                "seeds": [int(x.name[4:]) for x in done],
+                "scores": scores,
+                "mean": s.mean if s else None,
+                "ci95": [s.ci_low, s.ci_high] if s else None,
+                "wall_s": [w for w, _ in walls],
+                "fit_s": [f for _, f in walls],
+                "curve": score_curve(done) if done else [],
+            }
+        if row["ours"]["scores"] or row["reference"]["scores"]:
+            rows.append(row)
     return rows
 
 
@@ -285,7 +311,7 @@ def verdict(row: dict) -> str:
         score = "inside or above" if ours["mean"] >= ref["ci95"][0] else "BELOW"
     if ours["wall_s"] and ref["wall_s"]:
         ratio = np.mean(ref["wall_s"]) / np.mean(ours["wall_s"])
-        return f"{score}; ours {ratio:.2f}x faster"
+        return f"{score}; ours {ratio:.2f}x as fast"
     return score
 
 
@@ -296,26 +322,30 @@ def render(rows: list[dict], info: dict) -> str:
         ci = f" [{s['ci95'][0]:.1f}, {s['ci95'][1]:.1f}]" if len(s["scores"]) > 1 else " (one seed)"
         return f"{s['mean']:.1f}{ci}; " + ", ".join(f"{v:.1f}" for v in s["scores"])
 
-    def wall(s: dict) -> str:
-        return f"{np.mean(s['wall_s']) / 60:.1f}" if s["wall_s"] else "–"
+    def minutes(values: list[float | None]) -> str:
+        known = [v for v in values if v is not None]
+        return f"{np.mean(known) / 60:.1f}" if known else "–"
 
     m = info["machine"]
     lines = [
-        "# Side by side with OfflineRL-Kit: same data, settings, budget and evaluation",
+        "# Side by side with the reference implementations: same data, settings, updates and evaluation",
         "",
-        f"Reference: yihaosun1124/OfflineRL-Kit @ {info['reference_commit']}. Ours: commits "
-        f"{', '.join(c[:10] for c in m['commits'] if 'OfflineRL' not in c)}. {m['cores']} cores ({m['cpu']}), "
-        f"torch {m['torch']}, one torch thread per run, runs sharing the machine. Settings: each method's "
-        "`<method>_cpu` preset for both sides. Score: final normalised score, mean with 95 % bootstrap CI "
-        "over seeds, then per seed.",
+        f"References: {', '.join(info['reference_commits']) or '–'}. Ours: commits "
+        f"{', '.join(c[:10] for c in m['commits'])}. {m['cores']} cores ({m['cpu']}), torch {m['torch']}, one "
+        "torch thread per run, runs sharing the machine. Settings: each method's `<method>_cpu` preset for both "
+        "sides. Score: final normalised score, mean with 95 % bootstrap CI over seeds, then per seed. Wall: "
+        "mean minutes per run, the run's own job plus the dynamics fit it used; a fit is shared by the methods "
+        "of a side on a dataset and seed, so its time counts in each of their rows (runs with a private fit "
+        "count their whole job).",
         "",
-        "| dataset | method | ours | reference | ours vs reference | wall min (ours / ref) |",
-        "|---|---|---|---|---|---|",
+        "| dataset | method | ours | reference | ours vs reference | wall min (ours / ref) | of which fit |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        o, ref = r["ours"], r["reference"]
         lines.append(
-            f"| {r['dataset']} | {r['method']} | {side(r['ours'])} | {side(r['reference'])} | {verdict(r)} | "
-            f"{wall(r['ours'])} / {wall(r['reference'])} |"
+            f"| {r['dataset']} | {r['method']} | {side(o)} | {side(ref)} | {verdict(r)} | "
+            f"{minutes(o['wall_s'])} / {minutes(ref['wall_s'])} | {minutes(o['fit_s'])} / {minutes(ref['fit_s'])} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -345,45 +375,50 @@ def plot(rows: list[dict], name: str) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "_reference":
-        method, dataset, seed, out, reference, *extra = argv[1:]
-        _train_reference(method, dataset, int(seed), Path(out), Path(reference), extra)
+    if argv and argv[0] == "_fit_ours":
+        _fit_ours(Path(argv[1]), argv[2:])
         return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reference", type=Path, required=True, help="a checkout of OfflineRL-Kit")
+    parser.add_argument("--reference", type=Path, help="a checkout of OfflineRL-Kit (MOPO, MOBILE, COMBO, RAMBO, EDAC)")
+    parser.add_argument("--edge-of-reach", type=Path, help="a checkout of anyasims/edge-of-reach (RAVL)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    parser.add_argument("--datasets", nargs="+", default=["hopper-medium-replay"])
+    parser.add_argument("--datasets", nargs="+", help="every chosen method on each (default: GRID's datasets)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--sides", nargs="+", default=["ours", "reference"], choices=["ours", "reference"])
+    parser.add_argument("--sides", nargs="+", default=list(SIDES), choices=SIDES)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--name", default="reference_sidebyside", help="runs and results file name")
     parser.add_argument(
-        "--overrides", nargs="*", default=[], help="config overrides for both sides (e.g. a quick check)"
+        "--overrides",
+        nargs="*",
+        default=[],
+        help="config overrides for both sides (e.g. a quick check); method:key=value for one method only",
     )
     args = parser.parse_args(argv)
-    from benchmarks.conformance.common import commit_of
-
-    commit = commit_of(args.reference)
+    methods = [m for m in METHODS if m in args.methods]
+    pairs = [(m, d) for m in methods for d in (args.datasets or GRID[m])]
     runs = RUNS / args.name
     if not args.report_only:
-        jobs = []
-        for d in args.datasets:
-            for m in args.methods:
-                for s in args.seeds:
-                    base = runs / d / m
-                    if "ours" in args.sides:
-                        jobs.append((our_run, (m, d, s, base / "ours" / f"seed{s}", args.overrides)))
-                    if "reference" in args.sides:
-                        jobs.append(
-                            (reference_run, (m, d, s, base / "reference" / f"seed{s}", args.overrides, args.reference))
-                        )
+        checkouts = {"OfflineRL-Kit": args.reference, "edge-of-reach": args.edge_of_reach}
+        if "reference" in args.sides:
+            for m in methods:
+                if checkouts[CHECKOUT[m]] is None:
+                    flag = "--reference" if CHECKOUT[m] == "OfflineRL-Kit" else "--edge-of-reach"
+                    parser.error(f"{m}'s reference side needs {flag} (a checkout of {CHECKOUT[m]})")
+        chains = plan(pairs, args.seeds, args.sides, runs, args.overrides)
         with ThreadPoolExecutor(args.workers) as pool:
-            for future in [pool.submit(fn, *a) for fn, a in jobs]:
+            for future in [pool.submit(run_chain, chain, runs, checkouts) for chain in chains]:
                 future.result()
-    rows = summarise(runs, args.methods, args.datasets, args.seeds)
-    run_dirs = [runs / r["dataset"] / r["method"] / "ours" / f"seed{s}" for r in rows for s in r["ours"]["seeds"]]
-    info = {"machine": machine(run_dirs), "reference_commit": commit}
+    rows = summarise(runs, pairs, args.seeds)
+
+    def finished(side: str) -> list[Path]:
+        return [runs / r["dataset"] / r["method"] / side / f"seed{s}" for r in rows for s in r[side]["seeds"]]
+
+    revisions = [d / "git_revision.txt" for d in finished("reference")]
+    info = {
+        "machine": machine(finished("ours")),
+        "reference_commits": sorted({r.read_text().strip() for r in revisions if r.exists()}),  # checkout@commit
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps({**info, "rows": rows}, indent=2))
     (RESULTS / f"{args.name}.md").write_text(render(rows, info))

@@ -71,8 +71,10 @@ def fit_cached(
 ) -> Any:
     """Fit ``model`` on ``data`` or load the cached fit; returns the report of a fresh fit, else None.
 
-    Fits live in ``<cache root>/<kind>/<key>.pt``. Objects without a ``cfg`` have nothing learned to
-    cache (the oracle simulator): their ``fit`` only checks the data.
+    Fits live in ``<cache root>/<kind>/<key>.pt``, with the fit's wall seconds as ``fit_s`` (so that a job
+    that loads a fit can still count what the fit cost; entries written before the key existed lack it
+    and load all the same). Objects without a ``cfg`` have nothing learned to cache (the oracle
+    simulator): their ``fit`` only checks the data.
     """
     if not enabled or getattr(model, "cfg", None) is None:
         return model.fit(data)
@@ -84,10 +86,12 @@ def fit_cached(
         fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent runs of a sweep wait here for the first fit
         if path.exists() and _load_entry(model, path, kind):
             return None
+        start = time.perf_counter()
         report = model.fit(data)
+        fit_s = time.perf_counter() - start
         summary = dataclasses.asdict(report) if dataclasses.is_dataclass(report) else report
-        save_atomic({"model": model.state_dict(), "report": summary}, path)
-        log.info("fitted %s; cached at %s", kind, path)
+        save_atomic({"model": model.state_dict(), "report": summary, "fit_s": fit_s}, path)
+        log.info("fitted %s in %.1f s; cached at %s", kind, fit_s, path)
         return report
 
 
