@@ -9,15 +9,20 @@
 #   wheels     installs .whl/*.whl into $SITE when .whl/ exists and `import gymnasium` fails
 #   env        nvidia-smi, Python/torch/CUDA and package versions, carried wheels' requirements
 #   imports    mbrl.agents / mbrl.dynamics importable from the working tree (no pip install)
+#   cuda_graphs benchmarks/cuda_graphs_check.py: every graph-capable agent's update and the RAVL rollout,
+#              eager against cuda_graphs=true (agreement, speed-up); on a CPU it refuses, as it should
 #   datasets   builds the built-in halfcheetah-medium and hopper-medium, checks their content hashes
 #   smoke      every agent preset (configs/agent), every dynamics kind (configs/dynamics, with
 #              agent=sac) and every transition filter (configs/filter, with agent=mopo) at scale=smoke
-#              on halfcheetah-medium, the whole job with its evaluation, SMOKE_JOBS at a time
+#              on halfcheetah-medium, the whole job with its evaluation, SMOKE_JOBS at a time; on a GPU
+#              also four jobs with cuda_graphs=true
 #   ravl       experiment=ravl_paper on hopper-medium for RAVL_UPDATES updates with its 50k-state
 #              rollout rounds; the steady-state time per update, rollouts included, projects the
 #              published 3M-update run (its rows are written as it goes, so a cut run still projects)
-#   throughput benchmarks/throughput.py --quick --device $DEVICE, in what is left of the deadline
-# OUT_DIR gets five files: summary.md, results.json, log.txt, throughput.json, env.txt.
+#   throughput benchmarks/throughput.py --quick --device $DEVICE, in what is left of the deadline; with
+#              --reference-offlinerl-kit when a checkout is at .refs/OfflineRL-Kit (git-ignored; carried
+#              to the machine with the tree): its ensemble fit and EDAC update against ours
+# OUT_DIR gets six files: summary.md, results.json, log.txt, throughput.json, cuda_graphs.json, env.txt.
 #
 # Environment: DEVICE (cuda), QUICK (0), PYTHON (python3), WORK (/tmp/mbrl_gpu_check: datasets,
 # dynamics cache, runs), SITE (/tmp/site), WHEELS (.whl), DEADLINE_S (450 on cuda, 3600 on cpu),
@@ -164,6 +169,18 @@ assert CONFIG_DIR.is_dir(), CONFIG_DIR
 "
 }
 
+# -- cuda_graphs: graphed against eager updates and rollouts -----------------------------------------
+cuda_graphs_item() {
+    # As a script: it needs no dataset (synthetic batches); exit 2 is its refusal without a GPU.
+    "$PYTHON" "$REPO/benchmarks/cuda_graphs_check.py" --out "$OUT/cuda_graphs.json"
+    local rc=$?
+    if [[ "$DEVICE" == cpu && $rc == 2 ]]; then
+        echo "cuda_graphs_check refused to run without a GPU, as it should on DEVICE=cpu"
+        return 0
+    fi
+    return $rc
+}
+
 # -- datasets -----------------------------------------------------------------------------------------
 datasets_item() {
     # Both at once (each is one process); one that fails, e.g. on a race creating Minari's shared
@@ -216,6 +233,14 @@ smoke_item() {
         name=$(basename "$f" .yaml)
         [[ "$name" != none ]] && jobs+=("filter_$name agent=mopo filter=$name")
     done
+    if [[ "$DEVICE" != cpu ]]; then  # the job with cuda_graphs=true (refused on a CPU): both graphed paths
+        jobs+=(
+            "graphs_ravl agent=ravl cuda_graphs=true"
+            "graphs_td3bc agent=td3bc cuda_graphs=true"
+            "graphs_combo agent=combo cuda_graphs=true"
+            "graphs_morec agent=mopo filter=reward_consistency cuda_graphs=true"
+        )
+    fi
     local job
     for job in "${jobs[@]}"; do
         while (($(jobs -rp | wc -l) >= SMOKE_JOBS)); do wait -n; done
@@ -243,6 +268,14 @@ throughput_item() {
     elif (($(budget 240) < 150)); then  # late: the growth section (subprocesses) would not fit
         echo "less than 150 s left: without the growth section"
         extra=(--skip growth)
+    fi
+    local ref="$REPO/.refs/OfflineRL-Kit"
+    if [[ -d "$ref/offlinerlkit" ]]; then  # its commit is read with git, as the side-by-side records it
+        if git -C "$ref" rev-parse HEAD >/dev/null 2>&1; then
+            extra+=(--reference-offlinerl-kit "$ref")
+        else
+            echo "$ref is no readable git checkout (no git, or .git not carried): without OfflineRL-Kit"
+        fi
     fi
     # As a script, not -m: a regular package named "benchmarks" elsewhere on sys.path cannot shadow it.
     "$PYTHON" "$REPO/benchmarks/throughput.py" --quick --device "$DEVICE" "${extra[@]}" --out "$OUT/throughput.json"
@@ -281,13 +314,15 @@ trap 'summary >>"$LOG" 2>&1' EXIT
 # -- run ---------------------------------------------------------------------------------------------
 export REPO OUT WORK SITE WHEELS DEVICE QUICK PYTHON LOG START DEADLINE_S SCALE_T SMOKE_JOBS RAVL_UPDATES
 export SMOKE_DATASET RAVL_DATASET
-export -f elapsed budget env_item wheels_item imports_item datasets_item smoke_one smoke_item throughput_item ravl_item
+export -f elapsed budget env_item wheels_item imports_item cuda_graphs_item datasets_item smoke_one smoke_item \
+    throughput_item ravl_item
 
 note "gpu_check: DEVICE=$DEVICE QUICK=$QUICK PYTHON=$PYTHON WORK=$WORK deadline ${DEADLINE_S} s"
 overlay
 item wheels 120 wheels_item
 item env 60 env_item
 item imports 60 imports_item
+item cuda_graphs 120 cuda_graphs_item
 item datasets 240 datasets_item
 item smoke 300 smoke_item
 item ravl 180 ravl_item

@@ -5,9 +5,9 @@
     python benchmarks/gpu_check_report.py summary OUT WORK DEVICE QUICK RAVL_UPDATES WALL_S
 
 ``summary`` reads what the script left in WORK (``items.tsv``, ``smoke/<job>.status``, the runs under
-``runs/``, ``datasets.json``, ``ravl_smi.csv``) and in OUT (``env.txt``, ``throughput.json``) and writes
-``OUT/results.json`` and ``OUT/summary.md``. It imports only the standard library (and ``mbrl`` and ``torch``
-for the other two commands), so it runs wherever the check ran.
+``runs/``, ``datasets.json``, ``ravl_smi.csv``) and in OUT (``env.txt``, ``throughput.json``,
+``cuda_graphs.json``) and writes ``OUT/results.json`` and ``OUT/summary.md``. It imports only the standard
+library (and ``mbrl`` and ``torch`` for the other two commands), so it runs wherever the check ran.
 """
 
 from __future__ import annotations
@@ -206,6 +206,8 @@ def summarize(out: Path, work: Path, device: str, quick: bool, ravl_updates: int
     ravl |= gpu_samples(work / "ravl_smi.csv")
 
     throughput = read_json(out / "throughput.json")
+    throughput_keys = ("workloads", "projection", "sgemm_gflops", "pipeline", "wall_s")
+    throughput_keys += ("offlinerl_kit_side_by_side", "offlinerl_kit_edac")
     env_file = out / "env.txt"
     env_text = env_file.read_text(errors="replace") if env_file.exists() else ""
     version_info = None
@@ -223,9 +225,8 @@ def summarize(out: Path, work: Path, device: str, quick: bool, ravl_updates: int
         "datasets": read_json(work / "datasets.json"),
         "ravl": ravl,
         "versions": version_info,
-        "throughput": {k: throughput.get(k) for k in ("workloads", "projection", "sgemm_gflops", "pipeline", "wall_s")}
-        if throughput
-        else None,
+        "throughput": {k: throughput.get(k) for k in throughput_keys} if throughput else None,
+        "cuda_graphs": read_json(out / "cuda_graphs.json"),
     }
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     (out / "summary.md").write_text(markdown(results))
@@ -276,13 +277,67 @@ def markdown(results: dict[str, Any]) -> str:
             f"\nGPU utilisation {ravl['gpu_util_mean_pct']:.0f} % on average over the job, "
             f"{ravl['gpu_memory_max_mib']:.0f} MiB of memory in use at most."
         )
+    md += cuda_graphs_markdown(results.get("cuda_graphs"))
     tp = results["throughput"]
     if tp and tp.get("workloads"):
         md += ["", "## throughput.py --quick", "", "| workload | median | unit |", "|---|---|---|"]
         md += [f"| {name} | {row['median']:.1f} | {row['unit']} |" for name, row in tp["workloads"].items()]
         if tp.get("projection"):
             md.append(f"\nRAVL projection from the workloads: {tp['projection']['hours']:.1f} h (evaluation excluded).")
+    if tp:
+        md += offlinerl_kit_markdown(tp.get("offlinerl_kit_side_by_side"), tp.get("offlinerl_kit_edac"))
     return "\n".join(md) + "\n"
+
+
+def cuda_graphs_markdown(cg: dict[str, Any] | None) -> list[str]:
+    """The section of ``cuda_graphs_check.py``'s results: agreement and speed-up per agent and rollout."""
+    if not cg:
+        return []
+    verdict = "everything agrees" if cg.get("all_agree") else "NOT everything agrees"
+    md = ["", "## CUDA graphs against eager (cuda_graphs_check.py)", ""]
+    md.append(f"{verdict} (relative tolerance {cg['tolerance']:g}); {cg['wall_s']:.0f} s.")
+    md += ["", "| agent | rel. diff. state | rel. diff. metrics | bit for bit | eager /s | graphed /s | speed-up |"]
+    md.append("|---|---|---|---|---|---|---|")
+    errors = []
+    for case, r in cg["agents"].items():
+        if "error" in r:
+            md.append(f"| {case} | error | | | | | |")
+            errors.append(f"{case}: `{r['error'][:300]}`")
+            continue
+        md.append(
+            f"| {case} | {r['max_rel_diff_state']:.1e} | {r['max_rel_diff_metrics']:.1e} | {r['bitwise_equal']} | "
+            f"{r['eager_updates_per_s']:.0f} | {r['graphed_updates_per_s']:.0f} | x{r['speedup']:.2f} |"
+        )
+    md += ["", "| rollout | rel. diff. | bit for bit | eager rollout /s | eager all rows /s | graphed /s | speed-up |"]
+    md.append("|---|---|---|---|---|---|---|")
+    for case, r in cg["rollouts"].items():
+        if "error" in r:
+            md.append(f"| {case} | error | | | | | |")
+            errors.append(f"{case}: `{r['error'][:300]}`")
+            continue
+        t = r["transitions_per_s"]
+        md.append(
+            f"| {case} | {r['max_rel_diff']:.1e} | {r['bitwise_equal']} | {t['eager_rollout']:.0f} | "
+            f"{t['eager_all_rows']:.0f} | {t['graphed']:.0f} | x{r['speedup_over_eager_rollout']:.2f} |"
+        )
+    return md + [f"\n{e}" for e in errors]
+
+
+def offlinerl_kit_markdown(fit: dict[str, Any] | None, edac: dict[str, Any] | None) -> list[str]:
+    """The ratios to OfflineRL-Kit that ``throughput.py --reference-offlinerl-kit`` measured on this machine."""
+    md = []
+    if fit:
+        md.append(
+            f"- ensemble fit ({fit['rows']} rows, one epoch): ours x{fit['ratio']:.2f} of OfflineRL-Kit "
+            f"{fit['reference']['commit'][:7]} ({fit['offlinerl_kit']['median_rate']:.1f} steps/s)"
+        )
+    if edac:
+        graphs = f", with cuda_graphs x{edac['ratio_cuda_graphs']:.2f}" if edac.get("ratio_cuda_graphs") else ""
+        md.append(
+            f"- EDAC update (N=10, 3x256): ours x{edac['ratio']:.2f}{graphs} of OfflineRL-Kit "
+            f"{edac['reference']['commit'][:7]} ({edac['offlinerl_kit']['median_rate']:.1f} updates/s)"
+        )
+    return ["", "## Against OfflineRL-Kit on this machine", "", *md] if md else []
 
 
 def main(argv: list[str]) -> None:

@@ -6,7 +6,7 @@
     python -m benchmarks.throughput --compile        # also torch.compile'd updates against eager ones
     python -m benchmarks.throughput --full-fit 1000000   # also an early-stopped fit on 1M rows (hours on CPU)
     python -m benchmarks.throughput --full-fit-dataset hopper-medium   # also one on a built-in 100k dataset
-    python -m benchmarks.throughput --reference-offlinerl-kit /work/refs/OfflineRL-Kit   # fit vs OfflineRL-Kit's
+    python -m benchmarks.throughput --reference-offlinerl-kit /work/refs/OfflineRL-Kit   # fit, EDAC vs OfflineRL-Kit's
 
 Workloads, fp32, batch 256, HalfCheetah sizes (obs 17, act 6):
 
@@ -32,7 +32,9 @@ Side by side with OfflineRL-Kit (``--reference-offlinerl-kit``, the path of a ch
 ``EnsembleDynamicsModel``/``EnsembleDynamics``/``StandardScaler`` at the same sizes on the same rows, one epoch
 of each fit in alternating rounds. Its unit is what its ``train`` runs per epoch apart from logging and the
 reshuffle: the gather of the epoch's bootstrap rows, ``learn`` and ``validate``. Ours is ``fit`` capped at one
-epoch, so it also pays the holdout split, the normaliser, the bootstrap draw and the reshuffle.
+epoch, so it also pays the holdout split, the normaliser, the bootstrap draw and the reshuffle. With the same
+option, one EDAC update (N=10, 3x256, batch 256) against OfflineRL-Kit's ``EDACPolicy.learn`` as ``run_edac.py``
+builds it, and on a GPU also ours with ``cuda_graphs=true``.
 Fast paths are timed against the plain path they replace in interleaved rounds of the same process, so the
 ratios hold even on a busy machine; absolute rates do not, and the load average is recorded with them.
 
@@ -369,6 +371,87 @@ def offlinerl_kit_side_by_side(args, device: torch.device) -> dict:
         **res,
         "ratio": res["ours"]["speedup"],
         "ratio_plain_step": res["ours_plain_step"]["speedup"],
+    }
+
+
+def reference_edac_fn(path: Path, device: torch.device, batches: list[Transitions]) -> tuple[Callable[[], int], str]:
+    """One update per call of OfflineRL-Kit's ``EDACPolicy`` as its ``run_edac.py`` builds it for HalfCheetah
+    (actor and 10 critics 3x256, eta 1, entropy in the target, automatic temperature; Adam at lr 1e-4, 3e-4,
+    1e-4), cycling through ``batches``; returns (fn, commit). ``learn`` ends in ``.item()`` calls, as its trainer
+    runs it."""
+    _, commit = import_offlinerl_kit(path)  # its path first on sys.path, gym and d4rl stubbed
+    from offlinerlkit.modules import ActorProb, EnsembleCritic, TanhDiagGaussian
+    from offlinerlkit.nets import MLP
+    from offlinerlkit.policy import EDACPolicy
+
+    torch.manual_seed(0)
+    hidden = list(EDAC.hidden_sizes)
+    backbone = MLP(input_dim=OBS_DIM, hidden_dims=hidden)
+    dist = TanhDiagGaussian(backbone.output_dim, ACT_DIM, unbounded=True, conditioned_sigma=True, max_mu=1.0)
+    actor = ActorProb(backbone, dist, str(device))
+    critics = EnsembleCritic(OBS_DIM, ACT_DIM, hidden, num_ensemble=EDAC.num_critics, device=str(device))
+    log_alpha = torch.zeros(1, requires_grad=True, device=device)
+    policy = EDACPolicy(
+        actor,
+        critics,
+        torch.optim.Adam(actor.parameters(), lr=1e-4),
+        torch.optim.Adam(critics.parameters(), lr=3e-4),
+        tau=0.005,
+        gamma=0.99,
+        alpha=(-float(ACT_DIM), log_alpha, torch.optim.Adam([log_alpha], lr=1e-4)),
+        max_q_backup=False,
+        deterministic_backup=False,
+        eta=EDAC.eta,
+    )
+    ref_batches = [
+        {
+            "observations": b.obs,
+            "actions": b.act.clone(),  # learn sets requires_grad on the actions
+            "next_observations": b.next_obs,
+            "rewards": b.rew[:, None],
+            "terminals": b.terminated[:, None].float(),
+        }
+        for b in batches
+    ]
+    step = [0]
+
+    def one() -> int:
+        policy.learn(ref_batches[step[0] % len(ref_batches)])
+        step[0] += 1
+        return 1
+
+    return one, commit
+
+
+def offlinerl_kit_edac(args, device: torch.device) -> dict:
+    """Our EDAC update (N=10, 3x256) against OfflineRL-Kit's on the same batches, in alternating rounds; on a GPU
+    also ours with ``cuda_graphs=true`` (mbrl.agents.graphed.GraphedUpdate)."""
+    from mbrl.agents.graphed import GraphedUpdate
+
+    batches = [synthetic(BATCH, device, seed=s) for s in range(8)]
+    reference, commit = reference_edac_fn(args.reference_offlinerl_kit, device, batches)
+    torch.manual_seed(0)
+    variants = {"offlinerl_kit": reference, "ours": update_fn(SACAgent(spec(device), EDAC), device)}
+    if device.type == "cuda":
+        torch.manual_seed(0)
+        graphed = GraphedUpdate(SACAgent(spec(device), EDAC))
+        step = [0]
+
+        def graphed_one() -> int:
+            graphed(batches[step[0] % len(batches)])
+            step[0] += 1
+            return 1
+
+        variants["ours_cuda_graphs"] = graphed_one
+    res = interleaved(variants, device, args.rounds, args.round_s)
+    return {
+        "unit": "updates/s",
+        "what": "one EDAC update, N=10 critics and the actor 3x256, eta 1, batch 256; speedup = over OfflineRL-Kit; "
+        "ours_cuda_graphs (GPU only): the same update replayed from CUDA graphs",
+        "reference": {"repository": "yihaosun1124/OfflineRL-Kit", "commit": commit},
+        **res,
+        "ratio": res["ours"]["speedup"],
+        "ratio_cuda_graphs": res["ours_cuda_graphs"]["speedup"] if "ours_cuda_graphs" in res else None,
     }
 
 
@@ -716,6 +799,13 @@ def print_table(results: dict) -> None:
             f"({side['ours']['median_rate']:.1f}, {side['ours_plain_step']['median_rate']:.1f} vs "
             f"{side['offlinerl_kit']['median_rate']:.1f} steps/s)"
         )
+    edac = results.get("offlinerl_kit_edac")
+    if edac:
+        graphs = f", with CUDA graphs x{edac['ratio_cuda_graphs']:.2f}" if edac["ratio_cuda_graphs"] else ""
+        print(
+            f"EDAC update vs OfflineRL-Kit {edac['reference']['commit'][:7]}: ours x{edac['ratio']:.2f}{graphs} "
+            f"({edac['offlinerl_kit']['median_rate']:.1f} updates/s for OfflineRL-Kit)"
+        )
     for key in ("full_fit", "full_fit_dataset"):
         if key in results:
             row = results[key]
@@ -763,7 +853,7 @@ def main(argv: list[str] | None = None) -> None:
         type=Path,
         default=None,
         metavar="PATH",
-        help="a checkout of OfflineRL-Kit: also time its ensemble fit against ours, side by side",
+        help="a checkout of OfflineRL-Kit: also time its ensemble fit and EDAC update against ours, side by side",
     )
     parser.add_argument("--pipeline-scale", default="smoke", help="scale preset of the pipeline job (smoke or cpu)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["workloads", "fast_paths", "growth", "pipeline"])
@@ -848,6 +938,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.reference_offlinerl_kit:
         section("ensemble fit side by side with OfflineRL-Kit")
         results["offlinerl_kit_side_by_side"] = offlinerl_kit_side_by_side(args, device)
+        section("EDAC update side by side with OfflineRL-Kit")
+        results["offlinerl_kit_edac"] = offlinerl_kit_edac(args, device)
     if args.full_fit:
         section(f"full fit on {args.full_fit} transitions")
         results["full_fit"] = full_fit(args, device)
