@@ -22,6 +22,7 @@ from mbrl.cuda_graphs import (
     CapturedStep,
     CudaGraphs,
     GraphBackend,
+    StepFn,
     learning_rates,
     make_capturable,
     signature,
@@ -93,7 +94,7 @@ class GraphedUpdate:
         metrics = dict(zip(captured.names, stacked.clone().unbind(), strict=True))
         return agent.after_update(branch, metrics)
 
-    def _step_fn(self, branch: Hashable, fields: tuple[tuple[str, ...], tuple[str, ...]], names: list[str]):
+    def _step_fn(self, branch: Hashable, fields: tuple[tuple[str, ...], tuple[str, ...]], names: list[str]) -> StepFn:
         """The captured function: tensors (the real batch's, then the model batch's) -> the stacked metrics."""
         n_real = len(fields[0])
 

@@ -77,7 +77,8 @@ def check_agent(agent: str | type, config: Any | None = None, updates: int = 3) 
     and changes a tensor of the state it started from (compared key by key), both with and without a model
     batch (with one only, and a model-free update must raise ``ValueError``, for an agent with
     ``requires_model``); a ``state_dict`` round trip (optimisers included) continues bit-for-bit like the
-    original; the same seed gives the same state.
+    original; the same seed gives the same state; for a class that ``cuda_graphs=true`` may replay
+    (``supports_cuda_graphs``), :func:`check_graph_updates`.
     """
     make = _build(agent, config)
     torch.manual_seed(0)
@@ -181,7 +182,8 @@ class OpTrace(TorchDispatchMode):
         kwargs = kwargs or {}
         name = str(func.overloadpacket)
         tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
-        if name in SYNC_OPS or (name in MASK_OPS and any(t.dtype == torch.bool for t in tree_flatten(args[1:])[0])):
+        masks = [t for t in tree_flatten(args[1:])[0] if isinstance(t, torch.Tensor) and t.dtype == torch.bool]
+        if name in SYNC_OPS or (name in MASK_OPS and masks):
             self.syncs.append(str(func))
         elif str(func) == "aten.repeat_interleave.Tensor" and kwargs.get("output_size") is None:
             self.syncs.append(str(func))  # the output size is the sum of the repeats

@@ -292,7 +292,7 @@ def test_graphed_rollouts_replay_the_eager_step(case):
         assert 0 < expected[1].stopped_fraction < 1
 
 
-def test_softmax_selection_rolls_out_eagerly_the_emulation_names_its_sync():
+def test_the_trace_names_host_waits_so_softmax_selection_rolls_out_eagerly():
     """torch.multinomial without replacement checks its probabilities on the host (inside its kernel, where the
     emulation cannot look: the check names the operator)."""
     filt = _reward_filter(softmax=True)
@@ -303,6 +303,12 @@ def test_softmax_selection_rolls_out_eagerly_the_emulation_names_its_sync():
         torch.multinomial(torch.ones(3, 4), 1)
         torch.multinomial(torch.ones(3, 4), 1, replacement=True)
     assert trace.syncs == ["aten.multinomial.default"]
+    x = torch.arange(6.0).view(2, 3)
+    with OpTrace() as trace:  # index tensors are fine, boolean masks are not
+        x[None, torch.tensor([1])], x[:, torch.tensor([0, 2])]
+        x[x > 2]
+        x[torch.tensor([True, False])] = 0.0
+    assert trace.syncs == ["aten.index.Tensor", "aten.index_put_.default"]
     cfg = RolloutConfig(horizon=2, batch_size=32, every=2, retain=2, real_ratio=0.5)
     data = ModelData(
         cfg, 16, DATA.obs, SPEC.act_dim, _model(None), NoPenalty(NoPenaltyConfig()), filt, 0, cuda_graphs=True
