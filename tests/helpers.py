@@ -6,6 +6,7 @@ comparison with the samplers and recorders that replay a reference's update (the
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import signal
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import h5py
 import numpy as np
 import torch
-from mbrl.dynamics.ensemble import EnsembleConfig
+from mbrl.dynamics.ensemble import EnsembleConfig, GaussianEnsemble
 
 from mbrl.data.transitions import Transitions
 from mbrl.envs import make_env
@@ -567,3 +568,13 @@ SMALL_ENSEMBLE = EnsembleConfig(
     batch_size=100,
     max_epochs=25,
 )
+
+
+def tiny_fitted_ensemble(data: Transitions) -> GaussianEnsemble:
+    """A 4-member ensemble fitted for 3 epochs on ``data`` from a fixed seed: a real learned model for tests of
+    what uses one (rollouts, host syncs, graphs), not of the fit."""
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(SMALL_ENSEMBLE, ensemble_size=4, num_elites=3, batch_size=64, max_epochs=3)
+    model = GaussianEnsemble(data.obs_dim, data.act_dim, cfg)
+    model.fit(data)
+    return model

@@ -34,7 +34,7 @@ from mbrl.filters.reward_consistency import DynamicsRewardConfig, RewardConsiste
 from mbrl.model_data import ModelData
 from mbrl.rollout import GraphedRollout, RolloutConfig, model_step, rollout, rollout_all_rows
 from mbrl.testing import SPEC, EmulatedGraphs, OpTrace, check_graph_updates, random_batch
-from tests.helpers import ROOT, SMALL_ENSEMBLE
+from tests.helpers import ROOT, SMALL_ENSEMBLE, tiny_fitted_ensemble
 
 DATA = random_batch(400, seed=5)
 
@@ -81,11 +81,7 @@ def test_the_capability_needs_update_step_and_steppedupdates_update():
 # -- agents: graphed updates are the eager ones ---------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ensemble() -> GaussianEnsemble:
-    torch.manual_seed(0)
-    cfg = dataclasses.replace(SMALL_ENSEMBLE, ensemble_size=4, num_elites=3, batch_size=64, max_epochs=3)
-    model = GaussianEnsemble(SPEC.obs_dim, SPEC.act_dim, cfg)
-    model.fit(DATA)
-    return model
+    return tiny_fitted_ensemble(DATA)
 
 
 CASES = {

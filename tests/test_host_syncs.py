@@ -35,7 +35,7 @@ from mbrl.filters.penalties import MOBILEPenalty, MOBILEPenaltyConfig, NoPenalty
 from mbrl.model_data import ModelData
 from mbrl.rollout import RolloutConfig
 from mbrl.testing import SPEC, random_batch
-from tests.helpers import SMALL_ENSEMBLE
+from tests.helpers import tiny_fitted_ensemble
 
 ROOT = str(Path(__file__).resolve().parent.parent)
 UPDATES = 4
@@ -116,11 +116,7 @@ def test_the_counter_sees_every_kind_of_sync():
 
 @pytest.fixture(scope="module")
 def ensemble() -> GaussianEnsemble:
-    torch.manual_seed(0)
-    cfg = dataclasses.replace(SMALL_ENSEMBLE, ensemble_size=4, num_elites=3, batch_size=64, max_epochs=3)
-    model = GaussianEnsemble(SPEC.obs_dim, SPEC.act_dim, cfg)
-    model.fit(DATA)
-    return model
+    return tiny_fitted_ensemble(DATA)
 
 
 def _config(name: str, **kw):
