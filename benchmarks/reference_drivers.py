@@ -102,6 +102,7 @@ _KIT_FIT = {
     "dynamics.max_holdout": 1000,  # min(ratio * N, 1000) rows held out (ensemble_dynamics.py:118)
     "dynamics.improvement_threshold": 0.01,  # ensemble_dynamics.py:153
     "dynamics.max_train_steps_per_epoch": None,
+    "dynamics.init_truncation": None,  # trunc_normal_ at its default absolute bounds (ensemble_linear.py:23)
 }
 _TWO_CRITICS = {"agent.num_critics": 2, "agent.eta": 0.0, "agent.deterministic_backup": False}  # SACPolicy
 FIXED: dict[str, dict[str, Any]] = {
@@ -123,6 +124,7 @@ FIXED: dict[str, dict[str, Any]] = {
         "dynamics.activation": "silu",  # net.py:113
         "dynamics.bootstrap": True,  # ensemble.py:201
         "dynamics.weight_decay": [2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4],  # net.py:119, l2_reg_multiplier 1
+        "dynamics.init_truncation": 2.0,  # trunc_normal_ cut at 2 std (net.py:153)
         "dynamics.improvement_threshold": 0.01,  # train_dynamics_model.py:48
         "dynamics.max_train_steps_per_epoch": None,
         # train_dynamics_model.py's literals: batch 256 (:120), log-variance bounds coefficient 0.01 (:158),

@@ -93,6 +93,34 @@ def test_initialisation_is_truncated_normal_with_zero_bias():
     torch.testing.assert_close(model.min_logvar, torch.full((12,), -10.0))
 
 
+def test_initialisation_without_truncation_is_offlinerlkits_normal():
+    """``init_truncation=None`` draws as OfflineRL-Kit's ``trunc_normal_(w, std=s)``: bounds of ±2 absolute
+    cut nothing at these stds, so about 4.6 % of the weights lie beyond 2 std and the spread is the full std."""
+    model = GaussianEnsemble(11, 3, EnsembleConfig(init_truncation=None))
+    weights = torch.cat([(layer.weight / (1 / (2 * math.sqrt(layer.in_features)))).flatten() for layer in model.layers])
+    assert 0.97 < weights.std() < 1.03
+    assert 0.035 < (weights.abs() > 2).float().mean() < 0.06
+    assert all(not layer.bias.any() for layer in model.layers)
+    # The same seed draws the same numbers; the cut is the only difference from the default.
+    again = GaussianEnsemble(11, 3, EnsembleConfig(init_truncation=None))
+    torch.testing.assert_close(again.output.weight, model.output.weight, rtol=0, atol=0)
+
+
+def test_the_presets_initialise_as_their_references():
+    """The ensemble preset (MOPO, MOBILE, COMBO, RAMBO, MOREC: OfflineRL-Kit) draws without the 2-std cut;
+    RAVL's presets keep edge-of-reach's cut."""
+    from mbrl.config import resolve
+    from mbrl.train import compose
+
+    def truncation(*overrides: str) -> float | None:
+        return resolve(compose(list(overrides))).dynamics.init_truncation
+
+    assert truncation("agent=mopo") is None
+    for experiment in ("mopo_cpu", "mobile_paper", "combo_cpu", "rambo_cpu", "morec_mopo_cpu"):
+        assert truncation(f"experiment={experiment}") is None, experiment
+    assert truncation("experiment=ravl_cpu") == truncation("experiment=ravl_paper") == 2.0
+
+
 @pytest.mark.parametrize("activation", ["silu", "relu"])
 def test_batched_forward_equals_each_member_alone(activation: str):
     cfg = dataclasses.replace(SMALL, ensemble_size=3, num_elites=2, activation=activation)
@@ -282,6 +310,7 @@ def test_single_gaussian_is_an_ensemble_of_one():
         ({"activation": "tanh"}, "silu, relu"),
         ({"holdout_fraction": 0.0}, "holdout_fraction"),
         ({"termination": "ant"}, "halfcheetah, hopper, walker2d"),
+        ({"init_truncation": 0.0}, "init_truncation"),
     ],
 )
 def test_bad_config_is_refused_with_a_clear_message(change: dict, message: str):
