@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from mbrl.agents.base import Agent, AgentSpec, SteppedUpdate, register_agent
 from mbrl.agents.kit import optimise
-from mbrl.agents.rules import POSITIVE, SIZES, check
+from mbrl.agents.rules import POSITIVE, SIZES, check, check_init
 
 from mbrl.data.transitions import Transitions
 from mbrl.nn import TanhGaussianActor
@@ -22,9 +22,14 @@ from mbrl.optim import adam
 class BCConfig:
     hidden_sizes: tuple[int, ...] = (256, 256)
     lr: float = 1e-3
+    # How the actor is initialised (mbrl.nn.INITS, docs/fidelity.md "Initialisation"): "torch" (OfflineRL-Kit's
+    # run_bc.py); the default "edac_heads" (mean and log-std heads U(+-1e-3)) is what runs made before the
+    # setting used.
+    init: str = "edac_heads"
 
     def __post_init__(self) -> None:
         check(self, SIZES, "hidden_sizes")
+        check_init(self, ("edac_heads", "torch"))
         check(self, POSITIVE, "lr")
 
 
@@ -37,7 +42,7 @@ class BCAgent(SteppedUpdate, Agent):
     def __init__(self, spec: AgentSpec, config: BCConfig) -> None:
         self.cfg = config
         self.actor = TanhGaussianActor(
-            spec.obs_dim, spec.act_dim, tuple(config.hidden_sizes), spec.act_low, spec.act_high
+            spec.obs_dim, spec.act_dim, tuple(config.hidden_sizes), spec.act_low, spec.act_high, config.init
         ).to(spec.device)
         self.opt = adam(self.actor.parameters(), config.lr)
 

@@ -44,12 +44,13 @@ from mbrl.agents.rules import (
     SIZES,
     check,
     check_actor_lr_schedule,
+    check_init,
     require,
 )
 from torch import nn
 
 from mbrl.data.transitions import Transitions
-from mbrl.nn import TanhGaussianActor, TanhMeanGaussianActor, mlp
+from mbrl.nn import TanhGaussianActor, TanhMeanGaussianActor, mlp, orthogonal_linears
 from mbrl.optim import adam
 
 MAX_WEIGHT = 100.0
@@ -75,6 +76,10 @@ class IQLConfig:
     actor_lr_schedule_steps: int = 0  # T_max in updates; required by "cosine"
     actor_lr_schedule_every: int = 1000
     policy: str = "gaussian"  # "gaussian": tanh mean, state-independent std; "tanh_gaussian": squashed
+    # How the actor, the critics and V are initialised (mbrl.nn.INITS, docs/fidelity.md "Initialisation"):
+    # "orthogonal" (OfflineRL-Kit's run_iql.py), "torch" (CORL's iql.py); the default "edac_heads" (critics
+    # EDAC-style, the rest at nn.Linear's default) is what runs made before the setting used.
+    init: str = "edac_heads"
 
     def __post_init__(self) -> None:
         check(self, SIZES, "hidden_sizes")
@@ -85,6 +90,7 @@ class IQLConfig:
         check(self, NON_NEGATIVE, "beta")  # 0: equal weights (behaviour cloning); < 0 favours worse actions
         check_actor_lr_schedule(self)
         require(self.policy in POLICIES, "policy", self.policy, f"one of {', '.join(POLICIES)}")
+        check_init(self, ("edac_heads", "torch", "orthogonal"))
 
 
 @register_agent("iql")
@@ -106,11 +112,16 @@ class IQLAgent(CriticQValues, SteppedUpdate, Agent):
         self.cfg = config
         hidden = tuple(config.hidden_sizes)
         dev = spec.device
-        self.actor = POLICIES[config.policy](spec.obs_dim, spec.act_dim, hidden, spec.act_low, spec.act_high).to(dev)
-        self.critic = VectorizedCritic(spec.obs_dim, spec.act_dim, hidden, num_critics=2).to(dev)
+        init = config.init
+        actor = POLICIES[config.policy](spec.obs_dim, spec.act_dim, hidden, spec.act_low, spec.act_high, init)
+        self.actor = actor.to(dev)
+        self.critic = VectorizedCritic(spec.obs_dim, spec.act_dim, hidden, num_critics=2, init=init).to(dev)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         # V(s). Not ``self.value``: that is the ``Agent.value`` capability, which IQL does not declare.
-        self.value_net = nn.Sequential(mlp(spec.obs_dim, hidden), nn.Linear(hidden[-1], 1)).to(dev)
+        value_net = nn.Sequential(mlp(spec.obs_dim, hidden), nn.Linear(hidden[-1], 1))
+        if init == "orthogonal":
+            orthogonal_linears(value_net)
+        self.value_net = value_net.to(dev)
         self.actor_opt = adam(self.actor.parameters(), config.actor_lr)
         self.critic_opt = adam(self.critic.parameters(), config.critic_lr)
         self.value_opt = adam(self.value_net.parameters(), config.value_lr)

@@ -55,6 +55,13 @@ def check(config: Any, rule: Rule, *fields: str) -> None:
         require(rule.test(value), name, value, rule.text)
 
 
+def check_init(config: Any, schemes: tuple[str, ...]) -> None:
+    """``config.init``, the networks' initialisation scheme (``mbrl.nn.INITS``), is one of ``schemes``: those
+    the agent's networks define (each is a reference's; ``edac_heads``, the default, is what every run made
+    before the setting existed used)."""
+    require(config.init in schemes, "init", config.init, f"one of {', '.join(schemes)}")
+
+
 def check_actor_lr_schedule(config: Any) -> None:
     """The actor learning-rate schedule's fields (``actor_lr_schedule``, ``actor_lr_schedule_steps``,
     ``actor_lr_schedule_every``; :class:`mbrl.agents.kit.LRSchedule`): a cosine schedule needs its length."""

@@ -35,6 +35,7 @@ from mbrl.agents.rules import (
     SIZES,
     check,
     check_actor_lr_schedule,
+    check_init,
 )
 
 from mbrl.data.transitions import Transitions
@@ -63,9 +64,14 @@ class SACBaseConfig:
     actor_lr_schedule: str = "constant"
     actor_lr_schedule_steps: int = 0  # T_max in updates; required by "cosine"
     actor_lr_schedule_every: int = 1000
+    # How the actor and the critics are initialised (mbrl.nn.INITS, docs/fidelity.md "Initialisation"): "torch"
+    # (OfflineRL-Kit's SAC, MOPO, MOBILE, COMBO, RAMBO, CQL), "edac" (CORL, edge-of-reach), "edac_trunc_normal"
+    # (OfflineRL-Kit's run_edac.py); the default "edac_heads" is what runs made before the setting used.
+    init: str = "edac_heads"
 
     def __post_init__(self) -> None:
         check(self, SIZES, "hidden_sizes")
+        check_init(self, ("edac_heads", "torch", "edac", "edac_trunc_normal"))
         check(self, COUNT, "num_critics")  # the min over one critic is SAC-N with N = 1
         check(self, POSITIVE, "actor_lr", "critic_lr", "alpha_lr", "init_alpha")  # init_alpha: its log is learned
         check(self, DISCOUNT, "gamma")
@@ -113,10 +119,11 @@ class SACAgent(CriticQValues, SteppedUpdate, Agent):
         self.cfg = config
         dev = torch.device(spec.device)
         hidden = tuple(config.hidden_sizes)
-        self.actor = TanhGaussianActor(spec.obs_dim, spec.act_dim, hidden, spec.act_low, spec.act_high).to(dev)
+        init = config.init
+        self.actor = TanhGaussianActor(spec.obs_dim, spec.act_dim, hidden, spec.act_low, spec.act_high, init).to(dev)
         spectral_norm = isinstance(config, SACConfig) and config.spectral_norm  # a SAC option; CQL has none
         self.critic = VectorizedCritic(
-            spec.obs_dim, spec.act_dim, hidden, config.num_critics, spectral_norm=spectral_norm
+            spec.obs_dim, spec.act_dim, hidden, config.num_critics, spectral_norm=spectral_norm, init=init
         ).to(dev)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(config.init_alpha), device=dev, requires_grad=True)

@@ -16,7 +16,7 @@ import torch
 from mbrl.agents.base import Agent, AgentSpec, SteppedUpdate, register_agent
 from mbrl.agents.critics import VectorizedCritic
 from mbrl.agents.kit import CriticQValues, bootstrap, ensemble_td_loss, mixed_batch, optimise, polyak
-from mbrl.agents.rules import COUNT, DISCOUNT, NON_NEGATIVE, POSITIVE, RATE, SIZES, check
+from mbrl.agents.rules import COUNT, DISCOUNT, NON_NEGATIVE, POSITIVE, RATE, SIZES, check, check_init
 from torch import nn
 
 from mbrl.data.transitions import Transitions
@@ -50,9 +50,14 @@ class TD3BCConfig:
     noise_clip: float = 0.5
     policy_freq: int = 2
     exploration_noise: float = 0.1  # std of the noise added by act(deterministic=False)
+    # How the critics are initialised (mbrl.nn.INITS, docs/fidelity.md "Initialisation"); the actor is at
+    # nn.Linear's default under both. "torch": OfflineRL-Kit's, the authors' (TD3+BC, PRDC) and CORL's; the
+    # default "edac_heads" (EDAC-style critics) is what runs made before the setting used.
+    init: str = "edac_heads"
 
     def __post_init__(self) -> None:
         check(self, SIZES, "hidden_sizes")
+        check_init(self, ("edac_heads", "torch"))
         check(self, POSITIVE, "actor_lr", "critic_lr")
         check(self, DISCOUNT, "gamma")
         check(self, RATE, "tau")
@@ -71,7 +76,8 @@ class TD3BCAgent(CriticQValues, SteppedUpdate, Agent):
         self.cfg = config
         hidden = tuple(config.hidden_sizes)
         self.actor = DeterministicActor(spec.obs_dim, spec.act_dim, hidden, spec.act_low, spec.act_high).to(spec.device)
-        self.critic = VectorizedCritic(spec.obs_dim, spec.act_dim, hidden, num_critics=2).to(spec.device)
+        self.critic = VectorizedCritic(spec.obs_dim, spec.act_dim, hidden, num_critics=2, init=config.init)
+        self.critic.to(spec.device)
         self.target_actor = copy.deepcopy(self.actor).requires_grad_(False)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_opt = adam(self.actor.parameters(), config.actor_lr)

@@ -10,6 +10,8 @@
   behaviour policies the built-in datasets are generated from.
 * :class:`TanhMeanGaussianActor`: an unsquashed Gaussian with a tanh-bounded mean and a state-independent
   std, the policy IQL is published with (advantage-weighted regression on dataset actions).
+* :data:`INITS`: the names of the initialisation schemes the networks here and the agents' critics take
+  (``init=``); :func:`orthogonal_linears` is the orthogonal one, :func:`require_init` the check.
 """
 
 from __future__ import annotations
@@ -21,6 +23,36 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+# Initialisation schemes, each a reference's (docs/fidelity.md, "Initialisation"). Every network is first built
+# with torch's nn.Linear default draw; a scheme then redraws what its reference redraws, in the same order.
+# - "edac_heads": the stochastic actor's two heads U(+-1e-3); critic hidden biases 0.1 and head U(+-3e-3) on
+#   U(+-1/sqrt(in)) weights drawn layer by layer for all members at once. No reference's: what every run made
+#   before the setting existed used, so it stays the agents' default.
+# - "torch": nn.Linear's default everywhere; critic members drawn one after another, each as an nn.Linear MLP
+#   (OfflineRL-Kit's MLP + Critic, PRDC's Critic).
+# - "edac": the EDAC authors' scheme as CORL and edge-of-reach write it: actor trunk biases 0.1, actor heads
+#   U(+-1e-3), critic hidden biases 0.1, critic head U(+-3e-3); the critic's other draws as their
+#   VectorizedLinear makes them (see agents/critics.py for its fan-in).
+# - "edac_trunc_normal": OfflineRL-Kit's run_edac.py: the actor at nn.Linear's default; critic weights
+#   trunc_normal_(std=1/(2 sqrt(in))) (its EnsembleLinear), biases 0.1, head U(+-3e-3).
+# - "orthogonal": OfflineRL-Kit's run_iql.py: every linear layer orthogonal with gain sqrt(2), biases 0.
+INITS = ("edac_heads", "torch", "edac", "edac_trunc_normal", "orthogonal")
+
+
+def orthogonal_linears(module: nn.Module) -> None:
+    """Every ``nn.Linear`` of ``module``, in ``module.modules()`` order: weight ``orthogonal_`` with gain
+    ``sqrt(2)``, bias 0 (OfflineRL-Kit ``run_iql.py:121-125``). Draws from the global RNG."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.orthogonal_(layer.weight, gain=math.sqrt(2))
+            nn.init.zeros_(layer.bias)
+
+
+def require_init(network: str, init: str, supported: Sequence[str]) -> None:
+    """Refuse an ``init`` scheme the network named ``network`` does not define (``ValueError``)."""
+    if init not in supported:
+        raise ValueError(f"init must be one of {', '.join(supported)} for {network}, got {init!r}")
 
 
 class EnsembleLinear(nn.Module):
@@ -114,11 +146,15 @@ def zscore(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tens
 
 
 class BoxPolicy(nn.Module):
-    """A policy network over the action box ``[act_low, act_high]``: subclasses define :meth:`build`.
+    """A policy network over the action box ``[act_low, act_high]``: subclasses define :meth:`build` and
+    :meth:`initialise`.
 
-    The layers are built first (so parameters are created, and drawn from the RNG, in ``build``'s
-    order), then the box's ``act_scale = (high - low) / 2`` and ``act_bias = (high + low) / 2`` buffers.
+    The layers are built first (so parameters are created, and drawn from the RNG at nn.Linear's default, in
+    ``build``'s order), then :meth:`initialise` redraws what the ``init`` scheme (one of :data:`INITS`) says,
+    then the box's ``act_scale = (high - low) / 2`` and ``act_bias = (high + low) / 2`` buffers.
     """
+
+    INITS: tuple[str, ...] = ()  # the schemes a subclass defines
 
     def __init__(
         self,
@@ -127,12 +163,19 @@ class BoxPolicy(nn.Module):
         hidden: tuple[int, ...],
         act_low: tuple[float, ...],
         act_high: tuple[float, ...],
+        init: str = "edac_heads",
     ) -> None:
         super().__init__()
+        require_init(type(self).__name__, init, self.INITS)
         self.build(obs_dim, act_dim, hidden)
+        self.initialise(init)
         self.register_box(torch.as_tensor(act_low, dtype=torch.float32), torch.as_tensor(act_high, dtype=torch.float32))
 
     def build(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...]) -> None:
+        raise NotImplementedError
+
+    def initialise(self, init: str) -> None:
+        """Redraw the built layers' parameters as scheme ``init`` says (nothing for nn.Linear's default)."""
         raise NotImplementedError
 
     def register_box(self, low: torch.Tensor, high: torch.Tensor) -> None:
@@ -143,20 +186,30 @@ class BoxPolicy(nn.Module):
 class TanhGaussianActor(BoxPolicy):
     """``a = low + (tanh(u) + 1) / 2 * (high - low)``, ``u ~ N(mu(s), sigma(s))``.
 
-    Log-std is clamped to [-5, 2] (the EDAC/RAVL range); the heads start near zero
-    (U(+-1e-3)) so the initial policy is close to uniform over the box.
+    Log-std is clamped to [-5, 2] (the EDAC/RAVL range). Under the ``edac_heads`` and ``edac`` schemes the
+    heads start near zero (U(+-1e-3)), so the initial policy is close to uniform over the box; ``edac`` also
+    sets the trunk's biases to 0.1 (CORL ``edac.py:241-248``, edge-of-reach ``agent.py:60-67``).
     """
 
     LOG_STD_MIN = -5.0
     LOG_STD_MAX = 2.0
+    INITS = INITS
 
     def build(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...]) -> None:
         self.trunk = mlp(obs_dim, hidden)
         self.mu = nn.Linear(hidden[-1], act_dim)
         self.log_std = nn.Linear(hidden[-1], act_dim)
-        for head in (self.mu, self.log_std):
-            nn.init.uniform_(head.weight, -1e-3, 1e-3)
-            nn.init.uniform_(head.bias, -1e-3, 1e-3)
+
+    def initialise(self, init: str) -> None:
+        if init == "orthogonal":
+            orthogonal_linears(self)
+        if init == "edac":
+            for layer in self.trunk[::2]:
+                nn.init.constant_(layer.bias, 0.1)
+        if init in ("edac_heads", "edac"):
+            for head in (self.mu, self.log_std):
+                nn.init.uniform_(head.weight, -1e-3, 1e-3)
+                nn.init.uniform_(head.bias, -1e-3, 1e-3)
 
     def _head(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.trunk(obs)
@@ -205,17 +258,23 @@ class TanhMeanGaussianActor(BoxPolicy):
     conditioned_sigma=False)``): ``log_std`` starts at 0 and is clamped to [-20, 2] where it is used (CORL's
     range; OfflineRL-Kit does not clamp). The mean is scaled to the box as OfflineRL-Kit's ``max_mu``
     (CORL's mean is ``tanh`` alone; the two agree on the [-1, 1] box). ``net`` is a plain :func:`mlp`
-    (``Linear`` layers at ``net.0, net.2, ...``) with PyTorch's default initialisation.
+    (``Linear`` layers at ``net.0, net.2, ...``) at PyTorch's default initialisation, or orthogonal
+    (``init="orthogonal"``, OfflineRL-Kit's ``run_iql.py``); ``edac_heads`` (the default) is the default draw.
 
     Shapes: ``obs [B, obs_dim]`` -> mean ``[B, act_dim]``; the std broadcasts from ``[act_dim]``.
     """
 
     LOG_STD_MIN = -20.0
     LOG_STD_MAX = 2.0
+    INITS = ("edac_heads", "torch", "orthogonal")
 
     def build(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...]) -> None:
         self.net = mlp(obs_dim, hidden, act_dim)
         self.log_std = nn.Parameter(torch.zeros(act_dim))
+
+    def initialise(self, init: str) -> None:
+        if init == "orthogonal":
+            orthogonal_linears(self.net)
 
     def register_box(self, low: torch.Tensor, high: torch.Tensor) -> None:
         self.register_buffer("act_low", low)  # acting clips to the box

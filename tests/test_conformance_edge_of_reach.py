@@ -23,8 +23,9 @@ Kept deviations (each named in ``configs/experiment/ravl_paper.yaml``):
    the reference draws without replacement (``shared/data_buffer.py:226-228``, ``unique=True``).
 4. Initialisation (weights are copied here, so it does not enter the comparisons above): the reference
    draws its critics' weights with the fan-in of the transposed ``[in, out]`` matrix (``agent.py:30-33``,
-   ``U(+-1/sqrt(out))``) and starts the actor's hidden biases at 0.1 (``agent.py:61-62``); ours uses
-   ``nn.Linear``'s ``U(+-1/sqrt(in))`` for both and keeps the actor's default biases.
+   ``U(+-1/sqrt(out))``) and starts the actor's hidden biases at 0.1 (``agent.py:61-62``). The agents'
+   default ``init`` (``edac_heads``) does neither; the ravl preset's ``init: edac`` does both, proven bit for
+   bit in ``tests/test_conformance_init.py``.
 """
 
 from __future__ import annotations
@@ -302,8 +303,9 @@ def test_real_and_model_rows_per_batch():
 
 
 def test_initialisation_differs_as_documented():
-    """Deviation 4: the reference's first critic layer (in 6, out 256) is U(+-1/sqrt(256)), ours U(+-1/sqrt(6));
-    its actor's hidden biases start at 0.1, ours at nn.Linear's default. Hidden critic biases and heads agree."""
+    """Point 4: the reference's first critic layer (in 6, out 256) is U(+-1/sqrt(256)), the default ``init``'s
+    U(+-1/sqrt(6)); its actor's hidden biases start at 0.1, the default's at nn.Linear's. Hidden critic biases and
+    heads agree. The ravl preset (``init: edac``) draws as the reference: tests/test_conformance_init.py."""
     init = SETTINGS["init"]
     assert init["critic_first_weight_absmax"] <= 1 / math.sqrt(256)
     assert torch.all(init["critic_hidden_bias"] == 0.1) and torch.all(init["actor_trunk_bias"] == 0.1)
