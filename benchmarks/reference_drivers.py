@@ -4,6 +4,8 @@ implementation's own classes, every setting read from our resolved ``<method>_cp
     python -m benchmarks.reference_drivers fit --method mopo --dataset hopper-medium-replay --seed 0 \
         --checkout /path/to/OfflineRL-Kit --fit FIT_DIR [--overrides ...]
     python -m benchmarks.reference_drivers train --method mopo ... --fit FIT_DIR --out RUN_DIR [--overrides ...]
+    python -m benchmarks.reference_drivers score-fits --method mopo ... --fit FIT_DIR --ours-fit OURS_FIT_DIR \
+        --out SCORES.json
 
 The harness runs these as child processes (one torch thread each), so that a reference's packages and
 stand-ins never enter its own process. ``fit`` trains the reference's dynamics ensemble, saves it with
@@ -638,20 +640,79 @@ def eor_ravl(job: Job, fit_dir: Path, out: Path) -> None:
     train_loop(job, out, update, scorer(job, act, actor.train))
 
 
+def score_fits(job: Job, ref_fit: Path, ours_fit: Path, edge_of_reach: bool) -> dict[str, dict[str, float]]:
+    """Both sides' fitted dynamics for ``job`` scored on the same rows: per test dataset (the fit's own data
+    and the family's ``medium`` built-in, which a medium-replay fit never saw), the MSE of each member's mean
+    ``[Δs, r]`` averaged over the elites and over all members.
+
+    Each side's holdout is its own random split, so holdout losses do not compare; the same rows do. This is
+    how the ensemble's initialisation was found to leave our fit worse than OfflineRL-Kit's.
+    """
+    from mbrl.dynamics.cache import cache_key
+    from mbrl.dynamics.factory import build_dynamics
+
+    from mbrl.config import eval_env
+
+    cfg = job.cfg
+    ours = build_dynamics(cfg.dynamics.kind, cfg.dynamics, job.spec, eval_env(cfg, job.spec), cfg.seed, "cpu")
+    entry = ours_fit.parent / "cache" / "dynamics" / f"{cache_key(ours, job.spec.content_hash)}.pt"
+    ours.load_state_dict(torch.load(entry, map_location="cpu", weights_only=True)["model"])
+    if edge_of_reach:
+        from agent_training.rollout_generation import DynamicsModel
+
+        model_dir = ref_fit / json.loads((ref_fit / "fit.json").read_text())["model_dir"]
+        ensemble = DynamicsModel(cfg.dataset, job.obs_dim, job.act_dim, load_model_dir=str(model_dir)).ensemble
+        ref_elites = list(ensemble._elites_idx)
+
+        def reference(obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+            means, _ = ensemble.get_means_logvars(obs, act)  # [B, E, o+1] of [s', r]
+            delta = means[..., : job.obs_dim] - obs[:, None]
+            return torch.cat([delta, means[..., job.obs_dim :]], dim=-1).transpose(0, 1)
+    else:
+        kit = kit_dynamics(job, None)
+        kit.load(str(ref_fit))
+        ref_elites = [int(i) for i in kit.model.elites.data.cpu()]
+
+        def reference(obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+            x = kit.scaler.transform(np.concatenate([obs.numpy(), act.numpy()], axis=1))
+            return kit.model(x)[0].cpu()  # [E, B, o+1]
+
+    scores = {}
+    family = env_family(job.spec.env_id)
+    for name in dict.fromkeys([cfg.dataset, f"{family}-medium"]):
+        t = load_dataset(name).transitions
+        target = torch.cat([t.next_obs - t.obs, t.rew[:, None]], dim=1).double()
+        with torch.no_grad():
+            ours_mse = ((ours.predict(t.obs, t.act)[0].double() - target) ** 2).mean(dim=(1, 2))
+            ref_mse = ((reference(t.obs, t.act).double() - target) ** 2).mean(dim=(1, 2))
+        scores[name] = {
+            "ours_elites": float(ours_mse[ours.elites].mean()),
+            "ours_all": float(ours_mse.mean()),
+            "reference_elites": float(ref_mse[ref_elites].mean()),
+            "reference_all": float(ref_mse.mean()),
+        }
+    return scores
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=["fit", "train"])
+    parser.add_argument("step", choices=["fit", "train", "score-fits"])
     parser.add_argument("--method", required=True, choices=sorted(CHECKOUT))
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--checkout", type=Path, required=True, help="the reference's checkout (CHECKOUT)")
     parser.add_argument("--fit", type=Path, help="the dynamics fit's folder (written by fit, read by train)")
-    parser.add_argument("--out", type=Path, help="the run's folder (train)")
+    parser.add_argument("--out", type=Path, help="the run's folder (train), the scores' JSON file (score-fits)")
+    parser.add_argument("--ours-fit", type=Path, help="our fit's folder, beside its cache (score-fits)")
     parser.add_argument("--overrides", nargs="*", default=[], help="config overrides after experiment=<method>_cpu")
     a = parser.parse_args(argv)
     edge_of_reach = CHECKOUT[a.method] == "edge-of-reach"
     revision = import_edge_of_reach(a.checkout) if edge_of_reach else import_offlinerlkit(a.checkout)
     job = load_job(a.method, a.dataset, a.seed, a.overrides)
+    if a.step == "score-fits":
+        scores = score_fits(job, a.fit, a.ours_fit, edge_of_reach)
+        a.out.write_text(json.dumps({"reference": revision, "scores": scores}, indent=2) + "\n")
+        return 0
     if a.step == "fit":
         fit_s, model_id = eor_fit(job, a.fit) if edge_of_reach else (kit_fit(job, a.fit), None)
         record = {"fit_s": fit_s, "reference": revision} | ({"model_dir": model_id} if model_id else {})

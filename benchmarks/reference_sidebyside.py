@@ -300,6 +300,36 @@ def summarise(runs: Path, pairs: list[tuple[str, str]], seeds: list[int]) -> lis
     return rows
 
 
+def score_fits(runs: Path, pairs: list[tuple[str, str]], seeds: list[int], checkouts: dict[str, Path | None]) -> list:
+    """Each finished pair of fits (ours and the reference's, same dynamics config) scored on the same rows by
+    ``reference_drivers score-fits``; scores are kept beside the reference's fit and never recomputed.
+
+    MOPO stands for OfflineRL-Kit's shared fit (MOBILE and COMBO load the same one) and RAVL for
+    edge-of-reach's; RAMBO's fit sees normalised observations on the reference side and is not scored.
+    """
+    rows = []
+    for method in ("mopo", "ravl"):
+        datasets = [d for m, d in pairs if m == method]
+        for dataset in datasets:
+            for seed in seeds:
+                extra = ()
+                digest = fit_digest(method, dataset, seed, extra)
+                ref = fit_folder(runs, "reference", method, dataset, seed, digest)
+                ours = fit_folder(runs, "ours", method, dataset, seed, digest)
+                out = ref / "scores.json"
+                ready = (ref / "fit.json").exists() and (ours / "fit.json").exists()
+                if ready and not out.exists() and checkouts.get(CHECKOUT[method]) is not None:
+                    job = Job(method, dataset, seed, "reference", ours.parent, ref, extra)
+                    cmd = [*reference_command("score-fits", job, checkouts), "--ours-fit", str(ours), "--out", str(out)]
+                    with open(ref / "scores.log", "a") as log:
+                        run_logged(cmd, log)
+                if out.exists():
+                    scores = json.loads(out.read_text())["scores"]
+                    rows += [{"dataset": dataset, "seed": seed, "reference": CHECKOUT[method], "test": test, **v}
+                             for test, v in scores.items()]  # fmt: skip
+    return rows
+
+
 def verdict(row: dict) -> str:
     """Whether our mean lies inside the reference's CI or above it, and the speed ratio."""
     ours, ref = row["ours"], row["reference"]
@@ -346,6 +376,34 @@ def render(rows: list[dict], info: dict) -> str:
         lines.append(
             f"| {r['dataset']} | {r['method']} | {side(o)} | {side(ref)} | {verdict(r)} | "
             f"{minutes(o['wall_s'])} / {minutes(ref['wall_s'])} | {minutes(o['fit_s'])} / {minutes(ref['fit_s'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def render_fits(fits: list[dict]) -> str:
+    """The fits' table: per dataset, seed and test rows, the elites' mean MSE of each side and their ratio."""
+    if not fits:
+        return ""
+    lines = [
+        "",
+        "## Dynamics fits on the same rows",
+        "",
+        "MSE of each member's mean `[Δs, r]` against the data, averaged over the elites (all members in "
+        "brackets), for both sides' fits of the same dynamics config; the test rows are the fit's own data and "
+        "the family's `medium` built-in. Each side's holdout is its own split, so this, not the holdout loss, "
+        "compares the fits.",
+        "",
+        "| dataset | seed | reference | test rows | ours | reference | ours / reference |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for f in fits:
+        ours, ref = (
+            f"{f['ours_elites']:.4f} ({f['ours_all']:.4f})",
+            f"{f['reference_elites']:.4f} ({f['reference_all']:.4f})",
+        )
+        ratio = f["ours_elites"] / f["reference_elites"]
+        lines.append(
+            f"| {f['dataset']} | {f['seed']} | {f['reference']} | {f['test']} | {ours} | {ref} | {ratio:.2f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -398,8 +456,8 @@ def main(argv: list[str] | None = None) -> int:
     methods = [m for m in METHODS if m in args.methods]
     pairs = [(m, d) for m in methods for d in (args.datasets or GRID[m])]
     runs = RUNS / args.name
+    checkouts = {"OfflineRL-Kit": args.reference, "edge-of-reach": args.edge_of_reach}
     if not args.report_only:
-        checkouts = {"OfflineRL-Kit": args.reference, "edge-of-reach": args.edge_of_reach}
         if "reference" in args.sides:
             for m in methods:
                 if checkouts[CHECKOUT[m]] is None:
@@ -410,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
             for future in [pool.submit(run_chain, chain, runs, checkouts) for chain in chains]:
                 future.result()
     rows = summarise(runs, pairs, args.seeds)
+    fits = score_fits(runs, pairs, args.seeds, checkouts)
 
     def finished(side: str) -> list[Path]:
         return [runs / r["dataset"] / r["method"] / side / f"seed{s}" for r in rows for s in r[side]["seeds"]]
@@ -420,10 +479,11 @@ def main(argv: list[str] | None = None) -> int:
         "reference_commits": sorted({r.read_text().strip() for r in revisions if r.exists()}),  # checkout@commit
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps({**info, "rows": rows}, indent=2))
-    (RESULTS / f"{args.name}.md").write_text(render(rows, info))
+    (RESULTS / f"{args.name}.json").write_text(json.dumps({**info, "rows": rows, "fits": fits}, indent=2))
+    text = render(rows, info) + render_fits(fits)
+    (RESULTS / f"{args.name}.md").write_text(text)
     plot(rows, args.name)
-    print(render(rows, info))
+    print(text)
     return 0
 
 
