@@ -218,7 +218,7 @@ def test_files_written_by_a_training_job_load_with_weights_only(overrides, env_v
     entries = sorted(cache.glob("*/*.pt"))
     assert len(entries) == (2 if "filter=reward_consistency" in overrides else 1)
     for path in entries:
-        assert set(torch.load(path, weights_only=True)) == {"model", "report"}
+        assert set(torch.load(path, weights_only=True)) == {"model", "report", "fit_s"}
 
 
 def test_runs_sharing_a_cold_cache_fit_once_and_load_the_same_model(tmp_path):
