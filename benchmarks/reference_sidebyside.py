@@ -300,7 +300,9 @@ def summarise(runs: Path, pairs: list[tuple[str, str]], seeds: list[int]) -> lis
     return rows
 
 
-def score_fits(runs: Path, pairs: list[tuple[str, str]], seeds: list[int], checkouts: dict[str, Path | None]) -> list:
+def score_fits(
+    runs: Path, pairs: list[tuple[str, str]], seeds: list[int], checkouts: dict[str, Path | None], overrides: list[str]
+) -> list:
     """Each finished pair of fits (ours and the reference's, same dynamics config) scored on the same rows by
     ``reference_drivers score-fits``; scores are kept beside the reference's fit and never recomputed.
 
@@ -312,7 +314,7 @@ def score_fits(runs: Path, pairs: list[tuple[str, str]], seeds: list[int], check
         datasets = [d for m, d in pairs if m == method]
         for dataset in datasets:
             for seed in seeds:
-                extra = ()
+                extra = method_overrides(overrides, method)  # the fit's config, as plan() names it
                 digest = fit_digest(method, dataset, seed, extra)
                 ref = fit_folder(runs, "reference", method, dataset, seed, digest)
                 ours = fit_folder(runs, "ours", method, dataset, seed, digest)
@@ -468,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
             for future in [pool.submit(run_chain, chain, runs, checkouts) for chain in chains]:
                 future.result()
     rows = summarise(runs, pairs, args.seeds)
-    fits = score_fits(runs, pairs, args.seeds, checkouts)
+    fits = score_fits(runs, pairs, args.seeds, checkouts, args.overrides)
 
     def finished(side: str) -> list[Path]:
         return [runs / r["dataset"] / r["method"] / side / f"seed{s}" for r in rows for s in r[side]["seeds"]]
