@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -420,7 +421,12 @@ class GaussianEnsemble(nn.Module):
             f"dynamics.holdout_fraction={fraction} hold out {n_holdout} and train on {n - n_holdout}; {fixes}"
         )
 
-    def fit(self, data: Transitions, holdout: Transitions | None = None) -> FitReport:
+    def fit(
+        self,
+        data: Transitions,
+        holdout: Transitions | None = None,
+        on_epoch: Callable[[int, torch.Tensor], None] | None = None,
+    ) -> FitReport:
         """Train on ``data`` with early stopping on a holdout split (or on the given ``holdout``).
 
         Trains from the current weights (a fresh model: from the seeded initialisation) and refits
@@ -428,6 +434,11 @@ class GaussianEnsemble(nn.Module):
         ``self.elites`` the ``num_elites`` lowest-holdout-MSE members (best first) and
         ``self.holdout_mse [E]`` their scores. ``FitReport.train_loss`` is the mean per-member NLL of
         each epoch, ``holdout_loss`` the holdout MSE averaged over members after each epoch.
+
+        ``on_epoch(epoch, mse)``, if given, runs after each epoch's holdout scoring with the epoch
+        (from 1) and the members' holdout MSE ``[E]``, while the model still holds that epoch's
+        weights (not the best snapshots): a caller can score the fit along the way on rows of its
+        own (``benchmarks/fit_curve.py``) without a second training loop.
         """
         cfg = self.cfg
         for name, part in (("data", data), ("holdout", holdout)):
@@ -480,6 +491,8 @@ class GaussianEnsemble(nn.Module):
             mse = self._holdout_mse(x_held, y_held)
             train_history.append(float(epoch_nll) / steps)
             holdout_history.append(float(mse.mean()))
+            if on_epoch is not None:
+                on_epoch(epoch, mse)
             # A member improves on a relative gain above the threshold; its first finite score always counts.
             gain = (best_mse - mse) / best_mse
             improved = torch.isfinite(mse) & (~torch.isfinite(best_mse) | (gain > cfg.improvement_threshold))

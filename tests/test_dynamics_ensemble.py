@@ -235,6 +235,28 @@ def test_max_epochs_caps_training_and_fit_is_deterministic():
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
 
 
+def test_on_epoch_sees_each_epochs_weights_and_changes_nothing():
+    data, holdout = toy_transitions(300, seed=0), toy_transitions(100, seed=1)
+    cfg = dataclasses.replace(SMALL, max_epochs=4)
+    watched, plain = GaussianEnsemble(1, 1, cfg), GaussianEnsemble(1, 1, cfg)
+    seen: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+
+    def on_epoch(epoch: int, mse: torch.Tensor) -> None:
+        with torch.no_grad():  # the callback's own scoring of the current weights
+            seen.append((epoch, mse.clone(), ((watched.predict(holdout.obs, holdout.act)[0] - targets(holdout)) ** 2)))
+
+    report = watched.fit(data, holdout=holdout, on_epoch=on_epoch)
+    plain.fit(data, holdout=holdout)
+    assert [epoch for epoch, _, _ in seen] == [1, 2, 3, 4]
+    for (_, mse, err), mean in zip(seen, report.holdout_loss, strict=True):
+        assert mse.shape == (cfg.ensemble_size,) and float(mse.mean()) == pytest.approx(mean)
+        # The holdout rows were scored with the weights the callback saw, not the best snapshots.
+        torch.testing.assert_close(err.mean(dim=(1, 2)), mse.to(err.dtype), rtol=1e-5, atol=1e-7)
+    assert not torch.equal(seen[0][1], seen[-1][1])
+    for (name, a), (_, b) in zip(watched.state_dict().items(), plain.state_dict().items(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+
 def test_sample_draws_only_elites_and_is_reproducible():
     model = GaussianEnsemble(3, 2, dataclasses.replace(SMALL, ensemble_size=4, num_elites=2))
     with torch.no_grad():
