@@ -17,7 +17,9 @@ thread each:
   with ``--reference``; the RAVL authors' edge-of-reach, given with ``--edge-of-reach``). Every
   setting is read from the same resolved ``<method>_cpu`` config, so both sides get the same
   networks, learning rates, updates, rollout schedule and batch mix, dynamics fit and penalty; the
-  drivers' docstring lists what the references cannot take.
+  drivers' docstring lists what the references cannot take. The budget (updates, evaluation, rollout
+  rounds, fit epochs) is pinned in ``BUDGET`` at the values the grid began with, whatever the presets
+  say later.
 
 ``--overrides`` apply to both sides; ``method:key=value`` applies to that method only (e.g.
 ``rambo:agent.bc_steps=100``, a key other methods do not have).
@@ -80,6 +82,20 @@ GRID = {m: MEDIUM_REPLAY for m in ("mopo", "mobile", "ravl")} | {
     m: ("hopper-medium-replay",) for m in ("combo", "rambo", "edac")
 }
 STAGE = {"mopo": 0, "mobile": 0, "ravl": 0, "combo": 1, "rambo": 1, "edac": 1}
+# The budget both sides train with, pinned at the `cpu` presets' values of the grid's first runs
+# (commit a12b705): updates, evaluation and, for the model-based methods, rollout rounds and fit
+# epochs. The presets may grow (the headline table's); the rows finished here must stay comparable
+# with the rows still to run. These come before ``--overrides``, which can still change them.
+_EVAL = ("eval_episodes=5", "final_eval_episodes=10")
+_MODEL = ("rollout.batch_size=5000", "rollout.every=250", "dynamics.max_epochs=25")
+BUDGET: dict[str, tuple[str, ...]] = {
+    "mopo": ("total_updates=15000", "eval_every=2500", *_EVAL, *_MODEL),
+    "mobile": ("total_updates=10000", "eval_every=2000", *_EVAL, *_MODEL),
+    "ravl": ("total_updates=15000", "eval_every=2500", *_EVAL, *_MODEL),
+    "combo": ("total_updates=6000", "eval_every=1000", *_EVAL, *_MODEL),
+    "rambo": ("total_updates=15000", "eval_every=2500", *_EVAL, *_MODEL),
+    "edac": ("total_updates=15000", "eval_every=2500", *_EVAL),
+}
 SIDES = ("ours", "reference")
 # The name of each side's fit: its implementation; RAMBO's reference fit sees normalised observations.
 FIT_KIND = {"ours": "ours", "OfflineRL-Kit": "offlinerlkit", "edge-of-reach": "edge-of-reach"}
@@ -108,8 +124,9 @@ class Job:
 
 
 def method_overrides(overrides: list[str], method: str) -> tuple[str, ...]:
-    """The overrides for ``method``: the plain ones, and ``method:key=value`` ones with the prefix removed."""
-    out = []
+    """The overrides for ``method``: its pinned ``BUDGET``, then the plain ones and ``method:key=value`` ones
+    with the prefix removed."""
+    out = list(BUDGET[method])
     for item in overrides:
         prefix, sep, rest = item.partition(":")
         if sep and prefix in METHODS:
