@@ -6,7 +6,10 @@
 
 Rows are the model-free baselines (BC, TD3+BC, IQL) and the model-based agents (MOPO, MOBILE, RAVL,
 MOREC-MOPO, COMBO), each at its `cpu` preset (``configs/experiment/<agent>_cpu.yaml``; BC has no
-experiment and runs ``agent=bc scale=cpu``). Columns are the `random`, `medium-replay` and `medium`
+experiment and runs ``agent=bc scale=cpu``), plus the published per-task settings of the dataset's
+D4RL namesake where the method's reference lists them (``configs/experiment/paper/<agent>/<dataset>.yaml``
+without its dataset: MOPO's, MOBILE's and MOREC's penalty coefficients, COMBO's CQL weight, horizons),
+as OfflineRL-Kit's table does. Columns are the `random`, `medium-replay` and `medium`
 built-in datasets of halfcheetah and hopper. A cell is the interquartile mean of the final
 normalised score over seeds with its 95 % bootstrap CI (``mbrl-report``'s grid table); each
 column's head gives the behaviour policy's score.
@@ -18,6 +21,8 @@ run another benchmark already made is used where it lies: a finished run under `
 (:func:`mbrl.run_folder.same_experiment`: key for key, leaving out only the keys that change what
 is logged or how fast; a key the run lacks matches only where the cell is at that key's default,
 so a run made before MOBILE's ``deterministic_backup`` existed is not taken for one made with it on).
+A finished run in a cell's own folder whose settings are no longer the cell's stops the script with
+the folders to move away.
 
 Writes ``benchmarks/results/headline_cpu.{md,json}`` and ``headline_cpu_curves_<dataset>.png``
 through :func:`mbrl.report.write_report`, plus ``headline_cpu_runs.json``: per cell, the run folders
@@ -40,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.learning import machine, run_one  # noqa: E402
 from mbrl.config import as_dict, default_values, resolve  # noqa: E402
 from mbrl.report import write_report  # noqa: E402
-from mbrl.run_folder import same_experiment  # noqa: E402
+from mbrl.run_folder import flatten, same_experiment  # noqa: E402
 from mbrl.train import compose  # noqa: E402
 
 NAME = "headline_cpu"
@@ -67,6 +72,20 @@ DATASETS = [
 ]
 # What train_in adds to every run; part of the resolved config a reused run must match.
 RUN_OVERRIDES = ["threads=1", "logger.progress=false"]
+PAPER = ROOT / "configs" / "experiment" / "paper"
+
+
+def task_overrides(folder: str, dataset: str) -> list[str]:
+    """The published per-task settings of ``dataset``'s D4RL namesake for the agent in ``folder``: every
+    key of ``configs/experiment/paper/<folder>/<dataset>.yaml`` but its ``defaults`` and ``dataset``
+    (e.g. MOBILE on hopper-medium-replay: ``rollout.horizon=5 penalty.coef=0.1``); none where the
+    reference publishes none (RAVL, BC, MOPO on ``random``)."""
+    path = PAPER / folder / f"{dataset}.yaml"
+    if not path.exists():
+        return []
+    task = OmegaConf.to_container(OmegaConf.load(path))
+    task = {k: v for k, v in (task or {}).items() if k not in ("defaults", "dataset")}
+    return [f"{k}={json.dumps(v)}" for k, v in flatten(task).items()]
 
 
 def reusable_runs(folders: list[Path]) -> list[tuple[Path, dict]]:
@@ -97,24 +116,36 @@ def main(argv: list[str] | None = None) -> int:
     cells = {}  # (label, dataset, seed) -> run folder, reused or ours
     reused = set()
     candidates = reusable_runs([f.resolve() for f in a.reuse if f.is_dir()])
+    overrides = {}  # (label, dataset) -> the cell's overrides: the agent's, then its published task settings
+    stale = []
     for label in a.agents:
-        folder, overrides = AGENTS[label]
+        folder, agent = AGENTS[label]
         for d in a.datasets:
+            overrides[label, d] = [*agent, *task_overrides(folder, d)]
             for s in a.seeds:
                 own = RUNS / NAME / d / folder / f"seed{s}"
                 cells[label, d, s] = own
-                if (own / "final.json").exists() or not candidates:
-                    continue
-                cfg = resolve(compose([f"dataset={d}", f"seed={s}", "scale=cpu", *overrides, *RUN_OVERRIDES]))
+                cfg = resolve(compose([f"dataset={d}", f"seed={s}", "scale=cpu", *overrides[label, d], *RUN_OVERRIDES]))
                 target, defaults = as_dict(cfg), default_values(cfg)
+                if (own / "final.json").exists():
+                    config = OmegaConf.to_container(OmegaConf.load(own / "config.yaml"), resolve=True)
+                    if not same_experiment(config, target, defaults):
+                        stale.append(own)
+                    continue
                 found = next((run for run, config in candidates if same_experiment(config, target, defaults)), None)
                 if found is not None:
                     cells[label, d, s] = found
                     reused.add(found)
+    if stale:
+        listed = "\n  ".join(str(p) for p in stale)
+        raise SystemExit(
+            f"these finished runs were made with other settings than their cells' presets now give:\n  {listed}\n"
+            "move them out of benchmarks/runs/headline_cpu (nothing is deleted here) and run again"
+        )
     if not a.report_only:
         todo = [(k, out) for k, out in cells.items() if out not in reused]
         with ThreadPoolExecutor(a.workers) as pool:
-            jobs = [pool.submit(run_one, d, AGENTS[label][1], s, "cpu", out) for (label, d, s), out in todo]
+            jobs = [pool.submit(run_one, d, overrides[label, d], s, "cpu", out) for (label, d, s), out in todo]
             for job in jobs:
                 job.result()
 
