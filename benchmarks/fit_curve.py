@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import sys
 import time
@@ -41,7 +40,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mbrl.dynamics.ensemble import GaussianEnsemble  # noqa: E402
+from mbrl.dynamics.ensemble import GaussianEnsemble, replay_stopping  # noqa: E402
 from mbrl.dynamics.factory import ensemble_config  # noqa: E402
 
 from benchmarks.learning import machine  # noqa: E402
@@ -146,27 +145,6 @@ def save_json(obj: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def replay(
-    holdout: list[list[float]], cap: int | None, patience: int, threshold: float
-) -> tuple[int, list[int]] | None:
-    """Replay the fit's stopping rule on per-member holdout curves ``[epochs][E]``.
-
-    Returns the epoch training stops at and each member's kept snapshot (the epoch of its last
-    improvement), or None when the rule had not stopped within the recorded epochs.
-    """
-    members = len(holdout[0])
-    best, kept, stale = [math.inf] * members, [0] * members, 0
-    for epoch, mse in enumerate(holdout, start=1):
-        improved = False
-        for m, value in enumerate(mse):
-            if math.isfinite(value) and (not math.isfinite(best[m]) or (best[m] - value) / best[m] > threshold):
-                best[m], kept[m], improved = value, epoch, True
-        stale = 0 if improved else stale + 1
-        if stale >= patience or epoch == cap:
-            return epoch, kept
-    return None
-
-
 def elite_error(record: dict, kept: list[int], rows: str) -> float:
     """The elites' mean error on ``rows`` ('test' or 'medium') for members kept at epochs ``kept``."""
     best = [record["holdout"][epoch - 1][m] for m, epoch in enumerate(kept)]
@@ -177,7 +155,7 @@ def elite_error(record: dict, kept: list[int], rows: str) -> float:
 def curve(record: dict, rows: str) -> list[float]:
     """The kept model's elite error on ``rows`` had training been capped at each epoch (no early stop)."""
     done, threshold = len(record["holdout"]), record["rule"]["threshold"]
-    kept = [replay(record["holdout"], cap, done + 1, threshold)[1] for cap in range(1, done + 1)]
+    kept = [replay_stopping(record["holdout"], cap, done + 1, threshold)[1] for cap in range(1, done + 1)]
     return [elite_error(record, members, rows) for members in kept]
 
 
@@ -192,7 +170,7 @@ def summarise(record: dict) -> dict:
     rules |= {f"{n} epochs": (n, done + 1) for n in FIXED_EPOCHS if n <= done}
     out: dict[str, dict] = {}
     for label, (cap, stale_limit) in rules.items():
-        stop = replay(record["holdout"], cap, stale_limit, rule["threshold"])
+        stop = replay_stopping(record["holdout"], cap, stale_limit, rule["threshold"])
         if stop is None:
             out[label] = {"stopped": None}  # still improving when the recording ended
         else:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -43,9 +44,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.learning import machine, run_one  # noqa: E402
-from mbrl.config import as_dict, default_values, resolve  # noqa: E402
+from mbrl.config import as_dict, default_values, published_task_overrides, resolve  # noqa: E402
 from mbrl.report import write_report  # noqa: E402
-from mbrl.run_folder import flatten, same_experiment  # noqa: E402
+from mbrl.run_folder import same_experiment  # noqa: E402
 from mbrl.train import compose  # noqa: E402
 
 NAME = "headline_cpu"
@@ -72,20 +73,6 @@ DATASETS = [
 ]
 # What train_in adds to every run; part of the resolved config a reused run must match.
 RUN_OVERRIDES = ["threads=1", "logger.progress=false"]
-PAPER = ROOT / "configs" / "experiment" / "paper"
-
-
-def task_overrides(folder: str, dataset: str) -> list[str]:
-    """The published per-task settings of ``dataset``'s D4RL namesake for the agent in ``folder``: every
-    key of ``configs/experiment/paper/<folder>/<dataset>.yaml`` but its ``defaults`` and ``dataset``
-    (e.g. MOBILE on hopper-medium-replay: ``rollout.horizon=5 penalty.coef=0.1``); none where the
-    reference publishes none (RAVL, BC, MOPO on ``random``)."""
-    path = PAPER / folder / f"{dataset}.yaml"
-    if not path.exists():
-        return []
-    task = OmegaConf.to_container(OmegaConf.load(path))
-    task = {k: v for k, v in (task or {}).items() if k not in ("defaults", "dataset")}
-    return [f"{k}={json.dumps(v)}" for k, v in flatten(task).items()]
 
 
 def reusable_runs(folders: list[Path]) -> list[tuple[Path, dict]]:
@@ -109,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--reuse", nargs="*", type=Path, default=[RUNS], help="folders of finished runs to use where they lie"
     )
+    p.add_argument("--runs-dir", type=Path, default=RUNS, help="where the cells' runs go, under headline_cpu/")
+    p.add_argument("--results-dir", type=Path, default=RESULTS)
     p.add_argument("--report-only", action="store_true", help="report the finished runs, start none")
     p.add_argument("--bootstrap", type=int, default=2000)
     a = p.parse_args(argv)
@@ -121,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     for label in a.agents:
         folder, agent = AGENTS[label]
         for d in a.datasets:
-            overrides[label, d] = [*agent, *task_overrides(folder, d)]
+            overrides[label, d] = [*agent, *published_task_overrides(folder, d)]
             for s in a.seeds:
-                own = RUNS / NAME / d / folder / f"seed{s}"
+                own = a.runs_dir / NAME / d / folder / f"seed{s}"
                 cells[label, d, s] = own
                 cfg = resolve(compose([f"dataset={d}", f"seed={s}", "scale=cpu", *overrides[label, d], *RUN_OVERRIDES]))
                 target, defaults = as_dict(cfg), default_values(cfg)
@@ -140,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         listed = "\n  ".join(str(p) for p in stale)
         raise SystemExit(
             f"these finished runs were made with other settings than their cells' presets now give:\n  {listed}\n"
-            "move them out of benchmarks/runs/headline_cpu (nothing is deleted here) and run again"
+            f"move them out of {a.runs_dir / NAME} (nothing is deleted here) and run again"
         )
     if not a.report_only:
         todo = [(k, out) for k, out in cells.items() if out not in reused]
@@ -155,16 +144,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no finished runs yet; missing: {len(missing)} cells")
         return 1
     labels = {out: label for (label, _, _), out in finished.items()}
-    _, markdown = write_report(list(finished.values()), RESULTS, name=NAME, num_bootstrap=a.bootstrap, labels=labels)
+    _, markdown = write_report(
+        list(finished.values()), a.results_dir, name=NAME, num_bootstrap=a.bootstrap, labels=labels
+    )
     runs = {
         "machine": machine(list(finished.values())),
         "cells": [
-            {"agent": label, "dataset": d, "seed": s, "run": str(out.relative_to(ROOT)), "reused": out in reused}
+            {"agent": label, "dataset": d, "seed": s, "run": os.path.relpath(out, ROOT), "reused": out in reused}
             for (label, d, s), out in sorted(finished.items())
         ],
         "missing": missing,
     }
-    (RESULTS / f"{NAME}_runs.json").write_text(json.dumps(runs, indent=2) + "\n")
+    (a.results_dir / f"{NAME}_runs.json").write_text(json.dumps(runs, indent=2) + "\n")
     print(markdown)
     print(f"{len(finished)} runs ({len(reused & set(finished.values()))} reused), {len(missing)} cells missing")
     return 0

@@ -464,6 +464,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sides", nargs="+", default=list(SIDES), choices=SIDES)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument(
+        "--show-overrides", action="store_true", help="print each method's overrides (budget first) as JSON, run none"
+    )
     parser.add_argument("--name", default="reference_sidebyside", help="runs and results file name")
     parser.add_argument(
         "--overrides",
@@ -474,6 +477,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     methods = [m for m in METHODS if m in args.methods]
     pairs = [(m, d) for m in methods for d in (args.datasets or GRID[m])]
+    if args.show_overrides:
+        print(json.dumps({m: list(method_overrides(args.overrides, m)) for m in methods}))
+        return 0
     runs = RUNS / args.name
     checkouts = {"OfflineRL-Kit": args.reference, "edge-of-reach": args.edge_of_reach}
     if not args.report_only:

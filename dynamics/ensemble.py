@@ -133,6 +133,31 @@ class EnsembleConfig:
             get_termination_fn(self.termination)  # fail at construction, naming the known families
 
 
+def replay_stopping(
+    holdout: list[list[float]], cap: int | None, patience: int, threshold: float
+) -> tuple[int, list[int]] | None:
+    """:meth:`GaussianEnsemble.fit`'s stopping rule replayed on per-member holdout MSE curves
+    ``[epochs][E]`` (as ``fit``'s ``on_epoch`` sees them), with cap ``max_epochs``, patience
+    ``max_epochs_since_update`` and ``improvement_threshold``.
+
+    A fit's weights do not depend on when it stops, so one long fit with early stopping off answers
+    what any rule would have kept (``benchmarks/fit_curve.py``). Returns the epoch the rule stops at
+    and each member's kept snapshot (the epoch of its last improvement), or None when it had not
+    stopped within the recorded epochs.
+    """
+    members = len(holdout[0])
+    best, kept, stale = [math.inf] * members, [0] * members, 0
+    for epoch, mse in enumerate(holdout, start=1):
+        improved = False
+        for m, value in enumerate(mse):
+            if math.isfinite(value) and (not math.isfinite(best[m]) or (best[m] - value) / best[m] > threshold):
+                best[m], kept[m], improved = value, epoch, True
+        stale = 0 if improved else stale + 1
+        if stale >= patience or epoch == cap:
+            return epoch, kept
+    return None
+
+
 class GaussianEnsemble(nn.Module):
     """``E`` Gaussian MLPs over ``[Δs, r]``, trained and evaluated in one batched pass.
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -267,6 +268,19 @@ class Components:
     filter_name: str
     filter_cls: type
     filter_cfg: Any
+
+
+def published_task_overrides(method: str, dataset: str) -> list[str]:
+    """The published per-task settings of ``dataset``'s D4RL namesake for ``method``, as overrides: every
+    key of ``configs/experiment/paper/<method>/<dataset>.yaml`` but its ``defaults`` and ``dataset``
+    (MOBILE on hopper-medium-replay: ``rollout.horizon=5 penalty.coef=0.1``). Empty where the method's
+    reference publishes none for that task (RAVL everywhere, MOPO on ``random``)."""
+    path = CONFIG_DIR / "experiment" / "paper" / method / f"{dataset}.yaml"
+    if not path.exists():
+        return []
+    task = OmegaConf.to_container(OmegaConf.load(path)) or {}
+    task = {k: v for k, v in task.items() if k not in ("defaults", "dataset")}
+    return [f"{k}={json.dumps(v)}" for k, v in flatten(task).items()]
 
 
 def components(cfg: TrainConfig) -> Components:

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mbrl.dynamics.base import DynamicsModel
-from mbrl.dynamics.ensemble import EnsembleConfig, GaussianEnsemble
+from mbrl.dynamics.ensemble import EnsembleConfig, GaussianEnsemble, replay_stopping
 from mbrl.dynamics.termination import hopper_termination
 
 from mbrl.bench import plain_train_step  # the fit's step as it was before ``_train_step``
@@ -255,6 +255,27 @@ def test_on_epoch_sees_each_epochs_weights_and_changes_nothing():
     assert not torch.equal(seen[0][1], seen[-1][1])
     for (name, a), (_, b) in zip(watched.state_dict().items(), plain.state_dict().items(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+
+def test_replaying_the_recorded_curves_stops_and_keeps_what_the_fit_does():
+    torch.set_num_threads(1)
+    data, holdout = toy_transitions(600, seed=0), toy_transitions(200, seed=1)
+    stopping = dataclasses.replace(SMALL, max_epochs=60, max_epochs_since_update=2, improvement_threshold=0.05)
+    stopped = GaussianEnsemble(1, 1, stopping)
+    report = stopped.fit(data, holdout=holdout)
+    assert report.epochs < 60, "the rule must stop the fit early for this test to test it"
+
+    curves: list[list[float]] = []
+    recorded = GaussianEnsemble(1, 1, dataclasses.replace(stopping, max_epochs_since_update=61))
+    recorded.fit(data, holdout=holdout, on_epoch=lambda epoch, mse: curves.append(mse.tolist()))
+    assert len(curves) == 60
+
+    epoch, kept = replay_stopping(curves, cap=60, patience=2, threshold=0.05)
+    assert epoch == report.epochs
+    kept_mse = torch.tensor([curves[at - 1][m] for m, at in enumerate(kept)])
+    torch.testing.assert_close(kept_mse, stopped.holdout_mse, rtol=0, atol=0)
+    assert replay_stopping(curves[: report.epochs - 1], cap=None, patience=2, threshold=0.05) is None
+    assert replay_stopping(curves, cap=3, patience=2, threshold=0.05)[0] == min(3, report.epochs)
 
 
 def test_sample_draws_only_elites_and_is_reproducible():

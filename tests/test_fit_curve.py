@@ -1,42 +1,16 @@
-"""The fit-curve benchmark (``benchmarks/fit_curve.py``): its replay of the stopping rule is the rule
-the fit runs, and the script records, summarises and plots a fit end to end."""
+"""The fit-curve benchmark (``benchmarks/fit_curve.py``) records, summarises and plots a fit end to end
+(its replay of the stopping rule is tested with the ensemble: ``replay_stopping``)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
 import sys
 
 import pytest
-import torch
-from mbrl.dynamics.ensemble import GaussianEnsemble
 
-from benchmarks.fit_curve import replay
-from tests.helpers import ROOT, SMALL_ENSEMBLE, TINY_DATASET
-from tests.test_dynamics_ensemble import toy_transitions
-
-
-def test_replaying_the_recorded_curves_stops_and_keeps_what_the_fit_does():
-    torch.set_num_threads(1)
-    data, holdout = toy_transitions(600, seed=0), toy_transitions(200, seed=1)
-    stopping = dataclasses.replace(SMALL_ENSEMBLE, max_epochs=60, max_epochs_since_update=2, improvement_threshold=0.05)
-    stopped = GaussianEnsemble(1, 1, stopping)
-    report = stopped.fit(data, holdout=holdout)
-    assert report.epochs < 60, "the rule must stop the fit early for this test to test it"
-
-    curves: list[list[float]] = []
-    recorded = GaussianEnsemble(1, 1, dataclasses.replace(stopping, max_epochs_since_update=61))
-    recorded.fit(data, holdout=holdout, on_epoch=lambda epoch, mse: curves.append(mse.tolist()))
-    assert len(curves) == 60
-
-    epoch, kept = replay(curves, cap=60, patience=2, threshold=0.05)
-    assert epoch == report.epochs
-    kept_mse = torch.tensor([curves[at - 1][m] for m, at in enumerate(kept)])
-    torch.testing.assert_close(kept_mse, stopped.holdout_mse, rtol=0, atol=0)
-    assert replay(curves[: report.epochs - 1], cap=None, patience=2, threshold=0.05) is None
-    assert replay(curves, cap=3, patience=2, threshold=0.05)[0] == min(3, report.epochs)
+from tests.helpers import ROOT, TINY_DATASET
 
 
 @pytest.mark.slow
