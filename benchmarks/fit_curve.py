@@ -48,6 +48,7 @@ from mbrl.config import resolve  # noqa: E402
 from mbrl.data.loading import load_dataset  # noqa: E402
 from mbrl.data.transitions import Transitions  # noqa: E402
 from mbrl.envs import env_family  # noqa: E402
+from mbrl.run_state import git_revision  # noqa: E402
 from mbrl.train import compose  # noqa: E402
 
 NAME = "fit_curve_cpu"
@@ -104,6 +105,7 @@ def run_job(dataset: str, fraction: float, seed: int, epochs: int, runs: Path, m
         "fraction": fraction,
         "seed": seed,
         "epochs": epochs,
+        "commit": git_revision(),
         "n_train": len(train),
         "n_test": n_test,
         "n_medium": len(medium),
@@ -231,11 +233,12 @@ def report(found: list[dict], runs: Path, results: Path) -> None:
     plt.close(fig)
 
     paths = [job_path(runs, r["dataset"], r["fraction"], r["seed"]) for r in found]
-    m = machine([])
+    m = machine([]) | {"commits": sorted({r.get("commit", "unrecorded") for r in found})}
     header = [
         f"# {NAME}: the dynamics fit against epochs and dataset size",
         "",
-        f"{m['cores']} cores ({m['cpu']}), torch {m['torch']}, one torch thread per job. The presets' ensemble "
+        f"{m['cores']} cores ({m['cpu']}), torch {m['torch']}, commits {', '.join(c[:10] for c in m['commits'])}, "
+        "one torch thread per job. The presets' ensemble "
         "(`experiment=mopo_cpu`'s `dynamics`) fitted with early stopping off; after each epoch every member's mean "
         "`[Δs, r]` is scored on a fixed 5 % of the dataset that no fraction trains on (test) and on 10k rows "
         "of the family's `medium` built-in (medium). A rule's row is the model that rule keeps (per-member best "

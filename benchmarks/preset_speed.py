@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["MBRL_CACHE"] = str(Path(tmp) / "cache")  # the 2-epoch fits stay out of the user's cache
         rows = [measure(x, a.dataset, a.updates, Path(tmp)) for x in presets]
+        m = machine([Path(tmp) / x for x in presets])  # the commits the runs recorded
     mopo = rows[0]["updates_per_s"]
     full = last_rate(a.calibrate) if (a.calibrate / "train.csv").exists() else None
     for row in rows:
@@ -91,11 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         if full is not None:
             row["expected_min"] = row["total_updates"] / (row["updates_per_s"] * full / mopo) / 60
 
-    m = machine([])
     lines = [
         f"# {NAME}: the cost of an update of each `cpu` preset",
         "",
-        f"{m['cores']} cores ({m['cpu']}), torch {m['torch']}, one torch thread; `python benchmarks/preset_speed.py "
+        f"{m['cores']} cores ({m['cpu']}), torch {m['torch']}, commit {', '.join(c[:10] for c in m['commits'])}, "
+        "one torch thread; `python benchmarks/preset_speed.py "
         f"--dataset {a.dataset} --updates {a.updates}`, every preset in one sequence on {a.dataset}. Rate: updates "
         "per second of the training loop, rollout rounds included, fit and evaluation excluded. Expected wall time: "
         "the preset's updates at its rate scaled by MOPO's in a full run, evaluations included "

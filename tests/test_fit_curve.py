@@ -26,6 +26,7 @@ def test_the_script_records_every_epoch_and_reports_each_rule(tmp_path, env_vars
     full = json.loads((runs / TINY_DATASET / "f1_seed0.json").read_text())
     half = json.loads((runs / TINY_DATASET / "f0.5_seed0.json").read_text())
     assert full["complete"] and half["complete"]
+    assert len(full["commit"]) == 40 and full["commit"][:10] in (tmp_path / "results" / "fit_curve_cpu.md").read_text()
     assert half["n_train"] == round(full["n_train"] / 2)
     assert len(full["holdout"]) == len(full["test"]) == len(full["medium"]) == 3
     assert all(len(per_epoch) == full["dynamics"]["ensemble_size"] for per_epoch in full["test"])

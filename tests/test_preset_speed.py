@@ -31,6 +31,7 @@ def test_each_preset_is_timed_against_mopo_and_scaled_by_a_full_run(tmp_path, en
     result = json.loads((tmp_path / "results" / "preset_speed_cpu.json").read_text())
     mopo, td3bc = result["rows"]
     assert [mopo["preset"], td3bc["preset"]] == ["mopo", "td3bc"]  # MOPO first: the unit
+    assert [len(c) for c in result["machine"]["commits"]] == [40]  # the commit the runs were made at
     assert mopo["cost_in_mopo_updates"] == 1.0 and result["calibration_rate"] == 4.0
     assert td3bc["cost_in_mopo_updates"] == pytest.approx(mopo["updates_per_s"] / td3bc["updates_per_s"])
     # Full-run minutes: the preset's own updates at its rate, scaled by the full MOPO run's 4.0/s.
