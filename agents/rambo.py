@@ -223,8 +223,7 @@ class RAMBOAgent(SACAgent):
             advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-6)
         adv_loss = (log_prob * advantage).mean()
 
-        targets = torch.cat([real.next_obs - real.obs, real.rew[:, None]], dim=1).to(mean)
-        supervised, nll = dyn.supervised_loss(dyn.model_inputs(real.obs, real.act), targets)
+        supervised, nll = dyn.supervised_loss(dyn.model_inputs(real.obs, real.act), dyn.targets(real).to(mean))
         self.dynamics_opt.zero_grad(set_to_none=True)
         (cfg.adv_weight * adv_loss + supervised).backward()
         self.dynamics_opt.step()

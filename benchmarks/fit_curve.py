@@ -46,7 +46,6 @@ from mbrl.dynamics.factory import ensemble_config  # noqa: E402
 from benchmarks.learning import machine  # noqa: E402
 from mbrl.config import resolve  # noqa: E402
 from mbrl.data.loading import load_dataset  # noqa: E402
-from mbrl.data.transitions import Transitions  # noqa: E402
 from mbrl.envs import env_family  # noqa: E402
 from mbrl.run_state import git_revision  # noqa: E402
 from mbrl.train import compose  # noqa: E402
@@ -58,22 +57,6 @@ DATASETS = ["hopper-medium-replay", "halfcheetah-medium-replay", "hopper-random"
 TEST_FRACTION = 0.05
 FIXED_EPOCHS = (5, 10, 25, 50, 100, 200)
 MEDIUM_ROWS = 10000  # of the `medium` built-in, scored every epoch (all 100k would cost a third of an epoch)
-
-
-def targets(t: Transitions) -> torch.Tensor:
-    """``[N, obs_dim + 1]``: what the model predicts, ``[s' - s, r]``."""
-    return torch.cat([t.next_obs - t.obs, t.rew[:, None]], dim=1)
-
-
-@torch.no_grad()
-def member_mse(model: GaussianEnsemble, t: Transitions, chunk: int = 20000) -> list[float]:
-    """MSE of each member's mean prediction on ``t``: ``E`` floats."""
-    total = torch.zeros(model.cfg.ensemble_size, dtype=torch.float64)
-    y = targets(t)
-    for start in range(0, len(t), chunk):
-        mean, _ = model.predict(t.obs[start : start + chunk], t.act[start : start + chunk])
-        total += ((mean.double() - y[start : start + chunk].double()) ** 2).sum(dim=(1, 2))
-    return (total / (len(t) * y.shape[1])).tolist()
 
 
 def job_path(runs: Path, dataset: str, fraction: float, seed: int) -> Path:
@@ -128,8 +111,8 @@ def run_job(dataset: str, fraction: float, seed: int, epochs: int, runs: Path, m
         nonlocal started
         record["epoch_s"].append(time.perf_counter() - started)
         record["holdout"].append(mse.tolist())
-        record["test"].append(member_mse(model, test))
-        record["medium"].append(member_mse(model, medium))
+        record["test"].append(model.member_mse(test).tolist())
+        record["medium"].append(model.member_mse(medium).tolist())
         out.parent.mkdir(parents=True, exist_ok=True)
         save_json(record, out)
         print(f"{dataset} f={fraction:g} epoch {epoch}: test {min(record['test'][-1]):.5f}", flush=True)

@@ -681,7 +681,7 @@ def score_fits(job: Job, ref_fit: Path, ours_fit: Path, edge_of_reach: bool) -> 
     family = env_family(job.spec.env_id)
     for name in dict.fromkeys([cfg.dataset, f"{family}-medium"]):
         t = load_dataset(name).transitions
-        target = torch.cat([t.next_obs - t.obs, t.rew[:, None]], dim=1).double()
+        target = ours.targets(t).double()
         with torch.no_grad():
             ours_mse = ((ours.predict(t.obs, t.act)[0].double() - target) ** 2).mean(dim=(1, 2))
             ref_mse = ((reference(t.obs, t.act).double() - target) ** 2).mean(dim=(1, 2))

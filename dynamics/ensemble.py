@@ -259,6 +259,16 @@ class GaussianEnsemble(nn.Module):
         logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
         return mean, logvar
 
+    @staticmethod
+    def targets(data: Transitions) -> torch.Tensor:
+        """What the model predicts for each row of ``data``: ``[s' - s, r]``, ``[N, obs_dim + 1]``."""
+        return torch.cat([data.next_obs - data.obs, data.rew[:, None]], dim=1)
+
+    def member_mse(self, data: Transitions) -> torch.Tensor:
+        """MSE of each member's mean ``[s' - s, r]`` on ``data`` (the fit's holdout score): ``[E]``."""
+        data = data.to(self.device)
+        return self._holdout_mse(self.model_inputs(data.obs, data.act), self.targets(data).to(self.input_mean))
+
     def model_inputs(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         """The networks' input: ``obs [B, o]``, ``act [B, a]`` -> z-scored ``concat(obs, act)`` ``[B, o+a]``.
 
@@ -483,8 +493,7 @@ class GaussianEnsemble(nn.Module):
         self.input_std.copy_(input_std)
 
         def normalised_xy(part: Transitions) -> tuple[torch.Tensor, torch.Tensor]:
-            y = torch.cat([part.next_obs - part.obs, part.rew[:, None]], dim=1).to(self.input_mean)
-            return self.model_inputs(part.obs, part.act), y
+            return self.model_inputs(part.obs, part.act), self.targets(part).to(self.input_mean)
 
         x_train, y_train = normalised_xy(train)
         x_held, y_held = normalised_xy(held)

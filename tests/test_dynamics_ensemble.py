@@ -235,6 +235,12 @@ def test_max_epochs_caps_training_and_fit_is_deterministic():
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
 
 
+def test_member_mse_scores_rows_as_the_fit_scored_its_holdout(fitted):
+    model, holdout, report = fitted
+    torch.testing.assert_close(model.member_mse(holdout), report.holdout_mse)  # the restored best snapshots
+    torch.testing.assert_close(GaussianEnsemble.targets(holdout), targets(holdout), rtol=0, atol=0)
+
+
 def test_on_epoch_sees_each_epochs_weights_and_changes_nothing():
     data, holdout = toy_transitions(300, seed=0), toy_transitions(100, seed=1)
     cfg = dataclasses.replace(SMALL, max_epochs=4)
