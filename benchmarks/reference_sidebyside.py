@@ -274,19 +274,35 @@ def _fit_ours(folder: Path, overrides: list[str]) -> None:
     (folder / "fit.json").write_text(json.dumps({"fit_s": fit_s, "entry": str(entry)}, indent=2) + "\n")
 
 
+def earlier_sessions_s(run: Path) -> float | None:
+    """Loop seconds a finished run spent before its last resume: 0 for one never resumed (every reference
+    run), None when unknown (ours, resumed before ``final.json`` recorded ``timing``: its train.log says so)."""
+    timing = json.loads((run / "final.json").read_text()).get("timing")
+    if timing is not None:
+        return timing["earlier_sessions_s"]
+    log = run / "train.log"
+    return None if log.exists() and "resuming" in log.read_text() else 0.0
+
+
 def run_wall(run: Path, runs: Path) -> tuple[float, float | None] | None:
     """A finished run's wall seconds and, of those, its fit's; None when the run recorded none.
 
-    The current layout (``wall.json``): the run's own job plus the fit it used (``fit.json``). The earlier
-    layout (``wall_s.txt``): the whole job, its private fit included; the fit's share is known only for
-    the reference (its ``final.json``).
+    The current layout (``wall.json``): the run's own job plus the fit it used (``fit.json``); ``wall.json``
+    times the last process only, so a run of ours that resumed from a checkpoint adds the loop seconds of
+    its earlier sessions (``final.json["timing"]``), and one resumed before runs recorded them has no wall
+    time. The earlier layout (``wall_s.txt``): the whole job, its private fit included; the fit's share is
+    known only for the reference (its ``final.json``).
     """
     if (run / "wall.json").exists():
         wall = json.loads((run / "wall.json").read_text())
+        earlier_s = earlier_sessions_s(run)
+        if earlier_s is None:
+            return None
+        run_s = wall["run_s"] + earlier_s
         if wall["fit"] is None:
-            return wall["run_s"], None
+            return run_s, None
         fit_s = json.loads((runs / wall["fit"] / "fit.json").read_text())["fit_s"]
-        return wall["run_s"] + fit_s, fit_s
+        return run_s + fit_s, fit_s
     if (run / "wall_s.txt").exists():
         return float((run / "wall_s.txt").read_text()), json.loads((run / "final.json").read_text()).get("fit_s")
     return None
@@ -371,9 +387,10 @@ def render(rows: list[dict], info: dict) -> str:
         ci = f" [{s['ci95'][0]:.1f}, {s['ci95'][1]:.1f}]" if len(s["scores"]) > 1 else " (one seed)"
         return f"{s['mean']:.1f}{ci}; " + ", ".join(f"{v:.1f}" for v in s["scores"])
 
-    def minutes(values: list[float | None]) -> str:
+    def minutes(values: list[float | None], runs: int) -> str:
         known = [v for v in values if v is not None]
-        return f"{np.mean(known) / 60:.1f}" if known else "–"
+        mean = f"{np.mean(known) / 60:.1f}" if known else "–"
+        return mean if len(values) >= runs or not known else f"{mean} ({len(values)} of {runs} runs)"
 
     m = info["machine"]
     lines = [
@@ -385,7 +402,8 @@ def render(rows: list[dict], info: dict) -> str:
         "sides. Score: final normalised score, mean with 95 % bootstrap CI over seeds, then per seed. Wall: "
         "mean minutes per run, the run's own job plus the dynamics fit it used; a fit is shared by the methods "
         "of a side on a dataset and seed, so its time counts in each of their rows (runs with a private fit "
-        "count their whole job).",
+        "count their whole job). A run of ours resumed from a checkpoint counts its earlier sessions' loop time; "
+        "one resumed before runs recorded it has no wall time and is left out of the mean (n of m runs).",
         "",
         "| dataset | method | ours | reference | ours vs reference | wall min (ours / ref) | of which fit |",
         "|---|---|---|---|---|---|---|",
@@ -394,7 +412,8 @@ def render(rows: list[dict], info: dict) -> str:
         o, ref = r["ours"], r["reference"]
         lines.append(
             f"| {r['dataset']} | {r['method']} | {side(o)} | {side(ref)} | {verdict(r)} | "
-            f"{minutes(o['wall_s'])} / {minutes(ref['wall_s'])} | {minutes(o['fit_s'])} / {minutes(ref['fit_s'])} |"
+            f"{minutes(o['wall_s'], len(o['scores']))} / {minutes(ref['wall_s'], len(ref['scores']))} | "
+            f"{minutes(o['fit_s'], len(o['scores']))} / {minutes(ref['fit_s'], len(ref['scores']))} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,10 @@ class RunState:
         self.agent, self.model_data, self.batch_gen = agent, model_data, batch_gen
         self.path, self.checkpoint_path = folder.path, folder.checkpoint
         self.start = 0
+        # Wall seconds of the training loop in earlier sessions of this run, up to the checkpoint this one
+        # continues (None: that checkpoint predates the record); this session's clock starts after resume.
+        self.earlier_s: float | None = 0.0
+        self._session_t0 = time.perf_counter()
         self.logger: RunLogger | None = None
         self._interrupt: InterruptFlag | None = None
 
@@ -112,6 +117,7 @@ class RunState:
             self.model_data.load_state_dict(state["model_buffer"])
             restore_rng_state(state["rng"], self.batch_gen, self.model_data.generator)
             self.start, wandb_id = state["step"], state.get("wandb_id")
+            self.earlier_s = state.get("loop_s")
             if self.start == self.cfg.total_updates and (self.path / FINAL).exists():
                 log.info("%s already finished %d updates; its results are in final.json", self.path, self.start)
                 return json.loads((self.path / FINAL).read_text())
@@ -121,7 +127,13 @@ class RunState:
         (self.path / "git_revision.txt").write_text(revision + "\n")
         self.logger = RunLogger(self.path, self.cfg.logger, self.resolved, wandb_id=wandb_id, git_revision=revision)
         self.logger.truncate_after(self.start)
+        self._session_t0 = time.perf_counter()
         return None
+
+    def loop_s(self) -> float | None:
+        """Wall seconds the loop has run so far, summed over the run's sessions; work lost after a
+        session's last checkpoint does not count. None when an earlier session did not record its own."""
+        return None if self.earlier_s is None else self.earlier_s + time.perf_counter() - self._session_t0
 
     # -- during the loop -------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -166,6 +178,7 @@ class RunState:
                 "rng": rng_state(self.batch_gen, self.model_data.generator),
                 "model_buffer": self.model_data.state_dict(),
                 "wandb_id": self.logger.wandb_id,
+                "loop_s": self.loop_s(),
                 "dataset_hash": self.content_hash,
                 "dynamics": dynamics.state_dict() if dynamics is not None else None,
             },
@@ -191,6 +204,9 @@ class RunState:
             "filter_ranking": self.model_data.filter_ranking or None,
             "behaviour_score_mean": behaviour.mean if behaviour else None,
             "behaviour_return_mean": float(data.episode_returns.double().mean()),
+            # The loop's wall seconds from the first update to the final evaluation over all sessions, and
+            # the part of them spent before this session resumed (0 for a run never interrupted).
+            "timing": {"loop_s": self.loop_s(), "earlier_sessions_s": self.earlier_s},
         }
         (self.path / FINAL).write_text(json.dumps(result, indent=2))
         self.logger.close()

@@ -45,9 +45,22 @@ def test_a_run_cannot_be_shortened_but_may_be_extended(in_env, tmp_path):
     with pytest.raises(RunFolderError, match=r"total_updates=20 but the checkpoint .* is at update 40"):
         train(compose([*FAST, "total_updates=20"]), tmp_path)
     assert load(tmp_path / "checkpoint.pt")["step"] == 40
+    loop_s_at_40 = load(tmp_path / "checkpoint.pt")["loop_s"]
     # Resume-safe keys may change: evaluation and logging settings, and a longer run.
     result = train(compose([*FAST, "total_updates=60", "eval_episodes=2", "log_every=20"]), tmp_path)
     assert load(tmp_path / "checkpoint.pt")["step"] == 60 and result["seed"] == 0
+    # The loop's wall time carries on from the checkpoint's.
+    assert 0 < result["timing"]["earlier_sessions_s"] == loop_s_at_40 < result["timing"]["loop_s"]
+
+
+def test_a_run_resumed_from_a_checkpoint_without_timing_reports_none(in_env, tmp_path):
+    """Checkpoints written before the loop's time was recorded: the total is unknown, not understated."""
+    train(compose([*FAST, "total_updates=20"]), tmp_path)
+    state = load(tmp_path / "checkpoint.pt")
+    del state["loop_s"]
+    save_atomic(state, tmp_path / "checkpoint.pt")
+    result = train(compose([*FAST, "total_updates=40"]), tmp_path)
+    assert result["timing"] == {"loop_s": None, "earlier_sessions_s": None}
 
 
 def test_resume_force_continues_under_the_new_config(in_env, tmp_path):

@@ -96,6 +96,10 @@ def test_killed_and_resumed_run_ends_with_the_same_parameters(env_vars, tmp_path
     a, b = _params(full), _params(killed)
     for k in a:
         assert torch.equal(a[k], b[k]), k
+    # The loop's wall time adds the killed session's, up to the checkpoint the resume continued.
+    full_t, killed_t = (json.loads((d / "final.json").read_text())["timing"] for d in (full, killed))
+    assert full_t["earlier_sessions_s"] == 0 and full_t["loop_s"] > 0
+    assert 0 < killed_t["earlier_sessions_s"] < killed_t["loop_s"]
     steps = [int(line.split(",")[0]) for line in (killed / "train.csv").read_text().splitlines()[1:]]
     assert steps == sorted(set(steps)), "logged rows must not repeat after resume"
 
