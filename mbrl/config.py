@@ -274,7 +274,7 @@ def published_task_overrides(method: str, dataset: str) -> list[str]:
     """The published per-task settings of ``dataset``'s D4RL namesake for ``method``, as overrides: every
     key of ``configs/experiment/paper/<method>/<dataset>.yaml`` but its ``defaults`` and ``dataset``
     (MOBILE on hopper-medium-replay: ``rollout.horizon=5 penalty.coef=0.1``). Empty where the method's
-    reference publishes none for that task (RAVL everywhere, MOPO on ``random``)."""
+    reference publishes none for that task (RAVL everywhere, COMBO and EDAC on ``random``)."""
     path = CONFIG_DIR / "experiment" / "paper" / method / f"{dataset}.yaml"
     if not path.exists():
         return []

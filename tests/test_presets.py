@@ -30,7 +30,8 @@ SOURCE_ENVS = {"halfcheetah": "HalfCheetah-v3", "hopper": "Hopper-v3", "walker2d
 
 # method -> (its paper preset, the tasks its source publishes settings for, the keys a task may change)
 METHODS = {
-    "mopo": ("mopo_paper", NO_RANDOM, {"rollout.horizon", "penalty.coef"}),  # run_mopo.py: no random
+    # run_mopo.py has no random settings; those come from the MOPO authors' code (tianheyu927/mopo)
+    "mopo": ("mopo_paper", ALL_TASKS, {"rollout.horizon", "penalty.coef"}),
     "mobile": (
         "mobile_paper",
         ALL_TASKS,
@@ -54,6 +55,10 @@ SPOT_CHECKS = [
     ("mopo", "hopper-medium", {"rollout.horizon": 5, "penalty.coef": 5.0}),
     ("mopo", "walker2d-medium-replay", {"rollout.horizon": 1, "penalty.coef": 2.5}),
     ("mopo", "halfcheetah-medium-expert", {"rollout.horizon": 5, "penalty.coef": 2.5}),
+    # tianheyu927/mopo examples/config/d4rl/<env>_random.py (rollout_length, penalty_coeff)
+    ("mopo", "halfcheetah-random", {"rollout.horizon": 5, "penalty.coef": 0.5}),
+    ("mopo", "hopper-random", {"rollout.horizon": 5, "penalty.coef": 1.0}),
+    ("mopo", "walker2d-random", {"rollout.horizon": 1, "penalty.coef": 1.0}),
     # OfflineRL-Kit run_example/run_mobile.py (horizon, beta; hopper-medium "auto-alpha=False")
     ("mobile", "hopper-random", {"rollout.horizon": 5, "penalty.coef": 5.0, "agent.auto_alpha": True}),
     ("mobile", "hopper-medium", {"rollout.horizon": 5, "penalty.coef": 1.5, "agent.auto_alpha": False}),
