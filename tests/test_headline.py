@@ -33,7 +33,7 @@ def test_a_cell_takes_the_published_settings_of_its_task(method, dataset):
 
 def test_methods_without_published_task_settings_run_their_preset():
     assert published_task_overrides("ravl", "hopper-medium-replay") == []
-    assert published_task_overrides("mopo", "halfcheetah-random") == []
+    assert published_task_overrides("combo", "halfcheetah-random") == []
 
 
 def test_a_finished_run_made_with_other_settings_is_refused_not_reported(tmp_path):
