@@ -21,12 +21,20 @@ run another benchmark already made is used where it lies: a finished run under `
 (:func:`mbrl.run_folder.same_experiment`: key for key, leaving out only the keys that change what
 is logged or how fast; a key the run lacks matches only where the cell is at that key's default,
 so a run made before MOBILE's ``deterministic_backup`` existed is not taken for one made with it on).
-A finished run in a cell's own folder whose settings are no longer the cell's stops the script with
-the folders to move away.
+A finished run in a cell's own folder or in the archive (below) whose settings are no longer the
+cell's stops the script with the folders to move away.
+
+Every finished cell's run is archived, without its checkpoints, in
+``benchmarks/results/headline_cpu_archive/<dataset>/<agent>/seed<k>`` (``config.yaml``, ``final.json``,
+``eval.csv``, ``git_revision.txt``: a few kB, committed with the results), and the report is made from
+the archive. Run folders are large and not committed; losing them (a new machine, a cleaned disk)
+loses no cell: a cell with an archived run is finished and is not rerun. To rerun a cell, move its
+archived folder away.
 
 Writes ``benchmarks/results/headline_cpu.{md,json}`` and ``headline_cpu_curves_<dataset>.png``
-through :func:`mbrl.report.write_report`, plus ``headline_cpu_runs.json``: per cell, the run folders
-used, which of them were reused, the commits they were made at and the cells still missing.
+through :func:`mbrl.report.write_report`, plus ``headline_cpu_runs.json``: per cell, the run folder it
+came from, its archived copy, whether it was reused, the commits the runs were made at and the
+cells still missing.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -50,6 +59,7 @@ from mbrl.run_folder import same_experiment  # noqa: E402
 from mbrl.train import compose  # noqa: E402
 
 NAME = "headline_cpu"
+ARCHIVE = f"{NAME}_archive"  # under the results folder
 RUNS = ROOT / "benchmarks" / "runs"
 RESULTS = ROOT / "benchmarks" / "results"
 # Row label -> (folder name, overrides). Order is the table's: baselines first.
@@ -71,6 +81,8 @@ DATASETS = [
     "halfcheetah-medium",
     "hopper-medium",
 ]
+# The files of a run folder the report reads (checkpoints and the training logs stay behind).
+ARCHIVED = ("config.yaml", "final.json", "eval.csv", "git_revision.txt")
 # What train_in adds to every run; part of the resolved config a reused run must match.
 RUN_OVERRIDES = ["threads=1", "logger.progress=false"]
 
@@ -85,6 +97,14 @@ def reusable_runs(folders: list[Path]) -> list[tuple[Path, dict]]:
                 continue
             out.append((run, OmegaConf.to_container(OmegaConf.load(config_file), resolve=True)))
     return out
+
+
+def archive(run: Path, dest: Path) -> None:
+    """Copy the files of finished run folder ``run`` that the report reads into ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ARCHIVED:
+        if (run / name).exists():
+            shutil.copy2(run / name, dest / name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cells = {}  # (label, dataset, seed) -> run folder, reused or ours
     reused = set()
+    finished = set()  # cells with a finished run in their own folder or the archive: never rerun
     candidates = reusable_runs([f.resolve() for f in a.reuse if f.is_dir()])
     overrides = {}  # (label, dataset) -> the cell's overrides: the agent's, then its published task settings
     stale = []
@@ -116,10 +137,14 @@ def main(argv: list[str] | None = None) -> int:
                 cells[label, d, s] = own
                 cfg = resolve(compose([f"dataset={d}", f"seed={s}", "scale=cpu", *overrides[label, d], *RUN_OVERRIDES]))
                 target, defaults = as_dict(cfg), default_values(cfg)
-                if (own / "final.json").exists():
-                    config = OmegaConf.to_container(OmegaConf.load(own / "config.yaml"), resolve=True)
-                    if not same_experiment(config, target, defaults):
-                        stale.append(own)
+                kept = a.results_dir / ARCHIVE / d / folder / f"seed{s}"
+                done = [f for f in (own, kept) if (f / "final.json").exists()]
+                if done:
+                    finished.add((label, d, s))
+                    for f in done:
+                        config = OmegaConf.to_container(OmegaConf.load(f / "config.yaml"), resolve=True)
+                        if not same_experiment(config, target, defaults):
+                            stale.append(f)
                     continue
                 found = next((run for run, config in candidates if same_experiment(config, target, defaults)), None)
                 if found is not None:
@@ -129,35 +154,49 @@ def main(argv: list[str] | None = None) -> int:
         listed = "\n  ".join(str(p) for p in stale)
         raise SystemExit(
             f"these finished runs were made with other settings than their cells' presets now give:\n  {listed}\n"
-            f"move them out of {a.runs_dir / NAME} (nothing is deleted here) and run again"
+            "move them away (nothing is deleted here) and run again"
         )
     if not a.report_only:
-        todo = [(k, out) for k, out in cells.items() if out not in reused]
+        todo = [(k, out) for k, out in cells.items() if k not in finished and out not in reused]
         with ThreadPoolExecutor(a.workers) as pool:
             jobs = [pool.submit(run_one, d, overrides[label, d], s, "cpu", out) for (label, d, s), out in todo]
             for job in jobs:
                 job.result()
 
-    finished = {k: out for k, out in cells.items() if (out / "final.json").exists()}
-    missing = sorted(f"{label} {d} seed{s}" for (label, d, s) in cells.keys() - finished.keys())
-    if not finished:
+    archived = {}  # (label, dataset, seed) -> the cell's archived run, which the report reads
+    for (label, d, s), out in cells.items():
+        dest = a.results_dir / ARCHIVE / d / AGENTS[label][0] / f"seed{s}"
+        if (out / "final.json").exists():
+            archive(out, dest)
+        if (dest / "final.json").exists():
+            archived[label, d, s] = dest
+    missing = sorted(f"{label} {d} seed{s}" for (label, d, s) in cells.keys() - archived.keys())
+    if not archived:
         print(f"no finished runs yet; missing: {len(missing)} cells")
         return 1
-    labels = {out: label for (label, _, _), out in finished.items()}
+    labels = {dest: label for (label, _, _), dest in archived.items()}
     _, markdown = write_report(
-        list(finished.values()), a.results_dir, name=NAME, num_bootstrap=a.bootstrap, labels=labels
+        list(archived.values()), a.results_dir, name=NAME, num_bootstrap=a.bootstrap, labels=labels
     )
     runs = {
-        "machine": machine(list(finished.values())),
+        "machine": machine(list(archived.values())),
         "cells": [
-            {"agent": label, "dataset": d, "seed": s, "run": os.path.relpath(out, ROOT), "reused": out in reused}
-            for (label, d, s), out in sorted(finished.items())
+            {
+                "agent": label,
+                "dataset": d,
+                "seed": s,
+                "run": os.path.relpath(cells[label, d, s], ROOT),
+                "archived": os.path.relpath(dest, ROOT),
+                "reused": cells[label, d, s] in reused,
+            }
+            for (label, d, s), dest in sorted(archived.items())
         ],
         "missing": missing,
     }
     (a.results_dir / f"{NAME}_runs.json").write_text(json.dumps(runs, indent=2) + "\n")
     print(markdown)
-    print(f"{len(finished)} runs ({len(reused & set(finished.values()))} reused), {len(missing)} cells missing")
+    n_reused = sum(cells[k] in reused for k in archived)
+    print(f"{len(archived)} runs ({n_reused} reused), {len(missing)} cells missing")
     return 0
 
 

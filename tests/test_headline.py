@@ -55,3 +55,41 @@ def test_a_finished_run_made_with_other_settings_is_refused_not_reported(tmp_pat
     assert done.returncode != 0 and "made with other settings" in done.stderr, done.stderr
     assert str(run) in done.stderr and (run / "final.json").exists()
     assert not (tmp_path / "results").exists()
+
+
+def test_a_finished_cell_is_archived_and_survives_losing_its_run_folder(tmp_path):
+    run = tmp_path / "runs" / "headline_cpu" / "hopper-random" / "bc" / "seed0"
+    run.mkdir(parents=True)
+    overrides = ["dataset=hopper-random", "seed=0", "scale=cpu", "agent=bc", "threads=1", "logger.progress=false"]
+    (run / "config.yaml").write_text(yaml.safe_dump(as_dict(resolve(compose(overrides)))))
+    final = {"dataset": "hopper-random", "final": {"return_mean": 300.0, "score_mean": 7.5}}
+    (run / "final.json").write_text(json.dumps({**final, "behaviour_score_mean": 1.2}))
+    (run / "eval.csv").write_text("step,score_mean\n1000,3.0\n2000,7.5\n")
+    (run / "checkpoint.pt").write_bytes(b"large")
+    results = tmp_path / "results"
+    argv = ["--agents", "BC", "--datasets", "hopper-random", "--seeds", "0", "--reuse"]
+    argv += ["--runs-dir", str(tmp_path / "runs"), "--results-dir", str(results), "--bootstrap", "50"]
+
+    def headline():
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / "headline.py"), *argv],
+            cwd=ROOT,
+            env=dict(os.environ),
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads((results / "headline_cpu.json").read_text())
+
+    archived = results / "headline_cpu_archive" / "hopper-random" / "bc" / "seed0"
+    first = headline()
+    assert sorted(p.name for p in archived.iterdir()) == ["config.yaml", "eval.csv", "final.json"]
+    assert [g["scores"] for g in first["groups"]] == [[7.5]]
+    for path in run.iterdir():
+        path.unlink()
+    run.rmdir()
+    again = headline()  # not --report-only: a cell with an archived run must not be trained again
+    assert not run.exists()
+    assert [g["scores"] for g in again["groups"]] == [[7.5]]
+    cells = json.loads((results / "headline_cpu_runs.json").read_text())
+    assert cells["missing"] == [] and cells["cells"][0]["archived"].endswith("hopper-random/bc/seed0")
