@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -52,7 +51,7 @@ from omegaconf import OmegaConf
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.learning import machine, run_one  # noqa: E402
+from benchmarks.learning import archive_run, machine, run_one  # noqa: E402
 from mbrl.config import as_dict, default_values, published_task_overrides, resolve  # noqa: E402
 from mbrl.report import write_report  # noqa: E402
 from mbrl.run_folder import same_experiment  # noqa: E402
@@ -81,8 +80,6 @@ DATASETS = [
     "halfcheetah-medium",
     "hopper-medium",
 ]
-# The files of a run folder the report reads (checkpoints and the training logs stay behind).
-ARCHIVED = ("config.yaml", "final.json", "eval.csv", "git_revision.txt")
 # What train_in adds to every run; part of the resolved config a reused run must match.
 RUN_OVERRIDES = ["threads=1", "logger.progress=false"]
 
@@ -97,14 +94,6 @@ def reusable_runs(folders: list[Path]) -> list[tuple[Path, dict]]:
                 continue
             out.append((run, OmegaConf.to_container(OmegaConf.load(config_file), resolve=True)))
     return out
-
-
-def archive(run: Path, dest: Path) -> None:
-    """Copy the files of finished run folder ``run`` that the report reads into ``dest``."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ARCHIVED:
-        if (run / name).exists():
-            shutil.copy2(run / name, dest / name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     for (label, d, s), out in cells.items():
         dest = a.results_dir / ARCHIVE / d / AGENTS[label][0] / f"seed{s}"
         if (out / "final.json").exists():
-            archive(out, dest)
+            archive_run(out, dest)
         if (dest / "final.json").exists():
             archived[label, d, s] = dest
     missing = sorted(f"{label} {d} seed{s}" for (label, d, s) in cells.keys() - archived.keys())

@@ -26,9 +26,11 @@ import csv
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -60,6 +62,19 @@ def train_in(out: Path, head: list[str], tail: list[str], log_mode: str = "w") -
     with open(out / "stdout.log", log_mode) as log:
         subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
     return time.perf_counter() - start
+
+
+# The files of a finished run folder that the reports read: a few kB, unlike its checkpoints and logs.
+RUN_RECORD = ("config.yaml", "final.json", "eval.csv", "git_revision.txt")
+
+
+def archive_run(run: Path, dest: Path, names: Sequence[str] = RUN_RECORD) -> None:
+    """Copy the files ``names`` of run folder ``run`` that exist into ``dest``: the committed record of a run
+    whose folder (checkpoints and all) is not committed and may be lost."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        if (run / name).exists():
+            shutil.copy2(run / name, dest / name)
 
 
 def run_one(dataset: str, overrides: list[str], seed: int, scale: str, out: Path) -> None:

@@ -43,8 +43,13 @@ whole job) are reported as they are. A run stopped and resumed counts only the i
 Both sides are evaluated by the same function (``mbrl.evaluate.evaluate``, the same seeds and episode
 counts), so a difference in score is a difference in training. Runs live in
 ``benchmarks/runs/<name>/<dataset>/<method>/<ours|reference>/seed<k>`` and are never rerun once
-finished. Writes ``benchmarks/results/<name>.{json,md}`` (``--name``, default ``reference_sidebyside``)
-and one learning-curve plot per method and dataset, both sides in it.
+finished. Each finished run's record (``config.yaml``, ``final.json``, ``eval.csv``, ``wall.json``,
+``git_revision.txt``) and its fit's (``fit.json``, ``scores.json``) are copied to the same place under
+``benchmarks/results/<name>_archive/`` (a few kB each, committed), and the report is made from the
+archive: losing the run folders (checkpoints, fitted models; not committed) loses no row, and an
+archived run is not rerun. Writes ``benchmarks/results/<name>.{json,md}`` (``--name``, default
+``reference_sidebyside``) and one learning-curve plot per method and dataset, both sides in it, over
+the seeds whose ``eval.csv`` was kept.
 """
 
 from __future__ import annotations
@@ -69,7 +74,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.learning import machine, score_curve, train_in  # noqa: E402
+from benchmarks.learning import RUN_RECORD, archive_run, machine, score_curve, train_in  # noqa: E402
 from benchmarks.reference_drivers import CHECKOUT  # noqa: E402
 from mbrl.data.scores import summarize  # noqa: E402
 
@@ -97,6 +102,9 @@ BUDGET: dict[str, tuple[str, ...]] = {
     "edac": ("total_updates=15000", "eval_every=2500", *_EVAL),
 }
 SIDES = ("ours", "reference")
+# What the archive keeps of a finished run (wall_s.txt: the earlier layout's whole-job wall time) and of a fit.
+RUN_FILES = (*RUN_RECORD, "wall.json", "wall_s.txt")
+FIT_FILES = ("fit.json", "scores.json")
 # The name of each side's fit: its implementation; RAMBO's reference fit sees normalised observations.
 FIT_KIND = {"ours": "ours", "OfflineRL-Kit": "offlinerlkit", "edge-of-reach": "edge-of-reach"}
 
@@ -184,12 +192,12 @@ def plan(
     return chains
 
 
-def run_chain(chain: list[Job], runs: Path, checkouts: dict[str, Path]) -> None:
-    """Each unfinished job of ``chain`` in order, its fit first when it has none yet. A job that fails does not
-    stop the jobs after it; the chain raises at its end, naming the failures."""
+def run_chain(chain: list[Job], runs: Path, checkouts: dict[str, Path], archive: Path) -> None:
+    """Each job of ``chain`` in order that is neither finished nor archived, its fit first when it has none yet.
+    A job that fails does not stop the jobs after it; the chain raises at its end, naming the failures."""
     failed = []
     for job in chain:
-        if (job.out / "final.json").exists():
+        if (job.out / "final.json").exists() or (archive / job.out.relative_to(runs) / "final.json").exists():
             continue
         try:
             if job.fit is not None:
@@ -275,13 +283,12 @@ def _fit_ours(folder: Path, overrides: list[str]) -> None:
 
 
 def earlier_sessions_s(run: Path) -> float | None:
-    """Loop seconds a finished run spent before its last resume: 0 for one never resumed (every reference
-    run), None when unknown (ours, resumed before ``final.json`` recorded ``timing``: its train.log says so)."""
+    """Loop seconds a finished run spent before its last resume: 0 for a reference run (never resumed), None
+    when unknown (ours, made before ``final.json`` recorded ``timing``)."""
     timing = json.loads((run / "final.json").read_text()).get("timing")
     if timing is not None:
         return timing["earlier_sessions_s"]
-    log = run / "train.log"
-    return None if log.exists() and "resuming" in log.read_text() else 0.0
+    return 0.0 if run.parent.parent.name == "reference" else None
 
 
 def run_wall(run: Path, runs: Path) -> tuple[float, float | None] | None:
@@ -308,8 +315,24 @@ def run_wall(run: Path, runs: Path) -> tuple[float, float | None] | None:
     return None
 
 
+def archive_finished(runs: Path, archive: Path, pairs: list[tuple[str, str]], seeds: list[int]) -> None:
+    """Copy the record of each finished run under ``runs`` (``RUN_FILES``), and of the fit it used
+    (``FIT_FILES``), to the same place under ``archive``."""
+    for m, d in pairs:
+        for side in SIDES:
+            for s in seeds:
+                run = runs / d / m / side / f"seed{s}"
+                if not (run / "final.json").exists():
+                    continue
+                archive_run(run, archive / run.relative_to(runs), RUN_FILES)
+                fit = json.loads((run / "wall.json").read_text())["fit"] if (run / "wall.json").exists() else None
+                if fit is not None:
+                    archive_run(runs / fit, archive / fit, FIT_FILES)
+
+
 def summarise(runs: Path, pairs: list[tuple[str, str]], seeds: list[int]) -> list[dict]:
-    """One row per (dataset, method): both sides' final scores, CIs, curves and wall times."""
+    """One row per (dataset, method): both sides' final scores, CIs, curves and wall times, from the run
+    records under ``runs`` (the archive). The curve averages the seeds that kept their ``eval.csv``."""
     rows = []
     for m, d in pairs:
         row: dict = {"dataset": d, "method": m}
@@ -319,6 +342,7 @@ def summarise(runs: Path, pairs: list[tuple[str, str]], seeds: list[int]) -> lis
             scores = [json.loads((x / "final.json").read_text())["final"]["score_mean"] for x in done]
             walls = [w for w in (run_wall(x, runs) for x in done) if w is not None]
             s = summarize(torch.tensor(scores)) if scores else None
+            curved = [x for x in done if (x / "eval.csv").exists()]
             row[side] = {
                 "seeds": [int(x.name[4:]) for x in done],
                 "scores": scores,
@@ -326,7 +350,8 @@ def summarise(runs: Path, pairs: list[tuple[str, str]], seeds: list[int]) -> lis
                 "ci95": [s.ci_low, s.ci_high] if s else None,
                 "wall_s": [w for w, _ in walls],
                 "fit_s": [f for _, f in walls],
-                "curve": score_curve(done) if done else [],
+                "curve": score_curve(curved) if curved else [],
+                "curve_seeds": [int(x.name[4:]) for x in curved],
             }
         if row["ours"]["scores"] or row["reference"]["scores"]:
             rows.append(row)
@@ -334,10 +359,16 @@ def summarise(runs: Path, pairs: list[tuple[str, str]], seeds: list[int]) -> lis
 
 
 def score_fits(
-    runs: Path, pairs: list[tuple[str, str]], seeds: list[int], checkouts: dict[str, Path | None], overrides: list[str]
+    runs: Path,
+    archive: Path,
+    pairs: list[tuple[str, str]],
+    seeds: list[int],
+    checkouts: dict[str, Path | None],
+    overrides: list[str],
 ) -> list:
     """Each finished pair of fits (ours and the reference's, same dynamics config) scored on the same rows by
-    ``reference_drivers score-fits``; scores are kept beside the reference's fit and never recomputed.
+    ``reference_drivers score-fits``; scores are kept beside the reference's fit, archived with it and never
+    recomputed.
 
     MOPO stands for OfflineRL-Kit's shared fit (MOBILE and COMBO load the same one) and RAVL for
     edge-of-reach's; RAMBO's fit sees normalised observations on the reference side and is not scored.
@@ -358,8 +389,11 @@ def score_fits(
                     cmd = [*reference_command("score-fits", job, checkouts), "--ours-fit", str(ours), "--out", str(out)]
                     with open(ref / "scores.log", "a") as log:
                         run_logged(cmd, log)
+                kept = archive / ref.relative_to(runs)
                 if out.exists():
-                    scores = json.loads(out.read_text())["scores"]
+                    archive_run(ref, kept, FIT_FILES)
+                if (kept / "scores.json").exists():
+                    scores = json.loads((kept / "scores.json").read_text())["scores"]
                     rows += [{"dataset": dataset, "seed": seed, "reference": CHECKOUT[method], "test": test, **v}
                              for test, v in scores.items()]  # fmt: skip
     return rows
@@ -397,13 +431,14 @@ def render(rows: list[dict], info: dict) -> str:
         "# Side by side with the reference implementations: same data, settings, updates and evaluation",
         "",
         f"References: {', '.join(info['reference_commits']) or '–'}. Ours: commits "
-        f"{', '.join(c[:10] for c in m['commits'])}. {m['cores']} cores ({m['cpu']}), torch {m['torch']}, one "
+        f"{', '.join(c[:10] for c in m['commits']) or '–'}. {m['cores']} cores ({m['cpu']}), torch {m['torch']}, one "
         "torch thread per run, runs sharing the machine. Settings: each method's `<method>_cpu` preset for both "
         "sides. Score: final normalised score, mean with 95 % bootstrap CI over seeds, then per seed. Wall: "
         "mean minutes per run, the run's own job plus the dynamics fit it used; a fit is shared by the methods "
         "of a side on a dataset and seed, so its time counts in each of their rows (runs with a private fit "
         "count their whole job). A run of ours resumed from a checkpoint counts its earlier sessions' loop time; "
-        "one resumed before runs recorded it has no wall time and is left out of the mean (n of m runs).",
+        "one made before runs recorded it has no wall time and is left out of the mean (n of m runs). Curves: over "
+        "the seeds that kept their `eval.csv`.",
         "",
         "| dataset | method | ours | reference | ours vs reference | wall min (ours / ref) | of which fit |",
         "|---|---|---|---|---|---|---|",
@@ -446,23 +481,24 @@ def render_fits(fits: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: list[dict], name: str) -> list[Path]:
+def plot(rows: list[dict], name: str, results: Path) -> list[Path]:
+    """One plot per row with a curve on either side, both sides in it; a row without one keeps its old plot."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     paths = []
-    for r in rows:
+    for r in (r for r in rows if r["ours"]["curve"] or r["reference"]["curve"]):
         fig, ax = plt.subplots(figsize=(5, 3.2))
         for side, style in (("ours", "-o"), ("reference", "--s")):
             if r[side]["curve"]:
                 steps, scores = zip(*r[side]["curve"], strict=True)
-                ax.plot(steps, scores, style, label=f"{side} ({len(r[side]['scores'])} seeds)")
+                ax.plot(steps, scores, style, label=f"{side} ({len(r[side]['curve_seeds'])} seeds)")
         ax.set(title=f"{r['method']} on {r['dataset']}", xlabel="updates", ylabel="normalised score")
         ax.legend()
         fig.tight_layout()
-        path = RESULTS / f"{name}_{r['method']}_{r['dataset']}.png"
+        path = results / f"{name}_{r['method']}_{r['dataset']}.png"
         fig.savefig(path, dpi=100)
         plt.close(fig)
         paths.append(path)
@@ -487,6 +523,8 @@ def main(argv: list[str] | None = None) -> int:
         "--show-overrides", action="store_true", help="print each method's overrides (budget first) as JSON, run none"
     )
     parser.add_argument("--name", default="reference_sidebyside", help="runs and results file name")
+    parser.add_argument("--runs-dir", type=Path, default=RUNS, help="where the runs go, under <name>/")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS, help="the report and <name>_archive/")
     parser.add_argument(
         "--overrides",
         nargs="*",
@@ -499,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.show_overrides:
         print(json.dumps({m: list(method_overrides(args.overrides, m)) for m in methods}))
         return 0
-    runs = RUNS / args.name
+    runs, archive = args.runs_dir / args.name, args.results_dir / f"{args.name}_archive"
     checkouts = {"OfflineRL-Kit": args.reference, "edge-of-reach": args.edge_of_reach}
     if not args.report_only:
         if "reference" in args.sides:
@@ -509,24 +547,25 @@ def main(argv: list[str] | None = None) -> int:
                     parser.error(f"{m}'s reference side needs {flag} (a checkout of {CHECKOUT[m]})")
         chains = plan(pairs, args.seeds, args.sides, runs, args.overrides)
         with ThreadPoolExecutor(args.workers) as pool:
-            for future in [pool.submit(run_chain, chain, runs, checkouts) for chain in chains]:
+            for future in [pool.submit(run_chain, chain, runs, checkouts, archive) for chain in chains]:
                 future.result()
-    rows = summarise(runs, pairs, args.seeds)
-    fits = score_fits(runs, pairs, args.seeds, checkouts, args.overrides)
+    archive_finished(runs, archive, pairs, args.seeds)
+    rows = summarise(archive, pairs, args.seeds)
+    fits = score_fits(runs, archive, pairs, args.seeds, checkouts, args.overrides)
 
     def finished(side: str) -> list[Path]:
-        return [runs / r["dataset"] / r["method"] / side / f"seed{s}" for r in rows for s in r[side]["seeds"]]
+        return [archive / r["dataset"] / r["method"] / side / f"seed{s}" for r in rows for s in r[side]["seeds"]]
 
     revisions = [d / "git_revision.txt" for d in finished("reference")]
     info = {
         "machine": machine(finished("ours")),
         "reference_commits": sorted({r.read_text().strip() for r in revisions if r.exists()}),  # checkout@commit
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps({**info, "rows": rows, "fits": fits}, indent=2))
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    (args.results_dir / f"{args.name}.json").write_text(json.dumps({**info, "rows": rows, "fits": fits}, indent=2))
     text = render(rows, info) + render_fits(fits)
-    (RESULTS / f"{args.name}.md").write_text(text)
-    plot(rows, args.name)
+    (args.results_dir / f"{args.name}.md").write_text(text)
+    plot(rows, args.name, args.results_dir)
     print(text)
     return 0
 

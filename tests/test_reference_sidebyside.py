@@ -48,3 +48,42 @@ def test_every_method_trains_with_its_pinned_budget(method, shown):
         assert "total_updates=7" not in overrides
     assert {key: str(config[key]) for key in pinned} == pinned
     assert config["seed"] == 3
+
+
+def test_finished_rows_are_archived_and_survive_losing_the_run_folders(tmp_path):
+    runs, results = tmp_path / "runs" / "sbs", tmp_path / "results"
+    fit = "hopper-medium-replay/_fits/ours/seed0/ours-abc"
+    (runs / fit).mkdir(parents=True)
+    (runs / fit / "fit.json").write_text(json.dumps({"fit_s": 60.0}))
+    (runs / fit / "model.pt").write_bytes(b"large")
+    for side, score in (("ours", 12.5), ("reference", 11.5)):
+        run = runs / "hopper-medium-replay" / "mopo" / side / "seed0"
+        run.mkdir(parents=True)
+        timing = {"timing": {"loop_s": 100.0, "earlier_sessions_s": 0.0}} if side == "ours" else {}
+        (run / "final.json").write_text(json.dumps({"final": {"score_mean": score}, **timing}))
+        (run / "eval.csv").write_text(f"step,score_mean\n500,{score - 5}\n1000,{score}\n")
+        (run / "wall.json").write_text(json.dumps({"run_s": 240.0, "fit": fit if side == "ours" else None}))
+        (run / "checkpoint.pt").write_bytes(b"large")
+    argv = ["--methods", "mopo", "--datasets", "hopper-medium-replay", "--seeds", "0", "--name", "sbs"]
+    argv += ["--runs-dir", str(tmp_path / "runs"), "--results-dir", str(results)]
+
+    def rows(*extra: str) -> list[dict]:
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / "reference_sidebyside.py"), *argv, *extra],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads((results / "sbs.json").read_text())["rows"]
+
+    first = rows("--report-only")
+    assert [first[0][side]["scores"] for side in ("ours", "reference")] == [[12.5], [11.5]]
+    assert first[0]["ours"]["wall_s"] == [300.0] and first[0]["ours"]["fit_s"] == [60.0]
+    assert first[0]["ours"]["curve"] == [[500, 7.5], [1000, 12.5]]
+    assert (results / "sbs_archive" / fit / "fit.json").exists()
+    assert not list((results / "sbs_archive").rglob("*.pt"))
+    for path in sorted(tmp_path.joinpath("runs").rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    assert rows("--sides", "ours") == first  # not --report-only: an archived run is not trained again
+    assert not (runs / "hopper-medium-replay" / "mopo" / "ours" / "seed0").exists()
