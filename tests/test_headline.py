@@ -19,6 +19,12 @@ from mbrl.train import compose
 from tests.helpers import ROOT
 
 
+def headline(argv: list[str]) -> subprocess.CompletedProcess:
+    """The script, run as its users run it."""
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "headline.py"), *argv]
+    return subprocess.run(cmd, cwd=ROOT, env=dict(os.environ), capture_output=True, text=True)
+
+
 @pytest.mark.parametrize(("method", "dataset"), [("mobile", "hopper-medium"), ("morec_mopo", "hopper-random")])
 def test_a_cell_takes_the_published_settings_of_its_task(method, dataset):
     task = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "experiment" / "paper" / method / f"{dataset}.yaml"))
@@ -45,13 +51,7 @@ def test_a_finished_run_made_with_other_settings_is_refused_not_reported(tmp_pat
     (run / "final.json").write_text(json.dumps({"final": {"score_mean": 1.0}}))
     argv = ["--agents", "BC", "--datasets", "hopper-random", "--seeds", "0", "--report-only", "--reuse"]
     argv += ["--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "headline.py"), *argv],
-        cwd=ROOT,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-    )
+    done = headline(argv)
     assert done.returncode != 0 and "made with other settings" in done.stderr, done.stderr
     assert str(run) in done.stderr and (run / "final.json").exists()
     assert not (tmp_path / "results").exists()
@@ -70,25 +70,19 @@ def test_a_finished_cell_is_archived_and_survives_losing_its_run_folder(tmp_path
     argv = ["--agents", "BC", "--datasets", "hopper-random", "--seeds", "0", "--reuse"]
     argv += ["--runs-dir", str(tmp_path / "runs"), "--results-dir", str(results), "--bootstrap", "50"]
 
-    def headline():
-        done = subprocess.run(
-            [sys.executable, str(ROOT / "benchmarks" / "headline.py"), *argv],
-            cwd=ROOT,
-            env=dict(os.environ),
-            capture_output=True,
-            text=True,
-        )
+    def report() -> dict:
+        done = headline(argv)
         assert done.returncode == 0, done.stderr
         return json.loads((results / "headline_cpu.json").read_text())
 
     archived = results / "headline_cpu_archive" / "hopper-random" / "bc" / "seed0"
-    first = headline()
+    first = report()
     assert sorted(p.name for p in archived.iterdir()) == ["config.yaml", "eval.csv", "final.json"]
     assert [g["scores"] for g in first["groups"]] == [[7.5]]
     for path in run.iterdir():
         path.unlink()
     run.rmdir()
-    again = headline()  # not --report-only: a cell with an archived run must not be trained again
+    again = report()  # not --report-only: a cell with an archived run must not be trained again
     assert not run.exists()
     assert [g["scores"] for g in again["groups"]] == [[7.5]]
     cells = json.loads((results / "headline_cpu_runs.json").read_text())
