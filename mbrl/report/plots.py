@@ -32,8 +32,8 @@ def _file_name(dataset: str, prefix: str = "") -> str:
 
 
 def plot_curves(report: dict[str, Any], runs: Sequence[Run], out: Path, prefix: str = "") -> dict[str, str]:
-    """One PNG per dataset, ``<prefix>curves_<dataset>.png``; returns ``{dataset: file name}``. Steps are those
-    every seed of a group evaluated at."""
+    """One PNG per dataset, ``<prefix>curves_<dataset>.png``; returns ``{dataset: file name}``. A group's curve
+    is over its seeds that have ``eval.csv`` rows (n in the legend), at the steps all of them evaluated at."""
     by_path = {str(run.path): run for run in runs}
     written = {}
     for dataset in dict.fromkeys(g["dataset"] for g in report["groups"]):
@@ -44,8 +44,8 @@ def plot_curves(report: dict[str, Any], runs: Sequence[Run], out: Path, prefix: 
         ax = fig.add_subplot()
         drawn = False
         for g in groups:
-            curves = [_read_curve(by_path[p], f"{metric}_mean") for p in g["runs"]]
-            steps = sorted(set.intersection(*(set(c) for c in curves)))
+            curves = [c for c in (_read_curve(by_path[p], f"{metric}_mean") for p in g["runs"]) if c]
+            steps = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
             if not steps:
                 continue
             values = torch.tensor([[c[s] for s in steps] for c in curves], dtype=torch.float64)  # [seeds, steps]
