@@ -284,7 +284,6 @@ def test_labels_from_the_caller_name_and_order_the_conditions(tmp_path):
         write_report([tmp_path], tmp_path / "out", num_bootstrap=100, labels={a: "MOPO", b: "MOPO", c: "MOPO"})
 
 
-
 def test_a_run_without_eval_csv_leaves_its_group_curve_to_the_others(tmp_path):
     """A run whose curve was not kept (an archived record) still counts in the table; the plot draws the rest."""
     a = fake_run(tmp_path / "a0", "hopper-medium", "mopo", 0, coef=1.0, final_score=5.0)
@@ -296,6 +295,7 @@ def test_a_run_without_eval_csv_leaves_its_group_curve_to_the_others(tmp_path):
     result, _ = write_report([tmp_path], tmp_path / "out", num_bootstrap=100, labels=labels)
     assert [g["scores"] for g in result["groups"]] == [[5.0, 7.0], [9.0]]
     assert list(result["curves"]) == ["hopper-medium"]  # walker2d-medium has no curve left to draw
+
 
 def test_errors_name_the_problem(tmp_path, capsys):
     assert main([str(tmp_path)]) == 2
