@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
 
     cells = {}  # (label, dataset, seed) -> run folder, reused or ours
+    kept = {}  # (label, dataset, seed) -> the cell's place in the archive, which the report reads
     reused = set()
     finished = set()  # cells with a finished run in their own folder or the archive: never rerun
     candidates = reusable_runs([f.resolve() for f in a.reuse if f.is_dir()])
@@ -126,8 +127,8 @@ def main(argv: list[str] | None = None) -> int:
                 cells[label, d, s] = own
                 cfg = resolve(compose([f"dataset={d}", f"seed={s}", "scale=cpu", *overrides[label, d], *RUN_OVERRIDES]))
                 target, defaults = as_dict(cfg), default_values(cfg)
-                kept = a.results_dir / ARCHIVE / d / folder / f"seed{s}"
-                done = [f for f in (own, kept) if (f / "final.json").exists()]
+                kept[label, d, s] = a.results_dir / ARCHIVE / d / folder / f"seed{s}"
+                done = [f for f in (own, kept[label, d, s]) if (f / "final.json").exists()]
                 if done:
                     finished.add((label, d, s))
                     for f in done:
@@ -152,13 +153,10 @@ def main(argv: list[str] | None = None) -> int:
             for job in jobs:
                 job.result()
 
-    archived = {}  # (label, dataset, seed) -> the cell's archived run, which the report reads
-    for (label, d, s), out in cells.items():
-        dest = a.results_dir / ARCHIVE / d / AGENTS[label][0] / f"seed{s}"
+    for k, out in cells.items():
         if (out / "final.json").exists():
-            archive_run(out, dest)
-        if (dest / "final.json").exists():
-            archived[label, d, s] = dest
+            archive_run(out, kept[k])
+    archived = {k: dest for k, dest in kept.items() if (dest / "final.json").exists()}
     missing = sorted(f"{label} {d} seed{s}" for (label, d, s) in cells.keys() - archived.keys())
     if not archived:
         print(f"no finished runs yet; missing: {len(missing)} cells")
