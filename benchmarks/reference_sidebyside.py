@@ -288,7 +288,7 @@ def earlier_sessions_s(run: Path) -> float | None:
     timing = json.loads((run / "final.json").read_text()).get("timing")
     if timing is not None:
         return timing["earlier_sessions_s"]
-    return 0.0 if run.parent.parent.name == "reference" else None
+    return 0.0 if run.parent.name == "reference" else None  # run: <method>/<side>/seed<k>
 
 
 def run_wall(run: Path, runs: Path) -> tuple[float, float | None] | None:
