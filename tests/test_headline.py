@@ -87,3 +87,43 @@ def test_a_finished_cell_is_archived_and_survives_losing_its_run_folder(tmp_path
     assert [g["scores"] for g in again["groups"]] == [[7.5]]
     cells = json.loads((results / "headline_cpu_runs.json").read_text())
     assert cells["missing"] == [] and cells["cells"][0]["archived"].endswith("hopper-random/bc/seed0")
+    assert "## Targets" in (results / "headline_cpu.md").read_text() and "targets" in again
+
+
+def group(condition: str, dataset: str, low: float, high: float, seeds: int = 3, behaviour: float = 5.0) -> dict:
+    """One cell of ``write_report``'s groups, as ``targets`` reads it."""
+    iqm = (low + high) / 2
+    cell = {"condition": condition, "dataset": dataset, "num_seeds": seeds, "iqm": iqm, "iqm_ci": [low, high]}
+    return {**cell, "behaviour": behaviour}
+
+
+def test_targets_count_only_columns_wholly_above_both_baselines_with_enough_seeds():
+    from benchmarks.headline import BROAD_COLUMNS, targets
+
+    groups = [group(b, d, 1.0, 10.0) for b in ("BC", "TD3+BC") for d in BROAD_COLUMNS]
+    hc_random, hop_random, hc_mr, hop_mr = BROAD_COLUMNS
+    groups += [group("MOPO", d, 10.5, 20.0) for d in (hc_random, hop_random, hc_mr)]  # 3 columns above
+    groups += [group("MOPO", hop_mr, 9.0, 20.0)]  # touches TD3+BC's and BC's CI: overlaps
+    groups += [group("RAVL", hc_random, 10.5, 30.0), group("RAVL", hop_random, 0.1, 0.5)]  # above, below
+    groups += [group("RAVL", d, 21.0, 30.0, seeds=1) for d in (hc_mr, hop_mr)]  # too few seeds to count
+    groups += [group("MOBILE", hc_random, 10.5, 12.0), group("MOBILE", hop_random, 2.0, 3.0)]
+    groups += [group("MOBILE", hc_mr, 2.0, 3.0)]
+    groups += [group("BC", "hopper-medium", 1.0, 3.0), group("MOPO", "hopper-medium", 6.0, 9.0)]
+    found, markdown = targets(groups)
+    assert found["beat_baselines"]["MOPO"] == dict(
+        zip(BROAD_COLUMNS, ["above", "above", "above", "overlaps"], strict=True)
+    )
+    assert found["beat_baselines"]["RAVL"] == dict(zip(BROAD_COLUMNS, ["above", "below", "n<3", "n<3"], strict=True))
+    assert found["met"] == {"MOPO": "met", "RAVL": "open", "MOBILE": "not met"}
+    assert found["ravl_vs_mopo"][hc_random] == "overlaps" and found["ravl_vs_mopo"][hop_random] == "below"
+    assert found["ravl_vs_mopo"][hc_mr] == "n<3"
+    assert found["medium_reaches_behaviour"]["hopper-medium"] == {"BC": False, "MOPO": True}
+    assert "| MOPO | above | above | above | overlaps | met |" in markdown
+
+
+def test_the_missing_section_lists_each_cells_missing_seeds_in_table_order():
+    from benchmarks.headline import missing_section
+
+    text = missing_section([("MOPO", "hopper-random", 2), ("BC", "hopper-random", 1), ("MOPO", "hopper-random", 0)])
+    assert text.index("- BC, hopper-random: 1") < text.index("- MOPO, hopper-random: 0, 2")
+    assert "3 cells without a finished run" in text
