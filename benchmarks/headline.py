@@ -34,8 +34,8 @@ archived folder away.
 Writes ``benchmarks/results/headline_cpu.{md,json}`` and ``headline_cpu_curves_<dataset>.png``
 through :func:`mbrl.report.write_report`, plus ``headline_cpu_runs.json``: per cell, the run folder it
 came from, its archived copy, whether it was reused, the commits the runs were made at and the
-cells still missing. The markdown ends with the issue's targets checked on the finished cells
-(:func:`targets`) and the missing seeds per cell.
+cells still missing. The markdown ends with the table's targets (``TARGETS``) checked on the finished
+cells by :func:`mbrl.report.targets.check_targets`, and the missing seeds per cell.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.learning import archive_run, machine, run_one  # noqa: E402
 from mbrl.config import as_dict, default_values, published_task_overrides, resolve  # noqa: E402
 from mbrl.report import write_report  # noqa: E402
+from mbrl.report.targets import check_targets, missing_section  # noqa: E402
 from mbrl.run_folder import same_experiment  # noqa: E402
 from mbrl.train import compose  # noqa: E402
 
@@ -81,13 +82,17 @@ DATASETS = [
     "halfcheetah-medium",
     "hopper-medium",
 ]
-# The targets the table is read against: on the broad-coverage columns each of these model-based
-# agents should beat every model-free baseline with a non-overlapping CI on at least MIN_COLUMNS.
-TARGET_AGENTS = ["MOPO", "MOBILE", "RAVL"]
-BASELINES = ["BC", "TD3+BC"]
-BROAD_COLUMNS = [d for d in DATASETS if not d.endswith("-medium")]
-MIN_COLUMNS = 3
-MIN_SEEDS = 3  # a CI over fewer seeds says too little to count for or against a target
+# The targets the table is read against (mbrl.report.targets): on the broad-coverage columns each of
+# these model-based agents should beat both baselines with a non-overlapping CI on 3 of the 4 columns;
+# RAVL is read against MOPO; on the `medium` columns, each agent against the behaviour policy.
+TARGETS = {
+    "agents": ["MOPO", "MOBILE", "RAVL"],
+    "baselines": ["BC", "TD3+BC"],
+    "columns": [d for d in DATASETS if not d.endswith("-medium")],
+    "min_columns": 3,
+    "rivals": [("RAVL", "MOPO")],
+    "behaviour_columns": [d for d in DATASETS if d.endswith("-medium")],
+}
 # What train_in adds to every run; part of the resolved config a reused run must match.
 RUN_OVERRIDES = ["threads=1", "logger.progress=false"]
 
@@ -102,83 +107,6 @@ def reusable_runs(folders: list[Path]) -> list[tuple[Path, dict]]:
                 continue
             out.append((run, OmegaConf.to_container(OmegaConf.load(config_file), resolve=True)))
     return out
-
-
-def targets(groups: list[dict]) -> tuple[dict, str]:
-    """Check the table against its targets; returns (json, markdown section).
-
-    ``groups`` are ``write_report``'s groups (``condition``, ``dataset``, ``num_seeds``, ``iqm``,
-    ``iqm_ci``, ``behaviour``). A cell counts only with ``MIN_SEEDS`` seeds on both sides of a
-    comparison. Three checks:
-
-    - beat: on each broad column, whether the agent's IQM CI lies wholly above every baseline's
-      (``above``), overlaps one (``overlaps``), lies below one (``below``) or lacks seeds
-      (``n<3``); the target is ``met`` with ``MIN_COLUMNS`` columns ``above``, ``open`` while the
-      columns lacking seeds could still make it so, ``not met`` otherwise;
-    - RAVL against MOPO per column, the same way;
-    - on the ``medium`` columns, whether each agent's IQM reaches the behaviour policy's score.
-    """
-    cell = {(g["condition"], g["dataset"]): g for g in groups}
-
-    def versus(agent: str, others: list[str], dataset: str) -> str:
-        mine = cell.get((agent, dataset))
-        theirs = [cell.get((o, dataset)) for o in others]
-        if any(g is None or g["num_seeds"] < MIN_SEEDS for g in [mine, *theirs]):
-            return f"n<{MIN_SEEDS}"
-        if all(mine["iqm_ci"][0] > t["iqm_ci"][1] for t in theirs):
-            return "above"
-        if any(mine["iqm_ci"][1] < t["iqm_ci"][0] for t in theirs):
-            return "below"
-        return "overlaps"
-
-    beat = {a: {d: versus(a, BASELINES, d) for d in BROAD_COLUMNS} for a in TARGET_AGENTS}
-    above = {a: sum(v == "above" for v in beat[a].values()) for a in TARGET_AGENTS}
-    open_ = {a: sum(v.startswith("n<") for v in beat[a].values()) for a in TARGET_AGENTS}
-    met = {
-        a: "met" if above[a] >= MIN_COLUMNS else "open" if above[a] + open_[a] >= MIN_COLUMNS else "not met"
-        for a in TARGET_AGENTS
-    }
-    ravl = {d: versus("RAVL", ["MOPO"], d) for d in DATASETS}
-    medium = {
-        d: {
-            c: bool(g["iqm"] >= g["behaviour"])
-            for (c, gd), g in cell.items()
-            if gd == d and g.get("behaviour") is not None
-        }
-        for d in DATASETS
-        if d.endswith("-medium")
-    }
-    lines = [
-        "## Targets",
-        "",
-        f"Each of {', '.join(TARGET_AGENTS)} against {' and '.join(BASELINES)} on the broad-coverage columns: "
-        f"`above` where its IQM CI lies wholly above both baselines' (the target asks for {MIN_COLUMNS} of "
-        f"{len(BROAD_COLUMNS)}), `overlaps`, `below` one of them, or `n<{MIN_SEEDS}` where a side has fewer "
-        f"than {MIN_SEEDS} finished seeds; the target is `open` while the columns still lacking seeds could meet it.",
-        "",
-        f"| agent | {' | '.join(BROAD_COLUMNS)} | target |",
-        f"|---|{'---|' * len(BROAD_COLUMNS)}---|",
-    ]
-    for a in TARGET_AGENTS:
-        verdicts = " | ".join(beat[a][d] for d in BROAD_COLUMNS)
-        lines.append(f"| {a} | {verdicts} | {met[a]} |")
-    lines += ["", "RAVL against MOPO, the same way: " + ", ".join(f"{d} {v}" for d, v in ravl.items()) + "."]
-    for d, reached in medium.items():
-        if reached:
-            said = ", ".join(f"{c} {'reaches' if r else 'below'}" for c, r in sorted(reached.items()))
-            lines.append(f"On {d}, each agent's IQM against the behaviour policy's score: {said}.")
-    found = {"beat_baselines": beat, "met": met, "ravl_vs_mopo": ravl, "medium_reaches_behaviour": medium}
-    return found, "\n".join(lines) + "\n"
-
-
-def missing_section(missing: list[tuple[str, str, int]]) -> str:
-    """The cells without a finished run, one line per (agent, dataset) with its missing seeds."""
-    seeds: dict[tuple[str, str], list[int]] = {}
-    for label, d, s in sorted(missing, key=lambda k: (list(AGENTS).index(k[0]), DATASETS.index(k[1]), k[2])):
-        seeds.setdefault((label, d), []).append(s)
-    lines = ["## Missing", "", f"{len(missing)} cells without a finished run (agent, dataset: seeds)."]
-    lines += [""] + [f"- {label}, {d}: {', '.join(map(str, s))}" for (label, d), s in seeds.items()]
-    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -250,8 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     result, markdown = write_report(
         list(archived.values()), a.results_dir, name=NAME, num_bootstrap=a.bootstrap, labels=labels
     )
-    checked, section = targets(result["groups"])
-    markdown = f"{markdown.rstrip()}\n\n{section}\n{missing_section(missing)}"
+    checked, section = check_targets(result["groups"], **TARGETS)
+    markdown = f"{markdown.rstrip()}\n\n{section}\n{missing_section(missing, list(AGENTS), DATASETS)}"
     (a.results_dir / f"{NAME}.md").write_text(markdown)
     result["targets"] = checked
     (a.results_dir / f"{NAME}.json").write_text(json.dumps(result, indent=2) + "\n")
