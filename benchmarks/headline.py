@@ -26,8 +26,8 @@ cell's stops the script with the folders to move away.
 
 Every finished cell's run is archived, without its checkpoints, in
 ``benchmarks/results/headline_cpu_archive/<dataset>/<agent>/seed<k>`` (``config.yaml``, ``final.json``,
-``eval.csv``, ``git_revision.txt``: a few kB, committed with the results), and the report is made from
-the archive. Run folders are large and not committed; losing them (a new machine, a cleaned disk)
+``eval.csv``, ``diagnostics.csv``, ``git_revision.txt``: a few kB, committed with the results), and the
+report is made from the archive. Run folders are large and not committed; losing them (a new machine, a cleaned disk)
 loses no cell: a cell with an archived run is finished and is not rerun. To rerun a cell, move its
 archived folder away.
 
@@ -35,7 +35,8 @@ Writes ``benchmarks/results/headline_cpu.{md,json}`` and ``headline_cpu_curves_<
 through :func:`mbrl.report.write_report`, plus ``headline_cpu_runs.json``: per cell, the run folder it
 came from, its archived copy, whether it was reused, the commits the runs were made at and the
 cells still missing. The markdown ends with the table's targets (``TARGETS``) checked on the finished
-cells by :func:`mbrl.report.targets.check_targets`, and the missing seeds per cell.
+cells by :func:`mbrl.report.targets.check_targets`, the critics' final Q(s0) against the discounted return
+obtained per cell (:func:`mbrl.report.values.value_section`), and the missing seeds per cell.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from benchmarks.learning import archive_run, machine, run_one  # noqa: E402
 from mbrl.config import as_dict, default_values, published_task_overrides, resolve  # noqa: E402
 from mbrl.report import write_report  # noqa: E402
 from mbrl.report.targets import check_targets, missing_section  # noqa: E402
+from mbrl.report.values import value_section  # noqa: E402
 from mbrl.run_folder import same_experiment  # noqa: E402
 from mbrl.train import compose  # noqa: E402
 
@@ -179,9 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         list(archived.values()), a.results_dir, name=NAME, num_bootstrap=a.bootstrap, labels=labels
     )
     checked, section = check_targets(result["groups"], **TARGETS)
-    markdown = f"{markdown.rstrip()}\n\n{section}\n{missing_section(missing, list(AGENTS), DATASETS)}"
+    values, value_md = value_section(result["groups"], list(AGENTS), DATASETS)
+    markdown = f"{markdown.rstrip()}\n\n{section}\n{value_md}\n{missing_section(missing, list(AGENTS), DATASETS)}"
     (a.results_dir / f"{NAME}.md").write_text(markdown)
-    result["targets"] = checked
+    result["targets"], result["values"] = checked, values
     (a.results_dir / f"{NAME}.json").write_text(json.dumps(result, indent=2) + "\n")
     runs = {
         "machine": machine(list(archived.values())),

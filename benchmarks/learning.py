@@ -65,7 +65,7 @@ def train_in(out: Path, head: list[str], tail: list[str], log_mode: str = "w") -
 
 
 # The files of a finished run folder that the reports read: a few kB, unlike its checkpoints and logs.
-RUN_RECORD = ("config.yaml", "final.json", "eval.csv", "git_revision.txt")
+RUN_RECORD = ("config.yaml", "final.json", "eval.csv", "diagnostics.csv", "git_revision.txt")
 
 
 def archive_run(run: Path, dest: Path, names: Sequence[str] = RUN_RECORD) -> None:

@@ -43,8 +43,8 @@ whole job) are reported as they are. A run stopped and resumed counts only the i
 Both sides are evaluated by the same function (``mbrl.evaluate.evaluate``, the same seeds and episode
 counts), so a difference in score is a difference in training. Runs live in
 ``benchmarks/runs/<name>/<dataset>/<method>/<ours|reference>/seed<k>`` and are never rerun once
-finished. Each finished run's record (``config.yaml``, ``final.json``, ``eval.csv``, ``wall.json``,
-``git_revision.txt``) and its fit's (``fit.json``, ``scores.json``) are copied to the same place under
+finished. Each finished run's record (``config.yaml``, ``final.json``, ``eval.csv``, ``diagnostics.csv``,
+``wall.json``, ``git_revision.txt``) and its fit's (``fit.json``, ``scores.json``) are copied to the same place under
 ``benchmarks/results/<name>_archive/`` (a few kB each, committed), and the report is made from the
 archive: losing the run folders (checkpoints, fitted models; not committed) loses no row, and an
 archived run is not rerun. Writes ``benchmarks/results/<name>.{json,md}`` (``--name``, default

@@ -1,0 +1,65 @@
+"""The critics' value of the start states beside the discounted return the policy obtained.
+
+A score that collapses has a few usual causes, and the first to rule in or out is value
+overestimation: the critics believe the policy earns far more than it does, and the policy follows
+their error. ``mbrl-train``'s final evaluation records, for agents with critics, the mean over its
+episodes of min_i Q_i(s0, pi(s0)) (``q_start``) and of the discounted return those episodes obtained
+at the agent's discount (``discounted_return``) in ``final.json["final"]``. :func:`value_section`
+reads them for every cell of a report's grid, so each table carries its own measurement.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from statistics import fmean
+from typing import Any
+
+
+def run_values(run: Path) -> tuple[float, float] | None:
+    """(Q(s0), discounted return) of a finished run folder's final evaluation; None where it has none
+    (agents without critics, runs made before the evaluation recorded them)."""
+    final = json.loads((Path(run) / "final.json").read_text()).get("final", {})
+    if "q_start" not in final or "discounted_return" not in final:
+        return None
+    return float(final["q_start"]), float(final["discounted_return"])
+
+
+def value_section(
+    groups: Sequence[dict[str, Any]], conditions: Sequence[str], datasets: Sequence[str]
+) -> tuple[dict[str, Any], str]:
+    """Per (condition, dataset) group of ``write_report``: the seeds' mean Q(s0) and discounted return.
+
+    ``groups`` need ``condition``, ``dataset`` and ``runs`` (run folders); ``conditions`` and
+    ``datasets`` order the rows and columns (a condition without values has no row). Returns (json
+    ``{condition: {dataset: {"q_start", "discounted_return", "num_seeds"}}}``, markdown section); a
+    cell whose runs recorded neither value is left out of the json and shown ``–``.
+    """
+    values: dict[str, dict[str, dict[str, float]]] = {}
+    for g in groups:
+        pairs = [v for v in map(run_values, g["runs"]) if v is not None]
+        if pairs:
+            values.setdefault(g["condition"], {})[g["dataset"]] = {
+                "q_start": fmean(q for q, _ in pairs),
+                "discounted_return": fmean(r for _, r in pairs),
+                "num_seeds": len(pairs),
+            }
+    lines = [
+        "## Value estimates",
+        "",
+        "The critics' value of the final evaluation's start states, min over critics of Q(s0, pi(s0)),"
+        " against the discounted return those episodes obtained, means over the seeds that recorded both"
+        " (`Q / G (n)`). Q far above G is overestimation; far below it, pessimism.",
+        "",
+        "| agent | " + " | ".join(datasets) + " |",
+        "|---" * (len(datasets) + 1) + "|",
+    ]
+    for condition in [c for c in conditions if c in values]:
+        row = values[condition]
+        cells = [
+            f"{c['q_start']:.0f} / {c['discounted_return']:.0f} ({c['num_seeds']})" if (c := row.get(d)) else "–"
+            for d in datasets
+        ]
+        lines.append(f"| {condition} | " + " | ".join(cells) + " |")
+    return values, "\n".join(lines) + "\n"
