@@ -427,13 +427,15 @@ def render(rows: list[dict], info: dict) -> str:
         return mean if len(values) >= runs or not known else f"{mean} ({len(values)} of {runs} runs)"
 
     m = info["machine"]
+    extra = info.get("overrides") or []
+    settings = f", with `{' '.join(extra)}` (``--overrides``)" if extra else ""
     lines = [
         "# Side by side with the reference implementations: same data, settings, updates and evaluation",
         "",
         f"References: {', '.join(info['reference_commits']) or '–'}. Ours: commits "
         f"{', '.join(c[:10] for c in m['commits']) or '–'}. {m['cores']} cores ({m['cpu']}), torch {m['torch']}, one "
-        "torch thread per run, runs sharing the machine. Settings: each method's `<method>_cpu` preset for both "
-        "sides. Score: final normalised score, mean with 95 % bootstrap CI over seeds, then per seed. Wall: "
+        f"torch thread per run, runs sharing the machine. Settings: each method's `<method>_cpu` preset for both "
+        f"sides{settings}. Score: final normalised score, mean with 95 % bootstrap CI over seeds, then per seed. Wall: "
         "mean minutes per run, the run's own job plus the dynamics fit it used; a fit is shared by the methods "
         "of a side on a dataset and seed, so its time counts in each of their rows (runs with a private fit "
         "count their whole job). A run of ours resumed from a checkpoint counts its earlier sessions' loop time; "
@@ -560,6 +562,7 @@ def main(argv: list[str] | None = None) -> int:
     info = {
         "machine": machine(finished("ours")),
         "reference_commits": sorted({r.read_text().strip() for r in revisions if r.exists()}),  # checkout@commit
+        "overrides": args.overrides,
     }
     args.results_dir.mkdir(parents=True, exist_ok=True)
     (args.results_dir / f"{args.name}.json").write_text(json.dumps({**info, "rows": rows, "fits": fits}, indent=2))

@@ -77,8 +77,9 @@ def test_finished_rows_are_archived_and_survive_losing_the_run_folders(tmp_path)
         assert done.returncode == 0, done.stderr
         return json.loads((results / "sbs.json").read_text())["rows"]
 
-    first = rows("--report-only")
+    first = rows("--report-only", "--overrides", "penalty.coef=0.5")
     assert [first[0][side]["scores"] for side in ("ours", "reference")] == [[12.5], [11.5]]
+    assert "with `penalty.coef=0.5`" in (results / "sbs.md").read_text()  # the report says what was overridden
     assert first[0]["ours"]["wall_s"] == [300.0] and first[0]["ours"]["fit_s"] == [60.0]
     assert first[0]["reference"]["wall_s"] == [240.0]  # its final.json has no timing: never resumed
     assert first[0]["ours"]["curve"] == [[500, 7.5], [1000, 12.5]]
