@@ -49,7 +49,9 @@ reads the run folders and never descends into ``wandb/``.
 
 **Modules.** ``runs`` finds and reads run folders, ``grouping`` decides the conditions, ``stats``
 computes the numbers (``build_report``), ``markdown`` and ``plots`` render them, ``cli`` writes the
-files and is the command line.
+files and is the command line. A benchmark reads more off a report's groups with ``targets`` (whether a
+condition's interval lies wholly above others') and ``values`` (the critics' final Q(s0) against the
+discounted return obtained).
 """
 
 from mbrl.report.cli import EXIT_ERROR, build_parser, main, write_report
