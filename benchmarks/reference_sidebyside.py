@@ -428,13 +428,13 @@ def render(rows: list[dict], info: dict) -> str:
 
     m = info["machine"]
     extra = info.get("overrides") or []
-    settings = f", with `{' '.join(extra)}` (``--overrides``)" if extra else ""
+    settings = f", with `{' '.join(extra)}` (`--overrides`)" if extra else ""
     lines = [
         "# Side by side with the reference implementations: same data, settings, updates and evaluation",
         "",
         f"References: {', '.join(info['reference_commits']) or '–'}. Ours: commits "
         f"{', '.join(c[:10] for c in m['commits']) or '–'}. {m['cores']} cores ({m['cpu']}), torch {m['torch']}, one "
-        f"torch thread per run, runs sharing the machine. Settings: each method's `<method>_cpu` preset for both "
+        "torch thread per run, runs sharing the machine. Settings: each method's `<method>_cpu` preset for both "
         f"sides{settings}. Score: final normalised score, mean with 95 % bootstrap CI over seeds, then per seed. Wall: "
         "mean minutes per run, the run's own job plus the dynamics fit it used; a fit is shared by the methods "
         "of a side on a dataset and seed, so its time counts in each of their rows (runs with a private fit "
