@@ -32,7 +32,7 @@ loses no cell: a cell with an archived run is finished and is not rerun. To reru
 archived folder away.
 
 Writes ``benchmarks/results/headline_cpu.{md,json}`` and ``headline_cpu_curves_<dataset>.png``
-through :func:`mbrl.report.make_report`, plus ``headline_cpu_runs.json``: per cell, the run folder it
+through :func:`mbrl.report.write_report`, plus ``headline_cpu_runs.json``: per cell, the run folder it
 came from, its archived copy, whether it was reused, the commits the runs were made at and the
 cells still missing. The markdown ends with the table's targets (``TARGETS``) checked on the finished
 cells by :func:`mbrl.report.targets.check_targets`, the critics' final Q(s0) against the discounted return
@@ -55,7 +55,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.learning import archive_run, machine, run_one  # noqa: E402
 from mbrl.config import as_dict, default_values, published_task_overrides, resolve  # noqa: E402
-from mbrl.report import make_report  # noqa: E402
+from mbrl.report import write_report  # noqa: E402
 from mbrl.report.targets import check_targets, missing_section  # noqa: E402
 from mbrl.report.values import value_section  # noqa: E402
 from mbrl.run_folder import same_experiment  # noqa: E402
@@ -177,8 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no finished runs yet; missing: {len(missing)} cells")
         return 1
     labels = {dest: label for (label, _, _), dest in archived.items()}
-    result, markdown = make_report(
-        list(archived.values()), a.results_dir, name=NAME, num_bootstrap=a.bootstrap, labels=labels
+    result, markdown = write_report(
+        list(archived.values()), a.results_dir, name=NAME, num_bootstrap=a.bootstrap, labels=labels, tables=False
     )
     checked, section = check_targets(result["groups"], **TARGETS)
     values, value_md = value_section(result["groups"], list(AGENTS), DATASETS)

@@ -18,7 +18,6 @@ from mbrl.report import (
     iqm,
     load_run,
     main,
-    make_report,
     parse_group_by,
     stratified_bootstrap_ci,
     write_report,
@@ -285,11 +284,11 @@ def test_labels_from_the_caller_name_and_order_the_conditions(tmp_path):
         write_report([tmp_path], tmp_path / "out", num_bootstrap=100, labels={a: "MOPO", b: "MOPO", c: "MOPO"})
 
 
-def test_make_report_plots_but_leaves_the_tables_to_the_caller(tmp_path):
-    """A benchmark appends its own sections and writes ``<name>.md`` once; write_report writes the same numbers."""
+def test_tables_false_plots_but_leaves_the_tables_to_the_caller(tmp_path):
+    """A benchmark appends its own sections and writes ``<name>.md`` once; the numbers are those of the tables."""
     fake_run(tmp_path / "runs" / "a0", "hopper-medium", "mopo", 0, coef=1.0, final_score=5.0)
     fake_run(tmp_path / "runs" / "a1", "hopper-medium", "mopo", 1, coef=2.5, final_score=7.0)
-    made, made_md = make_report([tmp_path / "runs"], tmp_path / "made", num_bootstrap=100, name="h")
+    made, made_md = write_report([tmp_path / "runs"], tmp_path / "made", num_bootstrap=100, name="h", tables=False)
     assert sorted(p.name for p in (tmp_path / "made").iterdir()) == ["h_curves_hopper-medium.png"]
     written, written_md = write_report([tmp_path / "runs"], tmp_path / "written", num_bootstrap=100, name="h")
     assert (tmp_path / "written" / "h.md").read_text() == written_md == made_md

@@ -54,7 +54,7 @@ condition's interval lies wholly above others') and ``values`` (the critics' fin
 discounted return obtained).
 """
 
-from mbrl.report.cli import EXIT_ERROR, build_parser, main, make_report, write_report
+from mbrl.report.cli import EXIT_ERROR, build_parser, main, write_report
 from mbrl.report.grouping import (
     ALIASES,
     GROUP_CHOICES,
@@ -86,7 +86,6 @@ __all__ = [
     "iqm",
     "load_run",
     "main",
-    "make_report",
     "parse_group_by",
     "plot_curves",
     "render_markdown",

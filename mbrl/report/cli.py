@@ -1,4 +1,4 @@
-"""The ``mbrl-report`` command line; :func:`make_report` summarises the runs, :func:`write_report` also writes."""
+"""The ``mbrl-report`` command line and :func:`write_report`, which finds, groups, summarises and writes."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def make_report(
+def write_report(
     folders: Sequence[Path],
     out: Path | None = None,
     group_by: str | None = None,
@@ -52,14 +52,14 @@ def make_report(
     seed: int = 0,
     name: str = "report",
     labels: Mapping[Path, str] | None = None,
+    tables: bool = True,
 ) -> tuple[dict[str, Any], str]:
-    """Find, group and summarise the runs under ``folders``; plot the curves into ``out``. Returns (json, markdown).
+    """Find, group and summarise the runs under ``folders``; write the files into ``out``. Returns (json, markdown).
 
-    Writes only the plots, so a caller that appends its own sections writes ``<name>.md`` and
-    ``<name>.json`` once; :func:`write_report` writes them as they are. ``labels`` maps run folders
-    to condition names chosen by the caller (Python only: a benchmark that ran its own conditions);
-    every finished run found must have one. Without it, conditions come from ``group_by`` or the
-    config keys that vary.
+    ``labels`` maps run folders to condition names chosen by the caller (Python only: a benchmark
+    that ran its own conditions); every finished run found must have one. Without it, conditions
+    come from ``group_by`` or the config keys that vary. ``tables=False`` writes only the plots, for
+    a caller that appends its own sections and then writes ``<name>.md`` and ``<name>.json`` once.
     """
     missing = [str(f) for f in folders if not Path(f).is_dir()]
     if missing:
@@ -86,23 +86,10 @@ def make_report(
     out = Path(out if out is not None else folders[0])
     out.mkdir(parents=True, exist_ok=True)
     result["curves"] = plot_curves(result, runs, out, prefix="" if name == "report" else f"{name}_")
-    return result, render_markdown(result)
-
-
-def write_report(
-    folders: Sequence[Path],
-    out: Path | None = None,
-    group_by: str | None = None,
-    num_bootstrap: int = 2000,
-    seed: int = 0,
-    name: str = "report",
-    labels: Mapping[Path, str] | None = None,
-) -> tuple[dict[str, Any], str]:
-    """:func:`make_report`, then write ``<name>.md`` and ``<name>.json`` beside the plots. Returns (json, markdown)."""
-    result, markdown = make_report(folders, out, group_by, num_bootstrap, seed, name, labels)
-    out = Path(out if out is not None else folders[0])
-    (out / f"{name}.md").write_text(markdown)
-    (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    markdown = render_markdown(result)
+    if tables:
+        (out / f"{name}.md").write_text(markdown)
+        (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     return result, markdown
 
 
