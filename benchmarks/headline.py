@@ -36,7 +36,9 @@ through :func:`mbrl.report.write_report`, plus ``headline_cpu_runs.json``: per c
 came from, its archived copy, whether it was reused, the commits the runs were made at and the
 cells still missing. The markdown ends with the table's targets (``TARGETS``) checked on the finished
 cells by :func:`mbrl.report.targets.check_targets`, the critics' final Q(s0) against the discounted return
-obtained per cell (:func:`mbrl.report.values.value_section`), and the missing seeds per cell.
+obtained per cell (:func:`mbrl.report.values.value_section`), the model's error along the policy's
+rollouts against its error on the data (:func:`mbrl.report.model_error.model_error_section`), and the
+missing seeds per cell.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.learning import archive_run, machine, run_one  # noqa: E402
 from mbrl.config import as_dict, default_values, published_task_overrides, resolve  # noqa: E402
 from mbrl.report import write_report  # noqa: E402
+from mbrl.report.model_error import model_error_section  # noqa: E402
 from mbrl.report.targets import check_targets, missing_section  # noqa: E402
 from mbrl.report.values import value_section  # noqa: E402
 from mbrl.run_folder import same_experiment  # noqa: E402
@@ -182,9 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     checked, section = check_targets(result["groups"], **TARGETS)
     values, value_md = value_section(result["groups"], list(AGENTS), DATASETS)
-    markdown = f"{markdown.rstrip()}\n\n{section}\n{value_md}\n{missing_section(missing, list(AGENTS), DATASETS)}"
+    errors, error_md = model_error_section(result["groups"], list(AGENTS), DATASETS)
+    markdown = (
+        f"{markdown.rstrip()}\n\n{section}\n{value_md}\n{error_md}\n{missing_section(missing, list(AGENTS), DATASETS)}"
+    )
     (a.results_dir / f"{NAME}.md").write_text(markdown)
-    result["targets"], result["values"] = checked, values
+    result["targets"], result["values"], result["model_error"] = checked, values, errors
     (a.results_dir / f"{NAME}.json").write_text(json.dumps(result, indent=2) + "\n")
     runs = {
         "machine": machine(list(archived.values())),

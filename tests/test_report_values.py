@@ -1,11 +1,13 @@
-"""The critics' final Q(s0) against the discounted return, per cell of a report's grid
-(``mbrl.report.values``): averaged over the seeds that recorded both, absent where none did."""
+"""Per cell of a report's grid: the critics' final Q(s0) against the discounted return
+(``mbrl.report.values``) and the model's error along the policy's rollouts against the data's
+(``mbrl.report.model_error``), averaged over the seeds that recorded them, absent where none did."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from mbrl.report.model_error import model_error_section, run_model_error
 from mbrl.report.values import run_values, value_section
 
 
@@ -39,3 +41,48 @@ def test_value_section_averages_the_seeds_that_recorded_q_and_return(tmp_path):
     assert "| BC |" not in markdown  # no critics: no row
     assert markdown.index("| RAVL |") < markdown.index("| MOPO |")  # in the order asked
     assert run_values(bc[0]) is None
+
+
+def with_diagnostics(folder: Path, rows: list[dict[str, float]]) -> Path:
+    """``folder`` with a ``diagnostics.csv`` of ``rows`` (the columns ``mbrl-train`` writes, or a subset)."""
+    header = list(rows[0])
+    lines = [",".join(header)] + [",".join(str(r[k]) for k in header) for r in rows]
+    (folder / "diagnostics.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_model_error_section_is_the_policy_error_over_the_data_error_at_the_longest_horizon(tmp_path):
+    def row(step, data, oracle):  # two horizons; the ratio is read at the second
+        return {
+            "step": step,
+            "q_real": 1.0,
+            "data_step1": 9.0,
+            "data_step2": data,
+            "oracle_step1": 1.0,
+            "oracle_step2": oracle,
+        }
+
+    ravl = [
+        with_diagnostics(
+            finished_run(tmp_path / "ravl0", 5.0), [row(5000, 1.0, 0.5), row(10000, 1.0, 4.0), row(15000, 2.0, 3.0)]
+        ),
+        with_diagnostics(finished_run(tmp_path / "ravl1", 7.0), [row(5000, 2.0, 1.0), row(10000, 2.0, 1.0)]),
+    ]
+    no_oracle = with_diagnostics(
+        finished_run(tmp_path / "mopo0", 3.0), [{"step": 5000, "data_step1": 1.0, "q_real": 2.0}]
+    )
+    bc = finished_run(tmp_path / "bc0", 30.0)  # no diagnostics.csv at all
+    groups = [
+        {"condition": "RAVL", "dataset": "hopper-medium", "runs": [str(p) for p in ravl]},
+        {"condition": "MOPO", "dataset": "hopper-medium", "runs": [str(no_oracle)]},
+        {"condition": "BC", "dataset": "hopper-medium", "runs": [str(bc)]},
+    ]
+    errors, markdown = model_error_section(groups, ["BC", "MOPO", "RAVL"], ["halfcheetah-medium", "hopper-medium"])
+
+    # ravl0: ratios 0.5, 4.0, 1.5 -> final 1.5, max 4.0; ravl1: 0.5, 0.5
+    assert errors == {"RAVL": {"hopper-medium": {"final": 1.0, "max": 2.25, "horizon": 2, "num_seeds": 2}}}
+    assert "| RAVL | – | 1.00 (2.25) (2) |" in markdown
+    assert "| MOPO |" not in markdown and "| BC |" not in markdown
+    assert run_model_error(bc) is None and run_model_error(no_oracle) is None
+    assert run_model_error(ravl[0]) == {"horizon": 2, "final": 1.5, "max": 4.0}
+    assert run_model_error(ravl[0], horizon=1) == {"horizon": 1, "final": 1 / 9, "max": 1 / 9}  # capped

@@ -50,8 +50,9 @@ reads the run folders and never descends into ``wandb/``.
 **Modules.** ``runs`` finds and reads run folders, ``grouping`` decides the conditions, ``stats``
 computes the numbers (``build_report``), ``markdown`` and ``plots`` render them, ``cli`` writes the
 files and is the command line. A benchmark reads more off a report's groups with ``targets`` (whether a
-condition's interval lies wholly above others') and ``values`` (the critics' final Q(s0) against the
-discounted return obtained).
+condition's interval lies wholly above others'), ``values`` (the critics' final Q(s0) against the
+discounted return obtained) and ``model_error`` (the model's error along the policy's rollouts against
+its error on the data).
 """
 
 from mbrl.report.cli import EXIT_ERROR, build_parser, main, write_report

@@ -11,7 +11,7 @@ reads them for every cell of a report's grid, so each table carries its own meas
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from statistics import fmean
 from typing import Any
@@ -45,21 +45,32 @@ def value_section(
                 "discounted_return": fmean(r for _, r in pairs),
                 "num_seeds": len(pairs),
             }
-    lines = [
-        "## Value estimates",
-        "",
+    intro = (
+        "## Value estimates\n\n"
         "The critics' value of the final evaluation's start states, min over critics of Q(s0, pi(s0)),"
         " against the discounted return those episodes obtained, means over the seeds that recorded both"
-        " (`Q / G (n)`). Q far above G is overestimation; far below it, pessimism.",
-        "",
-        "| agent | " + " | ".join(datasets) + " |",
-        "|---" * (len(datasets) + 1) + "|",
-    ]
-    for condition in [c for c in conditions if c in values]:
-        row = values[condition]
-        cells = [
-            f"{c['q_start']:.0f} / {c['discounted_return']:.0f} ({c['num_seeds']})" if (c := row.get(d)) else "–"
-            for d in datasets
-        ]
-        lines.append(f"| {condition} | " + " | ".join(cells) + " |")
-    return values, "\n".join(lines) + "\n"
+        " (`Q / G (n)`). Q far above G is overestimation; far below it, pessimism."
+    )
+    return values, grid_markdown(
+        intro,
+        values,
+        conditions,
+        datasets,
+        lambda c: f"{c['q_start']:.0f} / {c['discounted_return']:.0f} ({c['num_seeds']})",
+    )
+
+
+def grid_markdown(
+    intro: str,
+    cells: dict[str, dict[str, dict[str, float]]],
+    conditions: Sequence[str],
+    datasets: Sequence[str],
+    fmt: Callable[[dict[str, float]], str],
+) -> str:
+    """A report section: ``intro``, then a table of ``fmt(cells[condition][dataset])`` with a row per
+    condition that has any cell (in the order of ``conditions``) and ``–`` where a cell is absent."""
+    lines = [intro, "", "| agent | " + " | ".join(datasets) + " |", "|---" * (len(datasets) + 1) + "|"]
+    for condition in [c for c in conditions if c in cells]:
+        row = cells[condition]
+        lines.append(f"| {condition} | " + " | ".join(fmt(row[d]) if d in row else "–" for d in datasets) + " |")
+    return "\n".join(lines) + "\n"
