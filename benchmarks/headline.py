@@ -34,11 +34,10 @@ archived folder away.
 Writes ``benchmarks/results/headline_cpu.{md,json}`` and ``headline_cpu_curves_<dataset>.png``
 through :func:`mbrl.report.write_report`, plus ``headline_cpu_runs.json``: per cell, the run folder it
 came from, its archived copy, whether it was reused, the commits the runs were made at and the
-cells still missing. The markdown ends with the table's targets (``TARGETS``) checked on the finished
-cells by :func:`mbrl.report.targets.check_targets`, the critics' final Q(s0) against the discounted return
-obtained per cell (:func:`mbrl.report.values.value_section`), the model's error along the policy's
-rollouts against its error on the data (:func:`mbrl.report.model_error.model_error_section`), and the
-missing seeds per cell.
+cells still missing. Like every report, it shows per cell the critics' final Q(s0) against the
+discounted return obtained and the model's error along the policy's rollouts against its error on the
+data (``mbrl.report.values``, ``mbrl.report.model_error``); it ends with the table's targets (``TARGETS``)
+checked on the finished cells by :func:`mbrl.report.targets.check_targets` and the missing seeds per cell.
 """
 
 from __future__ import annotations
@@ -58,9 +57,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.learning import archive_run, machine, run_one  # noqa: E402
 from mbrl.config import as_dict, default_values, published_task_overrides, resolve  # noqa: E402
 from mbrl.report import write_report  # noqa: E402
-from mbrl.report.model_error import model_error_section  # noqa: E402
 from mbrl.report.targets import check_targets, missing_section  # noqa: E402
-from mbrl.report.values import value_section  # noqa: E402
 from mbrl.run_folder import same_experiment  # noqa: E402
 from mbrl.train import compose  # noqa: E402
 
@@ -184,13 +181,9 @@ def main(argv: list[str] | None = None) -> int:
         list(archived.values()), a.results_dir, name=NAME, num_bootstrap=a.bootstrap, labels=labels, tables=False
     )
     checked, section = check_targets(result["groups"], **TARGETS)
-    values, value_md = value_section(result["groups"], list(AGENTS), DATASETS)
-    errors, error_md = model_error_section(result["groups"], list(AGENTS), DATASETS)
-    markdown = (
-        f"{markdown.rstrip()}\n\n{section}\n{value_md}\n{error_md}\n{missing_section(missing, list(AGENTS), DATASETS)}"
-    )
+    markdown = f"{markdown.rstrip()}\n\n{section}\n{missing_section(missing, list(AGENTS), DATASETS)}"
     (a.results_dir / f"{NAME}.md").write_text(markdown)
-    result["targets"], result["values"], result["model_error"] = checked, values, errors
+    result["targets"] = checked
     (a.results_dir / f"{NAME}.json").write_text(json.dumps(result, indent=2) + "\n")
     runs = {
         "machine": machine(list(archived.values())),

@@ -87,6 +87,4 @@ def test_a_finished_cell_is_archived_and_survives_losing_its_run_folder(tmp_path
     assert [g["scores"] for g in again["groups"]] == [[7.5]]
     cells = json.loads((results / "headline_cpu_runs.json").read_text())
     assert cells["missing"] == [] and cells["cells"][0]["archived"].endswith("hopper-random/bc/seed0")
-    markdown = (results / "headline_cpu.md").read_text()
-    assert "## Targets" in markdown and "targets" in again
-    assert "## Model error along the policy's rollouts" in markdown and again["model_error"] == {}  # BC: no model
+    assert "## Targets" in (results / "headline_cpu.md").read_text() and "targets" in again

@@ -231,6 +231,37 @@ def test_report_numbers_markdown_json_and_plots(tmp_path, capsys):
     assert (out / "curves_custom_env-v0.png").exists()
 
 
+def test_value_and_model_error_sections_appear_for_the_cells_that_measured_them(tmp_path):
+    root = sweep(tmp_path / "sweep", {k: v for k, v in SCORES.items() if k[0] == "hopper-medium"})
+    mopo = sorted(
+        (r for r in root.iterdir() if load_run(r).config["agent.preset"] == "mopo"), key=lambda r: int(r.name)
+    )
+    for i, run in enumerate(mopo):  # the MOPO runs recorded what mbrl-train writes for a model-based agent
+        final = json.loads((run / "final.json").read_text())
+        final["final"] |= {"q_start": 100.0 + i, "discounted_return": 50.0}
+        (run / "final.json").write_text(json.dumps(final))
+        rows = ["step,data_step1,oracle_step1", "30,1.0,0.5", f"60,1.0,{2.0 + i}"]
+        (run / "diagnostics.csv").write_text("\n".join(rows) + "\n")
+    result, markdown = write_report([root], tmp_path / "out", num_bootstrap=50)
+
+    coefs = {"agent=mopo penalty.coef=1.0": (0, 1), "agent=mopo penalty.coef=2.5": (2, 3)}  # seeds' run order
+    for label, (a, b) in coefs.items():
+        assert result["values"][label]["hopper-medium"] == {
+            "q_start": 100.0 + (a + b) / 2,
+            "discounted_return": 50.0,
+            "num_seeds": 2,
+        }
+        assert result["model_error"][label]["hopper-medium"]["final"] == pytest.approx(2.0 + (a + b) / 2)
+    assert set(result["values"]) == set(coefs) == set(result["model_error"])  # BC, TD3+BC measured neither
+    values, errors = markdown.index("## Value estimates"), markdown.index("## Model error along the policy's rollouts")
+    assert markdown.index("| hopper-medium |") < values < errors < markdown.index("## Learning curves")
+    assert "| agent=mopo penalty.coef=1.0 | 100 / 50 (2) |" in markdown
+
+    baselines = sweep(tmp_path / "baselines", {("hopper-medium", "bc", None): [30.0, 34.0]})
+    result, markdown = write_report([baselines], tmp_path / "out2", num_bootstrap=50)
+    assert result["values"] == result["model_error"] == {} and "## Value estimates" not in markdown
+
+
 def test_group_by_merges_conditions(tmp_path, capsys):
     root = sweep(tmp_path, {k: v for k, v in SCORES.items() if k[0] == "hopper-medium"})
     assert main([str(root), "--group-by", "agent", "--bootstrap", "100"]) == 0
@@ -270,13 +301,19 @@ def test_labels_from_the_caller_name_and_order_the_conditions(tmp_path):
     b = fake_run(tmp_path / "a1", "hopper-medium", "mopo", 1, coef=1.0, final_score=7.0)
     c = fake_run(tmp_path / "b0", "walker2d-medium", "mopo", 0, coef=2.5, final_score=9.0)
     d = fake_run(tmp_path / "z0", "hopper-medium", "bc", 0, final_score=30.0)
-    labels = {d: "BC", a: "MOPO", b: "MOPO", c: "MOPO"}
+    e = fake_run(tmp_path / "y0", "walker2d-medium", "td3bc", 0, final_score=40.0)
+    labels = {e: "TD3+BC", d: "BC", a: "MOPO", b: "MOPO", c: "MOPO"}
     result, markdown = write_report([tmp_path], tmp_path / "out", num_bootstrap=100, labels=labels)
     assert [(g["dataset"], g["condition"], g["num_seeds"]) for g in result["groups"]] == [
         ("hopper-medium", "BC", 1),
         ("hopper-medium", "MOPO", 2),
+        ("walker2d-medium", "TD3+BC", 1),
         ("walker2d-medium", "MOPO", 1),
     ]
+    # Every table lists the conditions in the labels' order, even one absent from the first dataset.
+    assert result["conditions"] == ["TD3+BC", "BC", "MOPO"]
+    grid = markdown[markdown.index("## By condition and dataset") :]
+    assert grid.index("| TD3+BC | – |") < grid.index("| BC |") < grid.index("| MOPO |")
     assert result["grouping"] == {"rule": "labels", "keys": []}
     assert "the condition named by the benchmark that ran it" in markdown
     assert "| BC | 30.0 [30.0, 30.0] (n=1) | – |" in markdown
@@ -334,3 +371,4 @@ def test_real_multirun_reported_from_the_command_line(env_vars, tmp_path):
         assert f"| {g['dataset']} | {g['condition']} | 2 |" in rep.stdout
     (png,) = (tmp_path / "report").glob("curves_*.png")
     assert png.stat().st_size > 5000
+    assert set(report["values"]) == {"agent=td3bc"} and "## Value estimates" in rep.stdout  # BC has no critics

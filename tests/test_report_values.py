@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mbrl.report.model_error import model_error_section, run_model_error
-from mbrl.report.values import run_values, value_section
+from mbrl.report.model_error import model_error_cells, model_error_markdown, run_model_error
+from mbrl.report.values import run_values, value_cells, value_markdown
 
 
 def finished_run(folder: Path, score: float, q_start: float | None = None, discounted: float | None = None) -> Path:
@@ -21,7 +21,7 @@ def finished_run(folder: Path, score: float, q_start: float | None = None, disco
     return folder
 
 
-def test_value_section_averages_the_seeds_that_recorded_q_and_return(tmp_path):
+def test_value_cells_average_the_seeds_that_recorded_q_and_return(tmp_path):
     mopo = [finished_run(tmp_path / f"mopo{s}", 1.0, q, g) for s, (q, g) in enumerate([(500, -170), (300, -90)])]
     ravl = [finished_run(tmp_path / "ravl0", 20.0, 40.0, 60.0), finished_run(tmp_path / "ravl_old", 25.0)]
     bc = [finished_run(tmp_path / "bc0", 30.0)]
@@ -30,7 +30,8 @@ def test_value_section_averages_the_seeds_that_recorded_q_and_return(tmp_path):
         {"condition": "RAVL", "dataset": "hopper-medium", "runs": [str(p) for p in ravl]},
         {"condition": "BC", "dataset": "hopper-medium", "runs": [str(p) for p in bc]},
     ]
-    values, markdown = value_section(groups, ["BC", "RAVL", "MOPO"], ["halfcheetah-medium", "hopper-medium"])
+    values = value_cells(groups)
+    markdown = value_markdown(values, ["BC", "RAVL", "MOPO"], ["halfcheetah-medium", "hopper-medium"])
 
     assert values == {
         "MOPO": {"halfcheetah-medium": {"q_start": 400.0, "discounted_return": -130.0, "num_seeds": 2}},
@@ -51,7 +52,7 @@ def with_diagnostics(folder: Path, rows: list[dict[str, float]]) -> Path:
     return folder
 
 
-def test_model_error_section_is_the_policy_error_over_the_data_error_at_the_longest_horizon(tmp_path):
+def test_model_error_is_the_policy_error_over_the_data_error_at_the_longest_horizon(tmp_path):
     def row(step, data, oracle):  # two horizons; the ratio is read at the second
         return {
             "step": step,
@@ -77,7 +78,8 @@ def test_model_error_section_is_the_policy_error_over_the_data_error_at_the_long
         {"condition": "MOPO", "dataset": "hopper-medium", "runs": [str(no_oracle)]},
         {"condition": "BC", "dataset": "hopper-medium", "runs": [str(bc)]},
     ]
-    errors, markdown = model_error_section(groups, ["BC", "MOPO", "RAVL"], ["halfcheetah-medium", "hopper-medium"])
+    errors = model_error_cells(groups)
+    markdown = model_error_markdown(errors, ["BC", "MOPO", "RAVL"], ["halfcheetah-medium", "hopper-medium"])
 
     # ravl0: ratios 0.5, 4.0, 1.5 -> final 1.5, max 4.0; ravl1: 0.5, 0.5
     assert errors == {"RAVL": {"hopper-medium": {"final": 1.0, "max": 2.25, "horizon": 2, "num_seeds": 2}}}

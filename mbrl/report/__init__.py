@@ -47,12 +47,17 @@ that resample seeds within each dataset.
 ``<run_dir>/wandb/``, and holds the same numbers as ``eval.csv`` and ``final.json``; the report
 reads the run folders and never descends into ``wandb/``.
 
+**Diagnostics** per group, for the runs that recorded them: the critics' final Q(s0) against the
+discounted return the policy obtained (``values``), and the model's 5-step error along the policy's
+rollouts against its error on the data (``model_error``, from ``diagnostics.csv``). Each is a grid of
+its own in ``report.md`` and a key of ``report.json`` (``{condition: {dataset: ...}}``), absent from
+the markdown when no run measured it.
+
 **Modules.** ``runs`` finds and reads run folders, ``grouping`` decides the conditions, ``stats``
-computes the numbers (``build_report``), ``markdown`` and ``plots`` render them, ``cli`` writes the
-files and is the command line. A benchmark reads more off a report's groups with ``targets`` (whether a
-condition's interval lies wholly above others'), ``values`` (the critics' final Q(s0) against the
-discounted return obtained) and ``model_error`` (the model's error along the policy's rollouts against
-its error on the data).
+computes the numbers (``build_report``), ``values`` and ``model_error`` read the diagnostics,
+``markdown`` and ``plots`` render them, ``cli`` writes the files and is the command line. A benchmark
+reads more off a report's groups with ``targets`` (whether a condition's interval lies wholly above
+others').
 """
 
 from mbrl.report.cli import EXIT_ERROR, build_parser, main, write_report

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from mbrl.report.model_error import model_error_markdown
+from mbrl.report.values import value_markdown
+
 
 def _fmt(x: float | None) -> str:
     return "–" if x is None else f"{x:.1f}"
@@ -19,9 +22,10 @@ def _folders(folders: Sequence[str]) -> str:
     return ", ".join(f"`{f}`" for f in folders) if len(folders) <= 3 else f"{len(folders)} folders (listed in the JSON)"
 
 
-def _grid(groups: Sequence[dict[str, Any]]) -> list[str]:
-    """Conditions down, datasets across, each cell the IQM with its CI and seed count; the behaviour
-    policy's score heads each column. Empty with a single dataset (the table above says it all)."""
+def _grid(groups: Sequence[dict[str, Any]], conditions: Sequence[str]) -> list[str]:
+    """Conditions down (in the order of ``conditions``), datasets across, each cell the IQM with its CI
+    and seed count; the behaviour policy's score heads each column. Empty with a single dataset (the
+    table above says it all)."""
     datasets = list(dict.fromkeys(g["dataset"] for g in groups))
     if len(datasets) < 2:
         return []
@@ -37,7 +41,7 @@ def _grid(groups: Sequence[dict[str, Any]]) -> list[str]:
         "| condition | " + " | ".join(f"{d} (behaviour {_fmt(behaviour[d])})" for d in datasets) + " |",
         "|---|" + "---|" * len(datasets),
     ]
-    for condition in dict.fromkeys(g["condition"] for g in groups):
+    for condition in conditions:
         row = []
         for d in datasets:
             g = cells.get((condition, d))
@@ -74,7 +78,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         )
     if any(g["metric"] == "return" for g in report["groups"]):
         lines += ["", "(return): the dataset has no reference returns, so its numbers are raw episode returns."]
-    lines += _grid(report["groups"])
+    lines += _grid(report["groups"], report["conditions"])
     if report["aggregate"]:
         lines += [
             "",
@@ -92,6 +96,11 @@ def render_markdown(report: dict[str, Any]) -> str:
                 f"| {a['condition']} | {a['num_runs']} | {_fmt(a['mean_of_means'])} "
                 f"| {_ci(a['mean_ci'])} | {_fmt(a['iqm'])} | {_ci(a['iqm_ci'])} |"
             )
+    conditions, datasets = report["conditions"], list(dict.fromkeys(g["dataset"] for g in report["groups"]))
+    if report["values"]:
+        lines += ["", value_markdown(report["values"], conditions, datasets).rstrip()]
+    if report["model_error"]:
+        lines += ["", model_error_markdown(report["model_error"], conditions, datasets).rstrip()]
     if report.get("curves"):
         lines += ["", "## Learning curves", ""]
         lines.append(

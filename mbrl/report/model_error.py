@@ -8,7 +8,7 @@ along real trajectory segments (``data_step{h}``), and rolling the current polic
 model and the true simulator from the same start states (``oracle_step{h}``). Their ratio says where the
 policy has taken the model: about 1 or below, where the model is as right as on the data; several
 times 1, into a region where the model is wrong and the agent may be exploiting it.
-:func:`model_error_section` reads it for every cell of a report's grid.
+:func:`model_error_cells` reads it for every cell of a report's grid.
 """
 
 from __future__ import annotations
@@ -41,17 +41,13 @@ def run_model_error(run: Path, horizon: int = HORIZON) -> dict[str, float] | Non
     return {"horizon": h, "final": ratios[-1], "max": max(ratios)}
 
 
-def model_error_section(
-    groups: Sequence[dict[str, Any]], conditions: Sequence[str], datasets: Sequence[str], horizon: int = HORIZON
-) -> tuple[dict[str, Any], str]:
-    """Per (condition, dataset) group of ``write_report``: the seeds' mean final and maximum error ratio
-    after ``horizon`` steps (:func:`run_model_error`).
-
-    ``groups`` need ``condition``, ``dataset`` and ``runs`` (run folders); ``conditions`` and
-    ``datasets`` order the rows and columns. Returns (json ``{condition: {dataset: {"final", "max",
-    "horizon", "num_seeds"}}}``, markdown section); a cell none of whose runs measured it is left out
-    of the json and shown ``–``. Seeds that measured different horizons keep the shortest's label.
-    """
+def model_error_cells(
+    groups: Sequence[dict[str, Any]], horizon: int = HORIZON
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Per (condition, dataset) group of a report (``condition``, ``dataset``, ``runs``): the seeds' mean
+    final and maximum error ratio after ``horizon`` steps (:func:`run_model_error`), ``{condition:
+    {dataset: {"final", "max", "horizon", "num_seeds"}}}``; a group none of whose runs measured it is
+    left out. Seeds that measured different horizons keep the shortest's label."""
     errors: dict[str, dict[str, dict[str, float]]] = {}
     for g in groups:
         measured = [e for e in (run_model_error(r, horizon) for r in g["runs"]) if e is not None]
@@ -62,14 +58,22 @@ def model_error_section(
                 "horizon": min(e["horizon"] for e in measured),
                 "num_seeds": len(measured),
             }
+    return errors
+
+
+def model_error_markdown(
+    cells: dict[str, dict[str, dict[str, float]]], conditions: Sequence[str], datasets: Sequence[str]
+) -> str:
+    """The ``## Model error along the policy's rollouts`` section of :func:`model_error_cells`' cells:
+    ``final (max) (n)``, rows and columns in the order of ``conditions`` and ``datasets``."""
     intro = (
         "## Model error along the policy's rollouts\n\n"
-        f"The model's mean squared state error after {horizon} rollout steps under the"
-        " policy's own actions, checked against the simulator, divided by its error replaying the"
-        " dataset's actions: at the last evaluation, and the largest over the run, means over the seeds"
-        " (`final (max) (n)`). Near 1 or below, the policy stays where the model is as right as on the"
-        " data; several times 1, it has gone where the model is wrong."
+        f"The model's mean squared state error after {HORIZON} rollout steps (fewer where the run measured"
+        " fewer) under the policy's own actions, checked against the simulator, divided by its error"
+        " replaying the dataset's actions: at the last evaluation, and the largest over the run, means over"
+        " the seeds (`final (max) (n)`). Near 1 or below, the policy stays where the model is as right as on"
+        " the data; several times 1, it has gone where the model is wrong."
     )
-    return errors, grid_markdown(
-        intro, errors, conditions, datasets, lambda c: f"{c['final']:.2f} ({c['max']:.2f}) ({c['num_seeds']})"
+    return grid_markdown(
+        intro, cells, conditions, datasets, lambda c: f"{c['final']:.2f} ({c['max']:.2f}) ({c['num_seeds']})"
     )

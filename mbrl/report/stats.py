@@ -15,7 +15,9 @@ import torch
 
 from mbrl.data.scores import summarize
 from mbrl.report.grouping import condition_label, condition_order
+from mbrl.report.model_error import model_error_cells
 from mbrl.report.runs import ReportError, Run
+from mbrl.report.values import value_cells
 
 
 def iqm(values: torch.Tensor) -> torch.Tensor:
@@ -143,6 +145,12 @@ def build_report(
             order = list(dict.fromkeys(labels.values()))
             entries.sort(key=lambda e: order.index(e["condition"]))
         groups.extend(entries)
+    if labels is None:
+        found = {g["condition"]: g["condition_values"] for g in groups}
+        conditions = sorted(found, key=lambda c: (condition_order(found[c], keys), c))
+    else:
+        present = {g["condition"] for g in groups}
+        conditions = [c for c in dict.fromkeys(labels.values()) if c in present]
     return {
         "folders": [str(f) for f in folders],
         "grouping": {"rule": grouping, "keys": list(keys)},
@@ -150,8 +158,11 @@ def build_report(
         "num_runs": len(runs),
         "skipped_unfinished": [str(p) for p in unfinished],
         "warnings": warnings,
+        "conditions": conditions,  # the order of every table's rows
         "groups": groups,
         "aggregate": _aggregate(groups, num_bootstrap, seed),
+        "values": value_cells(groups),
+        "model_error": model_error_cells(groups),
     }
 
 

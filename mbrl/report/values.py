@@ -4,7 +4,7 @@ A score that collapses has a few usual causes, and the first to rule in or out i
 overestimation: the critics believe the policy earns far more than it does, and the policy follows
 their error. ``mbrl-train``'s final evaluation records, for agents with critics, the mean over its
 episodes of min_i Q_i(s0, pi(s0)) (``q_start``) and of the discounted return those episodes obtained
-at the agent's discount (``discounted_return``) in ``final.json["final"]``. :func:`value_section`
+at the agent's discount (``discounted_return``) in ``final.json["final"]``. :func:`value_cells`
 reads them for every cell of a report's grid, so each table carries its own measurement.
 """
 
@@ -26,16 +26,10 @@ def run_values(run: Path) -> tuple[float, float] | None:
     return float(final["q_start"]), float(final["discounted_return"])
 
 
-def value_section(
-    groups: Sequence[dict[str, Any]], conditions: Sequence[str], datasets: Sequence[str]
-) -> tuple[dict[str, Any], str]:
-    """Per (condition, dataset) group of ``write_report``: the seeds' mean Q(s0) and discounted return.
-
-    ``groups`` need ``condition``, ``dataset`` and ``runs`` (run folders); ``conditions`` and
-    ``datasets`` order the rows and columns (a condition without values has no row). Returns (json
-    ``{condition: {dataset: {"q_start", "discounted_return", "num_seeds"}}}``, markdown section); a
-    cell whose runs recorded neither value is left out of the json and shown ``–``.
-    """
+def value_cells(groups: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Per (condition, dataset) group of a report (``condition``, ``dataset``, ``runs``): the mean Q(s0) and
+    discounted return over the seeds that recorded both, ``{condition: {dataset: {"q_start",
+    "discounted_return", "num_seeds"}}}``; a group none of whose runs recorded them is left out."""
     values: dict[str, dict[str, dict[str, float]]] = {}
     for g in groups:
         pairs = [v for v in map(run_values, g["runs"]) if v is not None]
@@ -45,15 +39,23 @@ def value_section(
                 "discounted_return": fmean(r for _, r in pairs),
                 "num_seeds": len(pairs),
             }
+    return values
+
+
+def value_markdown(
+    cells: dict[str, dict[str, dict[str, float]]], conditions: Sequence[str], datasets: Sequence[str]
+) -> str:
+    """The ``## Value estimates`` section of :func:`value_cells`' cells: ``Q / G (n)``, rows and columns in
+    the order of ``conditions`` and ``datasets``."""
     intro = (
         "## Value estimates\n\n"
         "The critics' value of the final evaluation's start states, min over critics of Q(s0, pi(s0)),"
         " against the discounted return those episodes obtained, means over the seeds that recorded both"
         " (`Q / G (n)`). Q far above G is overestimation; far below it, pessimism."
     )
-    return values, grid_markdown(
+    return grid_markdown(
         intro,
-        values,
+        cells,
         conditions,
         datasets,
         lambda c: f"{c['q_start']:.0f} / {c['discounted_return']:.0f} ({c['num_seeds']})",
@@ -69,7 +71,7 @@ def grid_markdown(
 ) -> str:
     """A report section: ``intro``, then a table of ``fmt(cells[condition][dataset])`` with a row per
     condition that has any cell (in the order of ``conditions``) and ``–`` where a cell is absent."""
-    lines = [intro, "", "| agent | " + " | ".join(datasets) + " |", "|---" * (len(datasets) + 1) + "|"]
+    lines = [intro, "", "| condition | " + " | ".join(datasets) + " |", "|---" * (len(datasets) + 1) + "|"]
     for condition in [c for c in conditions if c in cells]:
         row = cells[condition]
         lines.append(f"| {condition} | " + " | ".join(fmt(row[d]) if d in row else "–" for d in datasets) + " |")
