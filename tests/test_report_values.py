@@ -83,7 +83,7 @@ def test_model_error_is_the_policy_error_over_the_data_error_at_the_longest_hori
 
     # ravl0: ratios 0.5, 4.0, 1.5 -> final 1.5, max 4.0; ravl1: 0.5, 0.5
     assert errors == {"RAVL": {"hopper-medium": {"final": 1.0, "max": 2.25, "horizon": 2, "num_seeds": 2}}}
-    assert "| RAVL | – | 1.00 (2.25) (2) |" in markdown
+    assert "| RAVL | – | 1.00 (2.25) (2) |" in markdown and "after 2 rollout steps" in markdown
     assert "| MOPO |" not in markdown and "| BC |" not in markdown
     assert run_model_error(bc) is None and run_model_error(no_oracle) is None
     assert run_model_error(ravl[0]) == {"horizon": 2, "final": 1.5, "max": 4.0}

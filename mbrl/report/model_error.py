@@ -66,9 +66,10 @@ def model_error_markdown(
 ) -> str:
     """The ``## Model error along the policy's rollouts`` section of :func:`model_error_cells`' cells:
     ``final (max) (n)``, rows and columns in the order of ``conditions`` and ``datasets``."""
+    steps = max((c["horizon"] for row in cells.values() for c in row.values()), default=HORIZON)
     intro = (
         "## Model error along the policy's rollouts\n\n"
-        f"The model's mean squared state error after {HORIZON} rollout steps (fewer where the run measured"
+        f"The model's mean squared state error after {steps} rollout steps (fewer where the run measured"
         " fewer) under the policy's own actions, checked against the simulator, divided by its error"
         " replaying the dataset's actions: at the last evaluation, and the largest over the run, means over"
         " the seeds (`final (max) (n)`). Near 1 or below, the policy stays where the model is as right as on"
