@@ -139,18 +139,15 @@ def build_report(
                     "behaviour": _behaviour(members, metric),
                 }
             )
-        if labels is None:
-            entries.sort(key=lambda e: (condition_order(e["condition_values"], keys), e["condition"]))
-        else:
-            order = list(dict.fromkeys(labels.values()))
-            entries.sort(key=lambda e: order.index(e["condition"]))
         groups.extend(entries)
+    # One order of the conditions for every table: the labels' order, else the varying keys' values.
     if labels is None:
         found = {g["condition"]: g["condition_values"] for g in groups}
         conditions = sorted(found, key=lambda c: (condition_order(found[c], keys), c))
     else:
         present = {g["condition"] for g in groups}
         conditions = [c for c in dict.fromkeys(labels.values()) if c in present]
+    groups.sort(key=lambda g: (datasets.index(g["dataset"]), conditions.index(g["condition"])))
     return {
         "folders": [str(f) for f in folders],
         "grouping": {"rule": grouping, "keys": list(keys)},
