@@ -10,7 +10,9 @@ Written to ``diagnostics.csv`` of a run (``scripts/plot_diagnostics.py`` draws t
 * ``model_error_by_step``: how far the learned model drifts over a rollout, as the mean squared
   state error at each step ``1..h``: against the dataset (replaying its actions along real
   trajectory segments) and, when a simulator is available, against the true dynamics under the
-  current policy (the same actions fed to both from the same start states).
+  current policy (the same actions fed to both from the same start states); with the simulator also the
+  model's reward against the true reward of the same state and action along the policy's model rollout
+  (``reward_bias_step{k}``: mean signed error, ``reward_error_step{k}``: mean squared error).
 """
 
 from __future__ import annotations
@@ -107,25 +109,35 @@ def model_error_by_step(
 
     Returns ``{"data_step{k}": ...}`` from replaying the dataset's actions along real segments and,
     with ``policy`` and ``oracle``, ``{"oracle_step{k}": ...}`` from rolling the policy's actions
-    (chosen on the model's states) through both from the same dataset start states.
+    (chosen on the model's states) through both from the same dataset start states, and
+    ``{"reward_bias_step{k}", "reward_error_step{k}": ...}``: the model's reward minus the true reward
+    of the same model state and action at step ``k`` (mean, and mean of its square).
     """
     out: dict[str, Any] = {}
     starts = trajectory_segments(data, horizon, rows, generator)
 
-    def mean_step(obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+    def mean_step(obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The elites' mean next state ``[B, o]`` and reward ``[B]``."""
         mean, _ = model.predict(obs, act)  # [E, B, o+1]
-        return obs + mean[model.elites].mean(dim=0)[:, :-1]
+        mean = mean[model.elites].mean(dim=0)
+        return obs + mean[:, :-1], mean[:, -1]
 
     if len(starts):
         obs = data.obs[starts]
         for k in range(horizon):
-            obs = mean_step(obs, data.act[starts + k])
+            obs, _ = mean_step(obs, data.act[starts + k])
             out[f"data_step{k + 1}"] = float((obs - data.next_obs[starts + k]).square().mean())
     if policy is not None and oracle is not None:
         idx = torch.randint(len(data), (rows,), generator=generator, device=data.obs.device)
         sim = learned = data.obs[idx]
         for k in range(horizon):
             act = policy(learned)
-            learned, sim = mean_step(learned, act), oracle.sample(sim, act, generator).next_obs
+            # The true reward of the very (s, a) the model imagined: what an agent trained on model rows
+            # is paid for there, against what the task pays. A positive bias is optimism it can exploit.
+            true_reward = oracle.sample(learned, act, generator).reward
+            learned, reward = mean_step(learned, act)
+            sim = oracle.sample(sim, act, generator).next_obs
             out[f"oracle_step{k + 1}"] = float((learned - sim).square().mean())
+            out[f"reward_bias_step{k + 1}"] = float((reward - true_reward).mean())
+            out[f"reward_error_step{k + 1}"] = float((reward - true_reward).square().mean())
     return out

@@ -98,10 +98,13 @@ class RunLogger:
         values = to_float(metrics)
         row = {"step": step, **values}
         path = self.run_dir / f"{group}.csv"
-        new = not path.exists()
+        columns = _csv_header(path)
+        if columns is not None and columns != list(row):
+            _widen_csv(path, columns + [k for k in row if k not in columns])
+            columns = _csv_header(path)
         with open(path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(row))
-            if new:
+            w = csv.DictWriter(f, fieldnames=columns or list(row), restval="")
+            if columns is None:
                 w.writeheader()
             w.writerow(row)
         with open(self.run_dir / "metrics.jsonl", "a") as f:
@@ -113,3 +116,25 @@ class RunLogger:
     def close(self) -> None:
         if self._wandb is not None:
             self._wandb.finish()
+
+
+def _csv_header(path: Path) -> list[str] | None:
+    """The column names of an existing CSV file; ``None`` when there is none yet."""
+    if not path.exists():
+        return None
+    with open(path, newline="") as f:
+        return next(csv.reader(f), None)
+
+
+def _widen_csv(path: Path, columns: list[str]) -> None:
+    """Rewrite ``path`` with ``columns``, earlier rows left empty in the new ones.
+
+    A group's keys can change within a run folder (a run resumed by a newer version that measures
+    more); rows are matched to columns by name, never by position, so no value lands under another's name.
+    """
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns, restval="")
+        w.writeheader()
+        w.writerows(rows)

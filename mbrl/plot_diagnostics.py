@@ -6,7 +6,8 @@
 Panels (each drawn when the run logged its data): normalised score; rollout length and the
 fraction of transitions the filter stopped; critics' Q on real, model and edge-of-reach states;
 the critics' disagreement on those states; model error against the dataset and the true simulator
-at each rollout step, for the first and the last diagnostics row.
+at each rollout step, for the first and the last diagnostics row; the model's reward minus the true
+reward along the policy's model rollouts, at the first and the last step, over training.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ from matplotlib.figure import Figure  # a bare Figure draws with the Agg canvas:
 
 
 def read_csv(path: Path) -> dict[str, list[float]]:
-    """Columns of a run CSV as float lists (empty dict when the file is absent)."""
+    """Columns of a run CSV as float lists (empty dict when the file is absent; an empty cell is NaN)."""
     if not path.exists():
         return {}
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    return {k: [float(r[k]) for r in rows] for k in (rows[0] if rows else {})}
+    return {k: [float(r[k]) if r[k] else math.nan for r in rows] for k in (rows[0] if rows else {})}
 
 
 def _lines(ax, x: list[float], columns: dict[str, list[float]], labels: dict[str, str]) -> bool:
@@ -50,8 +51,8 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     if not (run / "config.yaml").exists():
         raise FileNotFoundError(f"{run} is not a run folder (no config.yaml); pass the folder mbrl-train wrote")
     evals, rollouts, diag = (read_csv(run / f"{name}.csv") for name in ("eval", "rollout", "diagnostics"))
-    fig = Figure(figsize=(15, 8), layout="constrained")
-    axes = fig.subplots(2, 3).ravel()
+    fig = Figure(figsize=(20, 8), layout="constrained")
+    axes = fig.subplots(2, 4).ravel()
 
     score_key = "score_mean" if "score_mean" in evals else "return_mean"
     if _lines(axes[0], evals.get("step", []), evals, {score_key: score_key.replace("_", " ")}):
@@ -73,6 +74,11 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     }
     if _lines(axes[3], steps, diag, std_labels):
         axes[3].set_title("critic disagreement (std over the ensemble)")
+    horizon = sum(1 for k in diag if re.fullmatch(r"reward_bias_step\d+", k))
+    bias_labels = {f"reward_bias_step{k}": f"rollout step {k}" for k in sorted({1, horizon}) if horizon}
+    if _lines(axes[6], steps, diag, bias_labels):
+        axes[6].axhline(0.0, color="black", lw=0.8)
+        axes[6].set_title("model reward - true reward along the policy's rollouts")
     for ax, row, name in ((axes[4], 0, "first"), (axes[5], -1, "last")):
         drawn = False
         for source, label in (("data", "vs dataset (its actions)"), ("oracle", "vs true simulator (policy)")):

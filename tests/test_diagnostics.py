@@ -49,21 +49,26 @@ def test_model_error_is_zero_for_the_true_simulator_and_grows_for_a_biased_model
     data = Transitions.cat([as_transitions(e) for e in collect("Hopper-v5", None, 300, seed=0)])
     policy = lambda o: torch.zeros(len(o), 3)  # noqa: E731
     exact = model_error_by_step(oracle, data, 3, 64, torch.Generator().manual_seed(0), policy, oracle)
-    assert set(exact) == {f"{src}_step{k}" for src in ("data", "oracle") for k in (1, 2, 3)}
-    assert all(v < 1e-8 for v in exact.values()), exact
+    sources = ("data", "oracle", "reward_bias", "reward_error")
+    assert set(exact) == {f"{src}_step{k}" for src in sources for k in (1, 2, 3)}
+    assert all(abs(v) < 1e-8 for v in exact.values()), exact
 
     class Biased:
-        """The true step plus a constant drift of 0.01 per step on every state dimension."""
+        """The true step plus a drift of 0.01 per step on every state dimension and 0.5 on the reward."""
 
         elites = torch.tensor([0])
 
         def predict(self, obs, act):
             mean, logvar = oracle.predict(obs, act)
-            return mean + torch.cat([torch.full_like(obs, 0.01), torch.zeros(len(obs), 1)], 1), logvar
+            return mean + torch.cat([torch.full_like(obs, 0.01), torch.full((len(obs), 1), 0.5)], 1), logvar
 
     drift = model_error_by_step(Biased(), data, 3, 64, torch.Generator().manual_seed(0), policy, oracle)
     assert math.isclose(drift["oracle_step1"], 1e-4, rel_tol=0.01)  # (0.01)^2 on every dimension
     assert drift["data_step1"] < drift["data_step2"] < drift["data_step3"]
+    # The reward is judged at the model's own (drifted) states, so the drift does not leak into it.
+    for k in (1, 2, 3):
+        assert math.isclose(drift[f"reward_bias_step{k}"], 0.5, rel_tol=1e-5)
+        assert math.isclose(drift[f"reward_error_step{k}"], 0.25, rel_tol=1e-5)
     oracle.close()
 
 
@@ -102,8 +107,9 @@ def test_plot_script_draws_a_run_folder(tmp_path):
     header = "step,q_real,q_model,q_edge_of_reach,q_std_real_next,q_std_model_next,q_std_edge_of_reach"
     steps = ",".join(f"data_step{k},oracle_step{k}" for k in range(1, 12))
     values = ",".join("0.1,0.2" for _ in range(11))
-    rows = f"10,1,2,nan,0.1,0.2,nan,{values}\n20,1,2,3,0.1,0.2,0.5,{values}\n"
-    (tmp_path / "diagnostics.csv").write_text(f"{header},{steps}\n{rows}")
+    # The reward columns are empty in the first row, as in a run resumed by a version that measures them.
+    rows = f"10,1,2,nan,0.1,0.2,nan,{values},,\n20,1,2,3,0.1,0.2,0.5,{values},0.3,0.7\n"
+    (tmp_path / "diagnostics.csv").write_text(f"{header},{steps},reward_bias_step1,reward_bias_step2\n{rows}")
     png = plot_run(tmp_path)
     assert png == tmp_path / "diagnostics.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main([str(tmp_path / "missing")]) == 2
