@@ -88,3 +88,34 @@ def test_model_error_is_the_policy_error_over_the_data_error_at_the_longest_hori
     assert run_model_error(bc) is None and run_model_error(no_oracle) is None
     assert run_model_error(ravl[0]) == {"horizon": 2, "final": 1.5, "max": 4.0}
     assert run_model_error(ravl[0], horizon=1) == {"horizon": 1, "final": 1 / 9, "max": 1 / 9}  # capped
+
+
+def test_reward_bias_joins_the_model_error_cell_from_the_runs_that_logged_it(tmp_path):
+    def row(step, oracle, bias):  # a run resumed by a version that logs the reward leaves older cells empty
+        return {"step": step, "data_step1": 1.0, "oracle_step1": oracle, "reward_bias_step1": bias}
+
+    logged = with_diagnostics(finished_run(tmp_path / "ravl0", 5.0), [row(5000, 1.0, ""), row(10000, 2.0, 0.5)])
+    older = with_diagnostics(
+        finished_run(tmp_path / "ravl1", 5.0), [{"step": 5000, "data_step1": 1.0, "oracle_step1": 4.0}]
+    )
+    stale = with_diagnostics(finished_run(tmp_path / "ravl2", 5.0), [row(5000, 1.0, 0.25), row(10000, 1.0, "")])
+    assert run_model_error(logged) == {"horizon": 1, "final": 2.0, "max": 2.0, "reward_bias": 0.5}
+    assert run_model_error(stale)["reward_bias"] == 0.25  # the last row that logged it
+    assert "reward_bias" not in run_model_error(older)
+
+    groups = [{"condition": "RAVL", "dataset": "hopper-random", "runs": [str(logged), str(older), str(stale)]}]
+    cells = model_error_cells(groups, horizon=1)
+    assert cells["RAVL"]["hopper-random"] == {
+        "final": 7 / 3,
+        "max": 7 / 3,
+        "horizon": 1,
+        "num_seeds": 3,
+        "reward_bias": 0.375,
+    }
+    markdown = model_error_markdown(cells, ["RAVL"], ["hopper-random"])
+    assert "| RAVL | 2.33 (2.33) (3) r̂−r +0.38 |" in markdown
+    assert "| MOPO | 1.00 (1.00) (1) |" in model_error_markdown(
+        {"MOPO": {"hopper-random": {"final": 1.0, "max": 1.0, "horizon": 1, "num_seeds": 1}}},
+        ["MOPO"],
+        ["hopper-random"],
+    )
