@@ -111,9 +111,10 @@ def test_reward_bias_joins_the_model_error_cell_from_the_runs_that_logged_it(tmp
         "horizon": 1,
         "num_seeds": 3,
         "reward_bias": 0.375,
+        "reward_bias_seeds": 2,
     }
     markdown = model_error_markdown(cells, ["RAVL"], ["hopper-random"])
-    assert "| RAVL | 2.33 (2.33) (3) r̂−r +0.38 |" in markdown
+    assert "| RAVL | 2.33 (2.33) (3) r̂−r +0.38 (2) |" in markdown
     assert "| MOPO | 1.00 (1.00) (1) |" in model_error_markdown(
         {"MOPO": {"hopper-random": {"final": 1.0, "max": 1.0, "horizon": 1, "num_seeds": 1}}},
         ["MOPO"],

@@ -52,9 +52,9 @@ def model_error_cells(
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Per (condition, dataset) group of a report (``condition``, ``dataset``, ``runs``): the seeds' mean
     final and maximum error ratio after ``horizon`` steps (:func:`run_model_error`), ``{condition:
-    {dataset: {"final", "max", "horizon", "num_seeds"}}}``, with ``"reward_bias"`` (the mean over the
-    seeds that logged it); a group none of whose runs measured it is left out. Seeds that measured
-    different horizons keep the shortest's label."""
+    {dataset: {"final", "max", "horizon", "num_seeds"}}}``, with ``"reward_bias"`` and
+    ``"reward_bias_seeds"`` (the mean over the seeds that logged it, and their number); a group none of
+    whose runs measured it is left out. Seeds that measured different horizons keep the shortest's label."""
     errors: dict[str, dict[str, dict[str, float]]] = {}
     for g in groups:
         measured = [e for e in (run_model_error(r, horizon) for r in g["runs"]) if e is not None]
@@ -67,7 +67,7 @@ def model_error_cells(
             }
             biases = [e["reward_bias"] for e in measured if "reward_bias" in e]
             if biases:
-                cell["reward_bias"] = fmean(biases)
+                cell |= {"reward_bias": fmean(biases), "reward_bias_seeds": len(biases)}
     return errors
 
 
@@ -75,8 +75,8 @@ def model_error_markdown(
     cells: dict[str, dict[str, dict[str, float]]], conditions: Sequence[str], datasets: Sequence[str]
 ) -> str:
     """The ``## Model error along the policy's rollouts`` section of :func:`model_error_cells`' cells:
-    ``final (max) (n)``, then ``r̂−r`` and the reward bias where measured, rows and columns in the order
-    of ``conditions`` and ``datasets``."""
+    ``final (max) (n)``, then ``r̂−r`` and the reward bias where measured (with its number of seeds when
+    fewer logged it), rows and columns in the order of ``conditions`` and ``datasets``."""
     steps = max((c["horizon"] for row in cells.values() for c in row.values()), default=HORIZON)
     intro = (
         "## Model error along the policy's rollouts\n\n"
@@ -86,11 +86,15 @@ def model_error_markdown(
         " the seeds (`final (max) (n)`). Near 1 or below, the policy stays where the model is as right as on"
         " the data; several times 1, it has gone where the model is wrong. `r̂−r`, where the runs logged it:"
         " the model's reward minus the true reward of the same state and action at that step of the"
-        " policy's model rollout, at the last evaluation (positive: the model overpays the policy)."
+        " policy's model rollout, at the last evaluation (positive: the model overpays the policy), over the"
+        " seeds that logged it (their number in brackets when fewer)."
     )
 
     def cell(c: dict[str, float]) -> str:
         text = f"{c['final']:.2f} ({c['max']:.2f}) ({c['num_seeds']})"
-        return text + f" r̂−r {c['reward_bias']:+.2f}" if "reward_bias" in c else text
+        if "reward_bias" not in c:
+            return text
+        fewer = f" ({c['reward_bias_seeds']})" if c["reward_bias_seeds"] < c["num_seeds"] else ""
+        return f"{text} r̂−r {c['reward_bias']:+.2f}{fewer}"
 
     return grid_markdown(intro, cells, conditions, datasets, cell)
