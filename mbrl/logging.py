@@ -99,9 +99,9 @@ class RunLogger:
         row = {"step": step, **values}
         path = self.run_dir / f"{group}.csv"
         columns = _csv_header(path)
-        if columns is not None and columns != list(row):
-            _widen_csv(path, columns + [k for k in row if k not in columns])
-            columns = _csv_header(path)
+        if columns is not None and any(k not in columns for k in row):  # only new keys need a rewrite
+            columns += [k for k in row if k not in columns]
+            _widen_csv(path, columns)
         with open(path, "a", newline="") as f:
             w = csv.DictWriter(f, fieldnames=columns or list(row), restval="")
             if columns is None:
