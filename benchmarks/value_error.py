@@ -1,12 +1,18 @@
-"""Value overestimation of finished runs: the critics' Q at start states against the realised return.
+"""Critics and learned model along the policy's own episodes, for finished runs.
 
-    python benchmarks/value_error.py benchmarks/runs/oracle_cpu/*/*/seed0 --episodes 10 --out benchmarks/results/x.json
+    python benchmarks/value_error.py benchmarks/runs/headline_cpu/*/ravl/seed* --episodes 10 --out x.json
 
-For each run folder it restores the final checkpoint, runs evaluation episodes with the
-deterministic policy and reports, over those episodes, the critics' value of the start state
-(``min_j Q_j(s0, pi(s0))``, the pessimistic estimate the agent trains its actor on, and the mean
-over critics) beside the discounted return the policy actually obtained from there (gamma of the
-agent). A Q far above the realised return is the overestimation the edge-of-reach problem causes.
+For each run folder it restores the final checkpoint (agent and, in a model-based run, its fitted
+dynamics), runs evaluation episodes with the deterministic policy and reports:
+
+* the critics' value of the start states (``min_j Q_j(s0, pi(s0))``, the pessimistic estimate the actor
+  is trained on, and the mean over critics) beside the discounted return obtained from there (gamma of
+  the agent): a Q far above the realised return is the overestimation the edge-of-reach problem causes;
+* the same along every state the policy visits (``mbrl.diagnostics.on_policy_errors``): value
+  ``policy_q`` against return-to-go ``policy_return_to_go``, the critics' disagreement;
+* the learned model's one-step next-state error, reward bias and MOPO uncertainty on those states, beside
+  the same on a sample of the dataset's own rows (``data_*``): a model much worse where the policy goes
+  than on the data is a policy that left the data for states the model gets wrong.
 """
 
 from __future__ import annotations
@@ -18,32 +24,46 @@ from pathlib import Path
 import torch
 from mbrl.agents import AGENTS
 from mbrl.agents.base import AgentSpec
+from mbrl.dynamics.ensemble import GaussianEnsemble
+from mbrl.dynamics.factory import build_dynamics
 from omegaconf import OmegaConf
 
 from mbrl.checkpoint import load
 from mbrl.config import TrainConfig, typed_section
 from mbrl.data.loading import load_dataset
+from mbrl.diagnostics import on_policy_errors
 from mbrl.evaluate import evaluate
+
+DATA_ROWS = 10_000  # dataset rows the model is also judged on
 
 
 def value_error(run_dir: Path, episodes: int, seed: int = 123) -> dict:
-    """Q at the start states vs the discounted return obtained, for one run folder."""
+    """Values and model errors along the final policy's episodes, for one run folder."""
     cfg: TrainConfig = OmegaConf.to_object(
         OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.load(run_dir / "config.yaml"))
     )
     name = cfg.agent["name"]
     cls = AGENTS.get(name)
     agent_cfg = typed_section(cfg.agent, f"agent {name!r}", cls.Config)
-    spec = load_dataset(cfg.dataset).spec
+    data = load_dataset(cfg.dataset)
+    spec = data.spec
     agent = cls(AgentSpec(spec.obs_dim, spec.act_dim, spec.act_low, spec.act_high), agent_cfg)
-    agent.load_state_dict(load(run_dir / "checkpoint.pt")["agent"])
+    state = load(run_dir / "checkpoint.pt")
+    agent.load_state_dict(state["agent"])
     ref = (spec.ref_min_score, spec.ref_max_score) if spec.ref_min_score is not None else None
     env_id = cfg.eval_env or spec.env_id
-    res = evaluate(lambda o: agent.act(o, deterministic=True), env_id, episodes, seed, ref, gamma=agent_cfg.gamma)
+    model = None
+    if cfg.dynamics.kind in ("ensemble", "single") and state.get("dynamics") is not None:
+        model = build_dynamics(cfg.dynamics.kind, cfg.dynamics, spec, env_id, cfg.seed)
+        model.load_state_dict(state["dynamics"])
+        assert isinstance(model, GaussianEnsemble)
+    gamma = agent_cfg.gamma
+    res = evaluate(lambda o: agent.act(o, deterministic=True), env_id, episodes, seed, ref, gamma=gamma, record=True)
     q = agent.q_values(res.start_obs, agent.act(res.start_obs, deterministic=True))  # [N, episodes]
-    return {
+    row = {
         "run": str(run_dir),
         "agent": name,
+        "preset": cfg.agent.get("preset"),
         "dataset": cfg.dataset,
         "dynamics": cfg.dynamics.kind,
         "num_critics": int(q.shape[0]),
@@ -54,6 +74,16 @@ def value_error(run_dir: Path, episodes: int, seed: int = 123) -> dict:
         "score": float(res.normalized.mean()) if res.normalized is not None else None,
         "episode_length": float(res.lengths.double().mean()),
     }
+    row |= on_policy_errors(res.steps, gamma, agent.q_values, model)
+    if model is not None:
+        rows = data.transitions.sample(DATA_ROWS, torch.Generator().manual_seed(seed))
+        on_data = on_policy_errors(rows, gamma, model=model)
+        row |= {k.replace("policy_", "data_"): v for k, v in on_data.items()}
+    return row
+
+
+def fmt(x: float | None, spec: str = ".1f") -> str:
+    return "–" if x is None else format(x, spec)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -64,12 +94,19 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     rows = [value_error(r, a.episodes) for r in a.runs]
-    print("| run | agent | dynamics | Q(s0) min over critics | Q(s0) mean | discounted return | score | length |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| run | score | Q(s0) min / mean | discounted return | Q along episodes | return-to-go | critics' std "
+        "| model error policy / data | reward bias policy / data | uncertainty policy / data |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['run']} | {r['agent']} | {r['dynamics']} | {r['q_start_min']:.1f} | {r['q_start_mean']:.1f} | "
-            f"{r['discounted_return']:.1f} | {r['score']:.1f} | {r['episode_length']:.0f} |"
+            f"| {r['run']} | {fmt(r['score'])} | {r['q_start_min']:.1f} / {r['q_start_mean']:.1f} "
+            f"| {r['discounted_return']:.1f} | {r['policy_q']:.1f} | {r['policy_return_to_go']:.1f} "
+            f"| {r['policy_q_std']:.2f} "
+            f"| {fmt(r.get('policy_model_error'), '.3f')} / {fmt(r.get('data_model_error'), '.3f')} "
+            f"| {fmt(r.get('policy_reward_bias'), '+.2f')} / {fmt(r.get('data_reward_bias'), '+.2f')} "
+            f"| {fmt(r.get('policy_model_uncertainty'), '.2f')} / {fmt(r.get('data_model_uncertainty'), '.2f')} |"
         )
     if a.out:
         a.out.write_text(json.dumps(rows, indent=2) + "\n")

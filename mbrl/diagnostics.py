@@ -13,6 +13,10 @@ Written to ``diagnostics.csv`` of a run (``scripts/plot_diagnostics.py`` draws t
   current policy (the same actions fed to both from the same start states); with the simulator also the
   model's reward against the true reward of the same state and action along the policy's model rollout
   (``reward_bias_step{k}``: mean signed error, ``reward_error_step{k}``: mean squared error).
+* ``on_policy_errors``: the same questions along the policy's own evaluation episodes in the real
+  env, the states it actually reaches: the critics' value against the discounted return obtained
+  from each state, and the learned model's one-step error and uncertainty there. Written to
+  ``eval.csv`` (``policy_*`` columns) with every evaluation.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import torch
 
 from mbrl.data.transitions import Transitions
 from mbrl.dynamics.base import DynamicsModel
+from mbrl.dynamics.ensemble import GaussianEnsemble
 
 
 @dataclass
@@ -140,4 +145,68 @@ def model_error_by_step(
             out[f"oracle_step{k + 1}"] = float((learned - sim).square().mean())
             out[f"reward_bias_step{k + 1}"] = float((reward - true_reward).mean())
             out[f"reward_error_step{k + 1}"] = float((reward - true_reward).square().mean())
+    return out
+
+
+def returns_to_go(steps: Transitions, gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The discounted return obtained from every recorded step, and the weight of what it misses.
+
+    ``steps``: whole episodes one after another, told apart by ``episode_id`` (as
+    ``mbrl.evaluate.evaluate(record=True)`` returns them). Returns ``G [N]`` float64,
+    ``G_t = sum_{k >= t} gamma^(k - t) r_k`` to the episode's end, and ``tail [N]``: ``gamma^(L - t)``
+    for an episode cut by its time limit after ``L`` steps (the share of a value the return cannot
+    show), 0 for one that terminated.
+    """
+    if steps.episode_id is None:
+        raise ValueError("returns_to_go needs steps with episode_id (evaluate(..., record=True) records them)")
+    rew = steps.rew.double()
+    g = torch.empty_like(rew)
+    tail = torch.zeros_like(rew)
+    for ep in torch.unique_consecutive(steps.episode_id):
+        rows = (steps.episode_id == ep).nonzero().squeeze(1)
+        power = gamma ** torch.arange(len(rows), dtype=torch.float64, device=rew.device)  # gamma^t
+        # Suffix sums of gamma^k r_k, brought back to gamma^0 at each t; float64 keeps gamma^1000 exact enough.
+        g[rows] = (rew[rows] * power).flip(0).cumsum(0).flip(0) / power
+        if not steps.terminated[rows[-1]]:
+            tail[rows] = gamma * power[-1] / power
+    return g, tail
+
+
+@torch.no_grad()
+def on_policy_errors(
+    steps: Transitions,
+    gamma: float,
+    q_values: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    model: GaussianEnsemble | None = None,
+    max_tail: float = 0.01,
+) -> dict[str, float]:
+    """Critics and learned model on the states the policy reaches in the real env.
+
+    ``steps``: the policy's recorded evaluation episodes (``evaluate(..., record=True)``); its actions
+    are the deterministic policy's, so ``Q(s_t, a_t)`` is the value the actor is trained to raise.
+
+    * with ``q_values`` (``obs [B, o]``, ``act [B, a]`` -> ``[N, B]``): ``policy_q`` the critics'
+      pessimistic value ``min_j Q_j(s_t, a_t)`` and ``policy_return_to_go`` the discounted return
+      obtained from ``s_t``, both averaged over the steps whose return misses at most ``max_tail`` of
+      the value (NaN where no step qualifies); ``policy_q_std`` the critics' disagreement on all steps.
+    * with ``model``: ``policy_model_error`` the elites' mean next-state squared error against the
+      real next state, ``policy_reward_bias`` the model's reward minus the real one (mean), and
+      ``policy_model_uncertainty`` MOPO's ``max_i ||sigma_i(s, a)||_2`` over all members, unscaled.
+    """
+    nan = float("nan")
+    out: dict[str, float] = {}
+    if q_values is not None:
+        q = q_values(steps.obs, steps.act)  # [N, B]
+        g, tail = returns_to_go(steps, gamma)
+        seen = tail <= max_tail
+        q_min = q.min(dim=0).values.double()
+        out["policy_q"] = float(q_min[seen].mean()) if seen.any() else nan
+        out["policy_return_to_go"] = float(g[seen].mean()) if seen.any() else nan
+        out["policy_q_std"] = float(q.std(dim=0).mean()) if q.shape[0] > 1 else 0.0
+    if model is not None:
+        mean, logvar = model.predict(steps.obs, steps.act)  # [E, B, o+1]
+        pred = mean[model.elites].mean(dim=0)
+        out["policy_model_error"] = float((steps.obs + pred[:, :-1] - steps.next_obs).square().mean())
+        out["policy_reward_bias"] = float((pred[:, -1] - steps.rew).mean())
+        out["policy_model_uncertainty"] = float((0.5 * logvar).exp().norm(dim=-1).amax(dim=0).mean())
     return out

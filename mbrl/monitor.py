@@ -2,7 +2,9 @@
 
 * Evaluation (every ``eval_every`` updates and once at the end): deterministic episodes in the eval env
   (``mbrl.evaluate``), seeded by the run's seed and the step; for an agent with critics
-  (``has_q_values``) also their value of the episodes' start states against the discounted return.
+  (``has_q_values``) also their value of the episodes' start states against the discounted return,
+  and with diagnostics on, the critics and the learned model along the episodes' states
+  (``mbrl.diagnostics.on_policy_errors``, the ``policy_*`` columns).
 * Diagnostics (every ``diagnostics.every`` updates, default with each evaluation; ``mbrl.diagnostics``):
   the critics on real and model data and the model's error by rollout step, against the simulator
   when one is available. They draw from their own generator (seed + 2) and restore the global RNG
@@ -19,7 +21,7 @@ import torch
 from mbrl.agents.base import Agent
 from mbrl.config import TrainConfig
 from mbrl.data.transitions import OfflineDataset, Transitions
-from mbrl.diagnostics import model_error_by_step, value_diagnostics
+from mbrl.diagnostics import model_error_by_step, on_policy_errors, value_diagnostics
 from mbrl.dynamics.ensemble import GaussianEnsemble
 from mbrl.dynamics.oracle import OracleDynamics
 from mbrl.evaluate import evaluate
@@ -71,8 +73,10 @@ class Monitor:
         return None
 
     def evaluate(self, step: int, episodes: int) -> dict[str, float]:
-        """``episodes`` deterministic episodes; the summary, with the critics' start-state value if any."""
-        agent = self.agent
+        """``episodes`` deterministic episodes; the summary, with the critics' start-state value if any
+        and, with diagnostics on, the critics and the model along the episodes."""
+        agent, dynamics = self.agent, self.model_data.dynamics
+        on_policy = self.cfg.diagnostics.enabled and (agent.has_q_values or isinstance(dynamics, GaussianEnsemble))
         res = evaluate(
             lambda o: agent.act(o, deterministic=True),
             self.eval_env,
@@ -81,12 +85,20 @@ class Monitor:
             ref_scores=self.ref,
             device=self.device,
             gamma=self.gamma,
+            record=on_policy,
         )
         out = res.summary()
         if agent.has_q_values:  # the critics' value of the start states against what the policy obtained
             start = res.start_obs.to(self.device)
             q = agent.q_values(start, agent.act(start, deterministic=True))
             out |= {"q_start": float(q.min(dim=0).values.mean()), "discounted_return": float(res.discounted.mean())}
+        if res.steps is not None:
+            out |= on_policy_errors(
+                res.steps,
+                self.gamma,
+                agent.q_values if agent.has_q_values else None,
+                dynamics if isinstance(dynamics, GaussianEnsemble) else None,
+            )
         return out
 
     def final(self) -> dict[str, float]:

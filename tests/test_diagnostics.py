@@ -9,7 +9,14 @@ from mbrl.dynamics.oracle import OracleDynamics
 
 from mbrl.data.generate import collect
 from mbrl.data.transitions import Transitions
-from mbrl.diagnostics import model_error_by_step, trajectory_segments, value_diagnostics
+from mbrl.diagnostics import (
+    model_error_by_step,
+    on_policy_errors,
+    returns_to_go,
+    trajectory_segments,
+    value_diagnostics,
+)
+from mbrl.evaluate import evaluate
 
 
 def as_transitions(episode) -> Transitions:
@@ -69,6 +76,64 @@ def test_model_error_is_zero_for_the_true_simulator_and_grows_for_a_biased_model
     for k in (1, 2, 3):
         assert math.isclose(drift[f"reward_bias_step{k}"], 0.5, rel_tol=1e-5)
         assert math.isclose(drift[f"reward_error_step{k}"], 0.25, rel_tol=1e-5)
+    oracle.close()
+
+
+def test_returns_to_go_of_terminated_and_time_limited_episodes():
+    gamma = 0.5
+    rew = torch.tensor([1.0, 2.0, 3.0, 1.0, 1.0])
+    steps = Transitions(
+        torch.zeros(5, 1),
+        torch.zeros(5, 1),
+        rew,
+        torch.zeros(5, 1),
+        torch.tensor([False, False, True, False, False]),  # episode 0 ends in a terminal state
+        torch.tensor([False, False, False, False, True]),  # episode 1 is cut by its time limit
+        episode_id=torch.tensor([0, 0, 0, 1, 1]),
+    )
+    g, tail = returns_to_go(steps, gamma)
+    expected = []
+    for rows in ([0, 1, 2], [3, 4]):
+        for t in range(len(rows)):
+            expected.append(sum(gamma**k * float(rew[rows[t + k]]) for k in range(len(rows) - t)))
+    torch.testing.assert_close(g, torch.tensor(expected, dtype=torch.float64))
+    # The cut episode's return misses gamma^(steps left) of the value; the terminated one misses nothing.
+    torch.testing.assert_close(tail, torch.tensor([0.0, 0.0, 0.0, 0.25, 0.5], dtype=torch.float64))
+    with pytest.raises(ValueError, match="episode_id"):
+        returns_to_go(Transitions(steps.obs, steps.act, rew, steps.next_obs, steps.terminated, steps.truncated), gamma)
+
+
+def test_on_policy_errors_measure_critics_and_model_along_the_policy_episodes():
+    oracle = OracleDynamics("Hopper-v5", num_threads=1)
+    policy = lambda o: torch.tanh(o[:, :3])  # noqa: E731
+    res = evaluate(policy, "Hopper-v5", num_episodes=3, seed=0, gamma=0.9, record=True)
+    g, _ = returns_to_go(res.steps, 0.9)
+    firsts = torch.cat([torch.zeros(1, dtype=torch.long), res.lengths.cumsum(0)[:-1]])
+    torch.testing.assert_close(g[firsts], res.discounted)  # the episodes' own discounted returns
+
+    def q_values(obs, act):  # two critics: the true return-to-go, and 1 above it
+        return torch.stack([g, g + 1.0]).float()
+
+    exact = on_policy_errors(res.steps, 0.9, q_values, oracle)
+    assert math.isclose(exact["policy_q"], exact["policy_return_to_go"], rel_tol=1e-5)
+    assert math.isclose(exact["policy_q_std"], 2**-0.5, rel_tol=1e-5)
+    assert abs(exact["policy_model_error"]) < 1e-8 and abs(exact["policy_reward_bias"]) < 1e-6
+
+    class Biased:
+        """The true step plus 0.01 on every state dimension and 0.5 on the reward, with a known std."""
+
+        elites = torch.tensor([0])
+
+        def predict(self, obs, act):
+            mean, _ = oracle.predict(obs, act)
+            shift = torch.cat([torch.full_like(obs, 0.01), torch.full((len(obs), 1), 0.5)], 1)
+            return mean + shift, torch.full_like(mean, math.log(0.04))  # std 0.2 on every output
+
+    drift = on_policy_errors(res.steps, 0.9, model=Biased())
+    assert set(drift) == {"policy_model_error", "policy_reward_bias", "policy_model_uncertainty"}
+    assert math.isclose(drift["policy_model_error"], 1e-4, rel_tol=0.01)
+    assert math.isclose(drift["policy_reward_bias"], 0.5, rel_tol=1e-4)
+    assert math.isclose(drift["policy_model_uncertainty"], 0.2 * (res.steps.obs.shape[1] + 1) ** 0.5, rel_tol=1e-5)
     oracle.close()
 
 

@@ -49,3 +49,24 @@ def test_result_does_not_depend_on_parallelism_and_is_normalised():
     torch.testing.assert_close(a.normalized, expected)
     s = a.summary()
     assert s["score_ci_low"] <= s["score_mean"] <= s["score_ci_high"]
+
+
+def test_recorded_steps_are_the_episodes_a_single_env_plays():
+    res = evaluate(linear_policy, "Hopper-v5", num_episodes=3, seed=5, max_parallel=2, record=True)
+    assert evaluate(linear_policy, "Hopper-v5", num_episodes=3, seed=5).steps is None
+    steps = res.steps
+    for i in range(3):
+        env = make_env("Hopper-v5")
+        obs, _ = env.reset(seed=5 + i)
+        rows = (steps.episode_id == i).nonzero().squeeze(1)
+        assert len(rows) == res.lengths[i] and rows.diff().eq(1).all()  # whole episodes, one after another
+        for row in rows.tolist():
+            np.testing.assert_allclose(steps.obs[row].numpy(), obs, rtol=1e-6)
+            a = linear_policy(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+            np.testing.assert_allclose(steps.act[row].numpy(), a, rtol=1e-6)
+            obs, r, term, trunc, _ = env.step(a)
+            np.testing.assert_allclose(steps.next_obs[row].numpy(), obs, rtol=1e-6)
+            assert np.isclose(steps.rew[row].item(), r, rtol=1e-5)
+            assert (bool(steps.terminated[row]), bool(steps.truncated[row])) == (term, trunc)
+        assert term or trunc
+        env.close()
