@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from mbrl.report.model_error import model_error_cells, model_error_markdown, run_model_error
-from mbrl.report.values import run_values, value_cells, value_markdown
+from mbrl.report.values import run_episode_values, run_values, value_cells, value_markdown
 
 
 def finished_run(folder: Path, score: float, q_start: float | None = None, discounted: float | None = None) -> Path:
@@ -120,3 +120,24 @@ def test_reward_bias_joins_the_model_error_cell_from_the_runs_that_logged_it(tmp
         ["MOPO"],
         ["hopper-random"],
     )
+
+
+def test_values_along_the_episodes_join_the_cell_from_the_runs_that_recorded_them(tmp_path):
+    new = [finished_run(tmp_path / f"new{s}", 20.0, 40.0 + s, 60.0) for s in range(2)]
+    for i, run in enumerate(new):  # what mbrl-train adds with diagnostics on
+        final = json.loads((run / "final.json").read_text())
+        final["final"] |= {"policy_q": 100.0 + 10 * i, "policy_return_to_go": 150.0}
+        (run / "final.json").write_text(json.dumps(final))
+    old = finished_run(tmp_path / "old", 25.0, 42.0, 90.0)
+    values = value_cells([{"condition": "RAVL", "dataset": "hopper-medium", "runs": [str(p) for p in [*new, old]]}])
+    cell = values["RAVL"]["hopper-medium"]
+    assert cell == {
+        "q_start": 41.0,
+        "discounted_return": 70.0,
+        "num_seeds": 3,
+        "episode_q": 105.0,
+        "episode_return": 150.0,
+        "episode_seeds": 2,
+    }
+    assert "| RAVL | 41 / 70 (3) along 105 / 150 (2) |" in value_markdown(values, ["RAVL"], ["hopper-medium"])
+    assert run_episode_values(old) is None and run_episode_values(new[1]) == (110.0, 150.0)
