@@ -12,7 +12,12 @@ dynamics), runs evaluation episodes with the deterministic policy and reports:
   ``policy_q`` against return-to-go ``policy_return_to_go``, the critics' disagreement;
 * the learned model's one-step next-state error, reward bias and MOPO uncertainty on those states, beside
   the same on a sample of the dataset's own rows (``data_*``): a model much worse where the policy goes
-  than on the data is a policy that left the data for states the model gets wrong.
+  than on the data is a policy that left the data for states the model gets wrong;
+* how far the policy's states lie from every state the critics were trained on (the dataset's states
+  and, in a model-based run, the model buffer's): the mean Euclidean distance to the nearest one in
+  units of the dataset's per-dimension std (``policy_reach``), beside the mean distance between a
+  dataset state and its nearest other one (``data_spacing``). Where the first is many times the
+  second, the critics' values of the policy's states are extrapolation: no update ever fitted them.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from mbrl.agents.base import AgentSpec
 from mbrl.dynamics.ensemble import GaussianEnsemble
 from mbrl.dynamics.factory import build_dynamics
 from omegaconf import OmegaConf
+from scipy.spatial import KDTree
 
 from mbrl.checkpoint import load
 from mbrl.config import TrainConfig, typed_section
@@ -35,6 +41,20 @@ from mbrl.diagnostics import on_policy_errors
 from mbrl.evaluate import evaluate
 
 DATA_ROWS = 10_000  # dataset rows the model is also judged on
+
+
+def reach(states: torch.Tensor, trained: torch.Tensor, data_obs: torch.Tensor, rows: torch.Tensor) -> dict[str, float]:
+    """``policy_reach``: mean distance from each of ``states [N, o]`` to the nearest of ``trained [M, o]``;
+    ``data_spacing``: mean distance from the dataset states ``data_obs[rows]`` to their nearest other
+    dataset state; both in units of ``data_obs``' per-dimension std."""
+    mean, std = data_obs.mean(dim=0), data_obs.std(dim=0).clamp_min(1e-6)
+
+    def z(x: torch.Tensor) -> torch.Tensor:
+        return ((x - mean) / std).double()
+
+    near, _ = KDTree(z(trained).numpy()).query(z(states).numpy(), k=1)
+    spacing, _ = KDTree(z(data_obs).numpy()).query(z(data_obs[rows]).numpy(), k=2)  # [:, 0] is itself
+    return {"policy_reach": float(near.mean()), "data_spacing": float(spacing[:, 1].mean())}
 
 
 def value_error(run_dir: Path, episodes: int, seed: int = 123) -> dict:
@@ -75,6 +95,12 @@ def value_error(run_dir: Path, episodes: int, seed: int = 123) -> dict:
         "episode_length": float(res.lengths.double().mean()),
     }
     row |= on_policy_errors(res.steps, gamma, agent.q_values, model)
+    buffer = state.get("model_buffer")
+    trained = data.transitions.obs
+    if buffer is not None and buffer["size"]:
+        trained = torch.cat([trained, buffer["data"]["obs"][: buffer["size"]]])
+    rows = torch.randperm(len(data.transitions), generator=torch.Generator().manual_seed(seed))[:DATA_ROWS]
+    row |= reach(res.steps.obs, trained, data.transitions.obs, rows)
     if model is not None:
         rows = data.transitions.sample(DATA_ROWS, torch.Generator().manual_seed(seed))
         on_data = on_policy_errors(rows, gamma, model=model)
@@ -96,9 +122,10 @@ def main(argv: list[str] | None = None) -> None:
     rows = [value_error(r, a.episodes) for r in a.runs]
     print(
         "| run | score | Q(s0) min / mean | discounted return | Q along episodes | return-to-go | critics' std "
-        "| model error policy / data | reward bias policy / data | uncertainty policy / data |"
+        "| model error policy / data | reward bias policy / data | uncertainty policy / data "
+        "| distance to trained states / data spacing |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['run']} | {fmt(r['score'])} | {r['q_start_min']:.1f} / {r['q_start_mean']:.1f} "
@@ -106,7 +133,8 @@ def main(argv: list[str] | None = None) -> None:
             f"| {r['policy_q_std']:.2f} "
             f"| {fmt(r.get('policy_model_error'), '.3f')} / {fmt(r.get('data_model_error'), '.3f')} "
             f"| {fmt(r.get('policy_reward_bias'), '+.2f')} / {fmt(r.get('data_reward_bias'), '+.2f')} "
-            f"| {fmt(r.get('policy_model_uncertainty'), '.2f')} / {fmt(r.get('data_model_uncertainty'), '.2f')} |"
+            f"| {fmt(r.get('policy_model_uncertainty'), '.2f')} / {fmt(r.get('data_model_uncertainty'), '.2f')} "
+            f"| {r['policy_reach']:.2f} / {r['data_spacing']:.2f} |"
         )
     if a.out:
         a.out.write_text(json.dumps(rows, indent=2) + "\n")

@@ -1,0 +1,43 @@
+"""The on-policy check of finished runs (``benchmarks/value_error.py``), end to end on smoke-scale runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import ROOT, SMOKE, run_cli
+
+
+@pytest.mark.slow
+def test_the_script_measures_critics_model_and_reach_along_the_policy_episodes(tmp_path, env_vars):
+    runs = {agent: tmp_path / agent for agent in ("mopo", "td3bc")}
+    for agent, run in runs.items():
+        done = run_cli([*SMOKE, f"agent={agent}", f"hydra.run.dir={run}"], env_vars)
+        assert done.returncode == 0, done.stderr[-3000:]
+    out = tmp_path / "rows.json"
+    script = [sys.executable, str(ROOT / "benchmarks" / "value_error.py"), *map(str, runs.values())]
+    done = subprocess.run(
+        [*script, "--episodes", "2", "--out", str(out)],
+        cwd=ROOT,
+        env={**os.environ, **env_vars},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    mopo, td3bc = json.loads(out.read_text())
+    assert [mopo["agent"], td3bc["agent"]] == ["sac", "td3bc"] and mopo["dynamics"] == "ensemble"
+    for row in (mopo, td3bc):
+        assert row["q_start_min"] <= row["q_start_mean"]
+        assert math.isfinite(row["policy_q"]) and math.isfinite(row["policy_return_to_go"])
+        assert row["policy_reach"] >= 0 and row["data_spacing"] > 0
+    # The model is judged where the policy goes and on the data; a model-free run has no model to judge.
+    model_keys = {f"{where}_{what}" for where in ("policy", "data") for what in ("model_error", "reward_bias")}
+    assert model_keys <= set(mopo) and not model_keys & set(td3bc)
+    assert mopo["policy_model_error"] >= 0 and mopo["data_model_uncertainty"] > 0
+    table = [line for line in done.stdout.splitlines() if line.startswith(f"| {tmp_path}")]
+    assert len(table) == 2 and table[1].count(" – / – ") == 3  # td3bc: no model columns
