@@ -22,7 +22,7 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
-from mbrl.report.values import grid_markdown
+from mbrl.report.values import fewer, grid_markdown
 
 HORIZON = 5  # the rollout horizon of every model-based `cpu` preset but MOREC's (100, cut short by its filter)
 
@@ -94,7 +94,6 @@ def model_error_markdown(
         text = f"{c['final']:.2f} ({c['max']:.2f}) ({c['num_seeds']})"
         if "reward_bias" not in c:
             return text
-        fewer = f" ({c['reward_bias_seeds']})" if c["reward_bias_seeds"] < c["num_seeds"] else ""
-        return f"{text} r̂−r {c['reward_bias']:+.2f}{fewer}"
+        return f"{text} r̂−r {c['reward_bias']:+.2f}{fewer(c['reward_bias_seeds'], c['num_seeds'])}"
 
     return grid_markdown(intro, cells, conditions, datasets, cell)

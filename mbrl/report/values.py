@@ -83,10 +83,16 @@ def value_markdown(
         text = f"{c['q_start']:.0f} / {c['discounted_return']:.0f} ({c['num_seeds']})"
         if "episode_q" not in c:
             return text
-        fewer = f" ({c['episode_seeds']})" if c["episode_seeds"] < c["num_seeds"] else ""
-        return f"{text} along {c['episode_q']:.0f} / {c['episode_return']:.0f}{fewer}"
+        return (
+            f"{text} along {c['episode_q']:.0f} / {c['episode_return']:.0f}{fewer(c['episode_seeds'], c['num_seeds'])}"
+        )
 
     return grid_markdown(intro, cells, conditions, datasets, cell)
+
+
+def fewer(seeds: int, of: int) -> str:
+    """`` (n)`` after a measurement that only ``seeds`` of a cell's ``of`` seeds recorded; empty if all did."""
+    return f" ({seeds})" if seeds < of else ""
 
 
 def grid_markdown(
