@@ -102,6 +102,45 @@ def test_fit_is_deterministic_and_round_trips_through_the_state_dict():
         DynamicsReward(3, 2, cfg).score(q.obs, q.act, q.next_obs)
 
 
+def test_fit_records_the_distribution_of_r_d_on_its_held_out_rows(fitted_reward):
+    data = toy_transitions(6000, seed=0)  # the fixture's data: its held-out rows are recomputed here
+    held_out = data.index(fitted_reward.holdout_split(len(data))[0])
+    scores = fitted_reward.score(held_out.obs, held_out.act, held_out.next_obs)
+    for q in (0.05, 0.5, 0.9):
+        assert fitted_reward.real_quantile(q) == pytest.approx(float(torch.quantile(scores, q)), abs=2e-3)
+        # The quantile's defining property; strictly below may be fewer, as clamped scores tie.
+        threshold = fitted_reward.real_quantile(q)
+        assert float((scores < threshold).float().mean()) <= q + 0.01
+        assert float((scores <= threshold + 1e-4).float().mean()) >= q - 0.01
+    assert fitted_reward.real_quantile(0.0) == pytest.approx(float(scores.min()))
+    assert fitted_reward.real_quantile(1.0) == pytest.approx(float(scores.max()))
+    # A cached fit restores the quantiles with the snapshots.
+    copy = DynamicsReward(3, 2, fitted_reward.cfg)
+    copy.load_state_dict(fitted_reward.state_dict())
+    assert copy.real_quantile(0.05) == fitted_reward.real_quantile(0.05)
+    with pytest.raises(RuntimeError, match="call fit"):
+        DynamicsReward(3, 2, fitted_reward.cfg).real_quantile(0.05)
+    # The ranking reports the quantiles and the share of held-out rows below the published 0.6.
+    res = fitted_reward.ranking(data, ToyModel(bias=0.0, spread=0.1), torch.Generator().manual_seed(0))
+    assert res["real_p05"] == fitted_reward.real_quantile(0.05)
+    assert res["real_below_published"] == pytest.approx(float((scores < 0.6).float().mean()))
+
+
+def test_a_quantile_threshold_stops_that_share_of_real_transitions(fitted_reward):
+    cfg = RewardConsistencyConfig(samples_per_elite=1, threshold=5.0, threshold_quantile=0.2)
+    filt = RewardConsistencyFilter(cfg, obs_dim=3, act_dim=2, seed=0, device="cpu")
+    filt.reward = fitted_reward  # as if fitted by the training job (or loaded from its cache)
+    assert filt.threshold == fitted_reward.real_quantile(0.2)  # the fixed threshold of 5 is not used
+    real = toy_transitions(3000, seed=11)  # new rows of the same system: stopped at about the quantile's rate
+    zeros = torch.zeros(1, len(real))
+    cand = StepResult(real.next_obs[None], zeros, zeros.bool(), {"member": torch.zeros(1, dtype=torch.long)})
+    res = filt(real.obs, real.act, cand, torch.Generator())
+    assert 0.1 < res.stop.float().mean() < 0.25
+    torch.testing.assert_close(res.stop, res.score < fitted_reward.real_quantile(0.2))
+    with pytest.raises(ValueError, match="threshold_quantile"):
+        RewardConsistencyConfig(threshold_quantile=1.5)
+
+
 class DistanceScore:
     """A stand-in dynamics reward: higher the closer ``next_obs`` is to ``target`` (1.3 at distance 0)."""
 

@@ -34,6 +34,11 @@ below is written from the paper, with these choices of ours:
   ``[learner, expert]``, mapped linearly to ``[-1, 1]`` and squashed, ``p_m = sigmoid(.)``, and
   ``r_D = -log(1 - mean_m p_m + 1e-9)``, so ``r_D`` lies in ``[0.31, 1.31]``; the published
   termination threshold is 0.6.
+* The fit also records the distribution of ``r_D`` on its held-out real transitions
+  (``real_quantile``). A fixed threshold means different things for different discriminators: one
+  that scores many real transitions below 0.6 stops rollouts that are plausible. The filter may
+  instead stop below a quantile of that distribution (``threshold_quantile``, a deviation from the
+  paper, off by default), so that it stops at most that fraction of real transitions.
 """
 
 from __future__ import annotations
@@ -58,6 +63,10 @@ log = logging.getLogger(__name__)
 
 # Rows per discriminator pass when scoring, bounding the [snapshots, rows, hidden] activations.
 _SCORE_CHUNK = 4096
+# ``real_quantiles`` holds r_D's quantiles on a 0.1 % grid: [0, 0.001, ..., 1].
+_QUANTILE_GRID = 1001
+# MOREC's published stop threshold on r_D (polixir/morec, rollout termination).
+PUBLISHED_THRESHOLD = 0.6
 
 
 @dataclass
@@ -106,15 +115,18 @@ class DynamicsRewardConfig:
 
 
 def _count_snapshots(module: DynamicsReward, incompatible_keys: Any) -> None:
-    """After ``load_state_dict``: the loaded ``num_snapshots`` as the Python int ``score`` reads."""
+    """After ``load_state_dict``: the loaded ``num_snapshots`` and ``real_quantiles`` as the Python values read
+    by ``score`` and ``real_quantile``."""
     module.snapshot_count = int(module.num_snapshots)
+    module.real_quantile_values = module.real_quantiles.tolist()
 
 
 class DynamicsReward(nn.Module):
     """The learned dynamics reward ``r_D``: an average of calibrated historical discriminators.
 
     After ``fit``, ``snapshots`` is an ``M``-member discriminator evaluated in one batched pass, with
-    calibration bounds ``learner_logit``/``expert_logit`` ``[M]``; ``score`` maps transitions to ``r_D``.
+    calibration bounds ``learner_logit``/``expert_logit`` ``[M]``; ``score`` maps transitions to ``r_D``;
+    ``real_quantiles [1001]`` are ``r_D``'s quantiles on the held-out real transitions.
     """
 
     learner_logit: torch.Tensor
@@ -135,9 +147,11 @@ class DynamicsReward(nn.Module):
         self.register_buffer("learner_logit", torch.zeros(self.cfg.max_snapshots))
         self.register_buffer("expert_logit", torch.ones(self.cfg.max_snapshots))
         self.register_buffer("num_snapshots", torch.zeros((), dtype=torch.long))
-        # The buffer as a Python int, set by fit and load_state_dict: score never waits for the device to read it
-        # (with cuda_graphs=true a CUDA graph replays score inside the rollout step).
+        self.register_buffer("real_quantiles", torch.zeros(_QUANTILE_GRID))
+        # The buffers as Python values, set by fit and load_state_dict: score never waits for the device to read
+        # them (with cuda_graphs=true a CUDA graph replays score inside the rollout step).
         self.snapshot_count = 0
+        self.real_quantile_values: list[float] = []
         self.register_load_state_dict_post_hook(_count_snapshots)
         self.to(self.device)
 
@@ -164,12 +178,28 @@ class DynamicsReward(nn.Module):
             out.append(-torch.log(1 - p + 1e-9))
         return torch.cat(out).view(lead).to(obs.dtype)
 
+    def real_quantile(self, q: float) -> float:
+        """The ``q``-quantile (``0 <= q <= 1``) of ``r_D`` on the transitions ``fit`` held out, linear between
+        the 0.1 % grid points: a threshold at it stops that fraction of real transitions."""
+        if not self.real_quantile_values:
+            raise RuntimeError("the dynamics reward has no quantiles of real transitions yet: call fit() first")
+        pos = min(max(q, 0.0), 1.0) * (_QUANTILE_GRID - 1)
+        lo = min(int(pos), _QUANTILE_GRID - 2)
+        a, b = self.real_quantile_values[lo], self.real_quantile_values[lo + 1]
+        return a + (pos - lo) * (b - a)
+
     def ranking(
         self, data: Transitions, model: DynamicsModel, generator: torch.Generator, rows: int = 2048
     ) -> dict[str, float]:
-        """:func:`ranking_auc` of ``score`` on up to ``rows`` of the transitions ``fit(data)`` held out."""
-        held_out, _ = self.holdout_split(len(data))
-        return ranking_auc(self.score, data.index(held_out[:rows]).to(self.device), model, generator)
+        """:func:`ranking_auc` of ``score`` on up to ``rows`` of the transitions ``fit(data)`` held out, with
+        ``r_D``'s 5 % and 50 % quantiles there and the fraction of them the published threshold would stop."""
+        real = data.index(self.holdout_split(len(data))[0][:rows]).to(self.device)
+        below = float((self.score(real.obs, real.act, real.next_obs) < PUBLISHED_THRESHOLD).float().mean())
+        return ranking_auc(self.score, real, model, generator) | {
+            "real_p05": self.real_quantile(0.05),
+            "real_p50": self.real_quantile(0.5),
+            "real_below_published": below,
+        }
 
     # -- learning ----------------------------------------------------------------------------------
     def holdout_split(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -272,6 +302,9 @@ class DynamicsReward(nn.Module):
                 "no discriminator snapshot separated real from generated transitions; raise rounds or lower r1_coef"
             )
         self._stack(snapshots)
+        grid = torch.linspace(0, 1, _QUANTILE_GRID, device=self.device)
+        self.real_quantiles.copy_(torch.quantile(self.score(cal.obs, cal.act, cal.next_obs).float(), grid))
+        self.real_quantile_values = self.real_quantiles.tolist()
         return {"snapshots": len(snapshots), "history": history}
 
     @torch.no_grad()
@@ -342,7 +375,9 @@ class RewardConsistencyConfig:
     samples_per_elite: int = 2
     select: str = "argmax"  # "argmax" (MOREC's select_elite) or "softmax" (softmax_elite)
     temperature: float = 0.1  # of the softmax over r_D (the published 0.1)
-    threshold: float = 0.6  # stop the trajectory where the chosen r_D is below this
+    threshold: float = PUBLISHED_THRESHOLD  # stop the trajectory where the chosen r_D is below this
+    # When set, the threshold is instead this quantile of r_D on held-out real transitions (not in the paper).
+    threshold_quantile: float | None = None
     reward: DynamicsRewardConfig = field(default_factory=DynamicsRewardConfig)
 
     def __post_init__(self) -> None:
@@ -350,6 +385,11 @@ class RewardConsistencyConfig:
             raise ValueError(f"filter select={self.select!r} is unknown; choose argmax or softmax")
         if self.samples_per_elite < 1 or self.temperature <= 0:
             raise ValueError("filter samples_per_elite must be >= 1 and temperature > 0")
+        if self.threshold_quantile is not None and not 0 < self.threshold_quantile < 1:
+            raise ValueError(
+                f"filter threshold_quantile={self.threshold_quantile} must lie in (0, 1), "
+                "or be null to stop below the fixed threshold"
+            )
 
 
 @FILTERS.register("reward_consistency")
@@ -357,7 +397,8 @@ class RewardConsistencyFilter:
     """Keep the candidate with the highest dynamics reward; stop rows whose best is below ``threshold``.
 
     The stopped transition stays in the buffer, marked terminal (as in the public MOREC code), so the
-    agent does not bootstrap through an implausible state.
+    agent does not bootstrap through an implausible state. ``threshold`` is the configured one, or with
+    ``threshold_quantile`` set, that quantile of ``r_D`` on the fit's held-out real transitions.
     """
 
     Config = RewardConsistencyConfig
@@ -369,6 +410,16 @@ class RewardConsistencyFilter:
         self.graph_safe = config.select == "argmax"
         self.reward = DynamicsReward(obs_dim, act_dim, dataclasses.replace(config.reward, seed=seed), device)
         self.learned = [self.reward]  # fitted (and cached) by the training job before rollouts
+        self._threshold = config.threshold if config.threshold_quantile is None else None
+
+    @property
+    def threshold(self) -> float:
+        """The stop threshold on ``r_D``; a quantile threshold is read from the fitted reward when first needed."""
+        if self._threshold is None:
+            q = self.cfg.threshold_quantile
+            self._threshold = self.reward.real_quantile(q)
+            log.info("filter stops below r_D %.4f, the %.3g quantile on held-out real rows", self._threshold, q)
+        return self._threshold
 
     def __call__(
         self, obs: torch.Tensor, act: torch.Tensor, cand: StepResult, generator: torch.Generator
@@ -383,7 +434,7 @@ class RewardConsistencyFilter:
             pick = torch.multinomial(probs, 1, generator=generator).squeeze(1)
         rows = torch.arange(b, device=pick.device)
         score = scores[pick, rows]
-        stop = score < self.cfg.threshold
+        stop = score < self.threshold
         info = {**cand.info, "member": cand.info["member"][pick], "dynamics_reward": score}
         step = StepResult(cand.next_obs[pick, rows], cand.reward[pick, rows], cand.terminated[pick, rows] | stop, info)
         return FilterResult(step, stop, score)
