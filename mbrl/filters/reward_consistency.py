@@ -180,7 +180,7 @@ class DynamicsReward(nn.Module):
 
     def real_quantile(self, q: float) -> float:
         """The ``q``-quantile (``0 <= q <= 1``) of ``r_D`` on the transitions ``fit`` held out, linear between
-        the 0.1 % grid points: a threshold at it stops that fraction of real transitions."""
+        the 0.1 % grid points: a threshold at it stops at most that fraction of real transitions."""
         if not self.real_quantile_values:
             raise RuntimeError("the dynamics reward has no quantiles of real transitions yet: call fit() first")
         pos = min(max(q, 0.0), 1.0) * (_QUANTILE_GRID - 1)
