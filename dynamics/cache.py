@@ -5,6 +5,11 @@ cheap stage. The cache is safe under concurrent runs of a
 sweep: the first run to take the file lock fits and writes the model atomically; the others wait
 and load it. An entry that cannot be read (empty, truncated, tampered with, or not a fit of this model)
 counts as a miss: it is moved aside and the model refitted.
+
+An entry's key holds everything that decides what the fit learns: the dataset's content hash, the model's
+config (its seed included), its sizes, the torch version, and the source of the code that fits it as its
+files read when the fit is looked up (see :func:`fit_sources`). So an edit to that code, a comment
+included, refits once instead of silently reusing a model that the edited code would not have learned.
 """
 
 from __future__ import annotations
@@ -13,11 +18,14 @@ import copy
 import dataclasses
 import fcntl
 import hashlib
+import inspect
 import itertools
 import json
 import logging
 import os
+import sys
 import time
+import types
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,7 +35,6 @@ from mbrl.checkpoint import first_sentence, save_atomic, unreadable_reason
 from mbrl.data.transitions import Transitions
 
 log = logging.getLogger(__name__)
-CACHE_FORMAT = 1  # bump when a change to the model code makes old cached fits invalid
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -49,9 +56,41 @@ class Fittable(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> Any: ...
 
 
+def fit_sources(cls: type) -> dict[str, str]:
+    """Module name -> source file of the code that decides what a fit of ``cls`` learns.
+
+    That is the modules defining ``cls`` and its base classes, every module they use by name from the same
+    packages (the framework's and, for a plug-in, its own), and this module (the entry's layout). A
+    dependency reached only through another module is not followed: the modules a fit calls by name are
+    where its numbers are decided, and following every import would refit on any edit anywhere.
+    """
+    packages = {"mbrl", cls.__module__.split(".")[0]}
+
+    def ours(obj: object) -> str | None:
+        name = obj.__name__ if isinstance(obj, types.ModuleType) else getattr(obj, "__module__", None)
+        return name if isinstance(name, str) and name.split(".")[0] in packages else None
+
+    roots = {name for c in cls.__mro__ if (name := ours(c))}
+    names = roots | {__name__}
+    for root in roots:
+        names.update(name for value in vars(sys.modules[root]).values() if (name := ours(value)))
+    modules = (sys.modules.get(n) for n in names)
+    return {m.__name__: inspect.getfile(m) for m in modules if m is not None and getattr(m, "__file__", None)}
+
+
+def code_fingerprint(cls: type) -> str:
+    """A hash of the torch version and of the sources :func:`fit_sources` names (by module name, so two
+    checkouts of the same code share their entries)."""
+    digest = hashlib.sha256(torch.__version__.encode())
+    for name, path in sorted(fit_sources(cls).items()):
+        digest.update(name.encode())
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
 def cache_key(model: Fittable, dataset_hash: str) -> str:
     payload = {
-        "format": CACHE_FORMAT,
+        "code": code_fingerprint(type(model)),
         "dataset": dataset_hash,
         "config": dataclasses.asdict(model.cfg),
         "obs_dim": model.obs_dim,
