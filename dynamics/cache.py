@@ -72,8 +72,8 @@ def fit_sources(cls: type) -> dict[str, str]:
 
     roots = {name for c in cls.__mro__ if (name := ours(c))}
     names = roots | {__name__}
-    for root in roots:
-        names.update(name for value in vars(sys.modules[root]).values() if (name := ours(value)))
+    for module in filter(None, map(sys.modules.get, roots)):  # a class made at run time may have no module
+        names.update(name for value in vars(module).values() if (name := ours(value)))
     modules = (sys.modules.get(n) for n in names)
     return {m.__name__: inspect.getfile(m) for m in modules if m is not None and getattr(m, "__file__", None)}
 
