@@ -558,6 +558,13 @@ def sac_step_in_reference_order(
             "alpha_loss": alpha_loss.detach()}  # fmt: skip
 
 
+# The cache tests' model and data: a 2-member ensemble whose 2-epoch fit takes a fraction of a second.
+TINY_ENSEMBLE = EnsembleConfig(
+    ensemble_size=2, num_elites=1, hidden_sizes=(8,), weight_decay=(1e-4, 1e-4), batch_size=32, max_epochs=2
+)
+CACHE_HASH = "tiny-dataset"  # stands for a dataset's content hash
+
+
 # A small ensemble that fits in seconds (tests of the fit itself, and RAMBO's model).
 SMALL_ENSEMBLE = EnsembleConfig(
     ensemble_size=5,

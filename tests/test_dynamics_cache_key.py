@@ -13,15 +13,12 @@ import textwrap
 import pytest
 import torch
 from mbrl.dynamics.cache import cache_key, fit_cached, fit_sources
-from mbrl.dynamics.ensemble import EnsembleConfig, GaussianEnsemble
+from mbrl.dynamics.ensemble import GaussianEnsemble
 
 from mbrl.testing import SPEC, random_batch
+from tests.helpers import CACHE_HASH, TINY_ENSEMBLE
 
 DATA = random_batch(200, seed=3)
-HASH = "tiny-dataset"
-TINY = EnsembleConfig(
-    ensemble_size=2, num_elites=1, hidden_sizes=(8,), weight_decay=(1e-4, 1e-4), batch_size=32, max_epochs=2
-)
 PLUGIN = """
 from mbrl.dynamics.ensemble import GaussianEnsemble
 
@@ -54,35 +51,36 @@ def test_the_fit_sources_are_the_models_modules_and_what_they_use():
     assert "mbrl.train" not in sources and "mbrl.agents.sac" not in sources  # not used by the fit
 
 
+def built(cls: type) -> GaussianEnsemble:
+    return cls(SPEC.obs_dim, SPEC.act_dim, TINY_ENSEMBLE)
+
+
 def test_an_edit_to_the_fit_code_refits_and_the_same_code_hits(plugin, tmp_path):
     cache = tmp_path / "cache"
     first = plugin()
     assert "plugin_model" in fit_sources(first) and "mbrl.dynamics.ensemble" in fit_sources(first)
-    assert fit_cached(first(SPEC.obs_dim, SPEC.act_dim, TINY), DATA, HASH, cache_dir=cache) is not None
-    assert fit_cached(first(SPEC.obs_dim, SPEC.act_dim, TINY), DATA, HASH, cache_dir=cache) is None  # a hit
-    before = cache_key(first(SPEC.obs_dim, SPEC.act_dim, TINY), HASH)
+    assert fit_cached(built(first), DATA, CACHE_HASH, cache_dir=cache) is not None
+    assert fit_cached(built(first), DATA, CACHE_HASH, cache_dir=cache) is None  # a hit
+    before = cache_key(built(first), CACHE_HASH)
 
     edited = plugin("# a comment is an edit too\n")
-    assert cache_key(edited(SPEC.obs_dim, SPEC.act_dim, TINY), HASH) != before
-    assert fit_cached(edited(SPEC.obs_dim, SPEC.act_dim, TINY), DATA, HASH, cache_dir=cache) is not None
+    assert cache_key(built(edited), CACHE_HASH) != before
+    assert fit_cached(built(edited), DATA, CACHE_HASH, cache_dir=cache) is not None
     assert len(list((cache / "dynamics").glob("*.pt"))) == 2  # the old entry stays for the old code
 
 
-def test_the_same_code_in_another_checkout_shares_the_key(plugin, tmp_path):
-    here = cache_key(plugin()(SPEC.obs_dim, SPEC.act_dim, TINY), HASH)
+def test_the_same_code_in_another_checkout_shares_the_key(plugin, tmp_path, monkeypatch):
+    here = cache_key(built(plugin()), CACHE_HASH)
     elsewhere = tmp_path / "another_checkout"
     elsewhere.mkdir()
-    sys.path.insert(0, str(elsewhere))
-    try:
-        moved = plugin(folder=elsewhere)
-        assert moved.__module__ == "plugin_model" and str(elsewhere) in fit_sources(moved)["plugin_model"]
-        assert cache_key(moved(SPEC.obs_dim, SPEC.act_dim, TINY), HASH) == here
-    finally:
-        sys.path.remove(str(elsewhere))
+    monkeypatch.syspath_prepend(str(elsewhere))
+    moved = plugin(folder=elsewhere)
+    assert moved.__module__ == "plugin_model" and str(elsewhere) in fit_sources(moved)["plugin_model"]
+    assert cache_key(built(moved), CACHE_HASH) == here
 
 
 def test_another_torch_version_refits(monkeypatch):
-    model = GaussianEnsemble(SPEC.obs_dim, SPEC.act_dim, TINY)
-    before = cache_key(model, HASH)
+    model = built(GaussianEnsemble)
+    before = cache_key(model, CACHE_HASH)
     monkeypatch.setattr(torch, "__version__", torch.__version__ + "+other")
-    assert cache_key(model, HASH) != before
+    assert cache_key(model, CACHE_HASH) != before

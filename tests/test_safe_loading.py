@@ -10,24 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 from mbrl.dynamics.cache import cache_key, fit_cached
-from mbrl.dynamics.ensemble import EnsembleConfig, GaussianEnsemble
+from mbrl.dynamics.ensemble import GaussianEnsemble
 from torch import nn
 
 from mbrl.checkpoint import CheckpointError, load, rng_state, save_atomic
 from mbrl.testing import SPEC, random_batch
 from mbrl.train import compose, train
-from tests.helpers import MOREC_SMOKE, RAMBO_TINY, SMOKE
+from tests.helpers import CACHE_HASH, MOREC_SMOKE, RAMBO_TINY, SMOKE, TINY_ENSEMBLE
 
 DATA = random_batch(200, seed=3)
-HASH = "tiny-dataset"
-TINY = EnsembleConfig(
-    ensemble_size=2,
-    num_elites=1,
-    hidden_sizes=(8,),
-    weight_decay=(1e-4, 1e-4),
-    batch_size=32,
-    max_epochs=2,
-)
 
 
 class RunsCode:
@@ -107,7 +98,7 @@ class Counted:
     """A small ensemble whose ``fit`` calls are counted."""
 
     def __init__(self) -> None:
-        self.model = GaussianEnsemble(SPEC.obs_dim, SPEC.act_dim, TINY)
+        self.model = GaussianEnsemble(SPEC.obs_dim, SPEC.act_dim, TINY_ENSEMBLE)
         self.fits = 0
         fit = self.model.fit
 
@@ -119,7 +110,7 @@ class Counted:
 
 
 def entry(cache: Path) -> Path:
-    return cache / "dynamics" / f"{cache_key(Counted().model, HASH)}.pt"
+    return cache / "dynamics" / f"{cache_key(Counted().model, CACHE_HASH)}.pt"
 
 
 def assert_refitted(cache: Path, caplog) -> None:
@@ -127,7 +118,7 @@ def assert_refitted(cache: Path, caplog) -> None:
     path = entry(cache)
     fresh = Counted()
     with caplog.at_level(logging.WARNING, logger="mbrl.dynamics.cache"):
-        report = fit_cached(fresh.model, DATA, HASH, cache_dir=cache)
+        report = fit_cached(fresh.model, DATA, CACHE_HASH, cache_dir=cache)
     assert fresh.fits == 1 and report is not None
     warnings = [r for r in caplog.records if r.name == "mbrl.dynamics.cache"]
     assert [r.levelno for r in warnings] == [logging.WARNING] and str(path) in caplog.text
@@ -137,13 +128,13 @@ def assert_refitted(cache: Path, caplog) -> None:
     for k, v in fresh.model.state_dict().items():
         assert torch.equal(saved["model"][k], v), k
     again = Counted()
-    assert fit_cached(again.model, DATA, HASH, cache_dir=cache) is None and again.fits == 0
+    assert fit_cached(again.model, DATA, CACHE_HASH, cache_dir=cache) is None and again.fits == 0
 
 
 def test_cache_hit_loads_the_fit_without_fitting(tmp_path):
     first, second = Counted(), Counted()
-    fit_cached(first.model, DATA, HASH, cache_dir=tmp_path)
-    assert fit_cached(second.model, DATA, HASH, cache_dir=tmp_path) is None
+    fit_cached(first.model, DATA, CACHE_HASH, cache_dir=tmp_path)
+    assert fit_cached(second.model, DATA, CACHE_HASH, cache_dir=tmp_path) is None
     assert (first.fits, second.fits) == (1, 0)
     for k, v in first.model.state_dict().items():
         assert torch.equal(second.model.state_dict()[k], v), k
@@ -161,7 +152,7 @@ def test_poisoned_cache_entry_is_moved_aside_and_refitted_without_running_it(tmp
 @pytest.mark.parametrize("how", ["truncated", "empty"])
 def test_unreadable_cache_entry_is_moved_aside_and_refitted(tmp_path, how, caplog):
     first = Counted()
-    fit_cached(first.model, DATA, HASH, cache_dir=tmp_path)
+    fit_cached(first.model, DATA, CACHE_HASH, cache_dir=tmp_path)
     damage(entry(tmp_path), how)
     assert_refitted(tmp_path, caplog)
     assert ("empty" if how == "empty" else "truncated or corrupt") in caplog.text
@@ -172,7 +163,7 @@ def test_unreadable_cache_entry_is_moved_aside_and_refitted(tmp_path, how, caplo
 
 def test_cache_entry_of_another_model_is_moved_aside_and_refitted_from_scratch(tmp_path, caplog):
     first = Counted()
-    fit_cached(first.model, DATA, HASH, cache_dir=tmp_path)
+    fit_cached(first.model, DATA, CACHE_HASH, cache_dir=tmp_path)
     # Right keys, one wrong shape: a strict load copies the matching tensors before it fails.
     state = {k: torch.zeros_like(v) for k, v in first.model.state_dict().items()}
     state["max_logvar"] = torch.zeros(1)
@@ -187,9 +178,9 @@ def test_cache_entry_of_another_model_is_moved_aside_and_refitted_from_scratch(t
 def test_entries_moved_aside_in_the_same_second_are_all_kept(tmp_path, monkeypatch):
     monkeypatch.setattr("mbrl.dynamics.cache.time.strftime", lambda _: "20250101-000000")
     for _ in range(3):
-        fit_cached(Counted().model, DATA, HASH, cache_dir=tmp_path)
+        fit_cached(Counted().model, DATA, CACHE_HASH, cache_dir=tmp_path)
         damage(entry(tmp_path), "empty")
-    fit_cached(Counted().model, DATA, HASH, cache_dir=tmp_path)
+    fit_cached(Counted().model, DATA, CACHE_HASH, cache_dir=tmp_path)
     aside = sorted(p.name.split(".corrupt-")[1] for p in entry(tmp_path).parent.glob("*.corrupt-*"))
     assert aside == ["20250101-000000", "20250101-000000-1", "20250101-000000-2"]
 
@@ -228,7 +219,7 @@ def test_runs_sharing_a_cold_cache_fit_once_and_load_the_same_model(tmp_path):
 
     def run(counted: Counted) -> None:
         start.wait()
-        fit_cached(counted.model, DATA, HASH, cache_dir=tmp_path)
+        fit_cached(counted.model, DATA, CACHE_HASH, cache_dir=tmp_path)
 
     threads = [threading.Thread(target=run, args=(m,)) for m in models]
     for t in threads:
