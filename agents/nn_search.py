@@ -28,7 +28,6 @@ from __future__ import annotations
 from typing import Protocol
 
 import torch
-from scipy.spatial import KDTree
 
 SEARCH_BACKENDS = ("auto", "kdtree", "matmul")
 
@@ -104,6 +103,9 @@ class KDTreeSearch:
     """
 
     def __init__(self, points: torch.Tensor) -> None:
+        # Imported here: scipy.spatial costs every training process ~0.6 s at start, and only PRDC uses it.
+        from scipy.spatial import KDTree
+
         unique, self.original_index = _unique_rows(points.detach().cpu().to(torch.float32))
         self.points = unique.to(torch.float64)
         self.tree = KDTree(self.points.numpy())

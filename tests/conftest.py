@@ -1,9 +1,12 @@
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import torch
 
 from mbrl.data.generate import collect, write_minari
+from mbrl.train import compose, train
 from tests.helpers import TINY_DATASET
 
 
@@ -31,3 +34,27 @@ def env_vars(tmp_path_factory):
     write_minari(TINY_DATASET, collect("Hopper-v5", None, 1500, seed=0), "Hopper-v5", "random", "tiny", root)
     cache = tmp_path_factory.mktemp("cache")
     return {"MINARI_DATASETS_PATH": str(root), "MBRL_CACHE": str(cache)}
+
+
+@pytest.fixture
+def in_env(env_vars, monkeypatch) -> None:
+    """``env_vars`` set in this process, for training jobs run here rather than in a subprocess."""
+    for k, v in env_vars.items():
+        monkeypatch.setenv(k, v)
+
+
+@pytest.fixture
+def train_here(in_env, caplog) -> Callable[[list[str], Path], str]:
+    """Runs ``train(compose(overrides), run_dir)`` in this process and returns what it logged.
+
+    The ``mbrl-train`` command adds only Hydra's run folder and exit codes to ``train``, the same for
+    every agent, and costs seconds of imports per call: the per-agent smoke runs use this instead.
+    """
+
+    def run(overrides: list[str], run_dir: Path) -> str:
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            train(compose(overrides), run_dir)
+        return caplog.text
+
+    return run

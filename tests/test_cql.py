@@ -5,10 +5,6 @@ and runs through the Hydra command."""
 import copy
 import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -20,24 +16,9 @@ from mbrl.agents.cql import CQLAgent, CQLConfig
 from mbrl.data.transitions import Transitions
 from mbrl.testing import SPEC, check_agent, random_batch
 from mbrl.train import compose, train
-from tests.helpers import TINY_DATASET as DATASET
+from tests.helpers import SMOKE
 
-ROOT = Path(__file__).resolve().parent.parent
-SMOKE = ["scale=smoke", f"dataset={DATASET}", "logger.progress=false"]
 SMALL = {"hidden_sizes": (32, 32)}
-
-
-def run_cli(args, env_vars):
-    """``python -m mbrl.train ARGS``, with the two agents imported first so they are registered."""
-    boot = "import mbrl.agents.cql, mbrl.agents.combo; from mbrl.train import main; main()"
-    return subprocess.run(
-        [sys.executable, "-c", boot, *args],
-        cwd=ROOT,
-        env={**os.environ, **env_vars},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 # -- the contract -------------------------------------------------------------------------------------
@@ -178,7 +159,7 @@ def test_cql_values_out_of_distribution_actions_below_sac():
     assert cql_far < cql_near - 1.0, (cql_far, cql_near)
 
 
-def test_combo_without_model_data_says_how_to_get_it(env_vars, monkeypatch, tmp_path):
+def test_combo_without_model_data_says_how_to_get_it(in_env, tmp_path):
     agent = COMBOAgent(SPEC, COMBOConfig(**SMALL))
     with pytest.raises(ValueError, match="dynamics=ensemble"):
         agent.update(random_batch(32, seed=1))
@@ -186,8 +167,6 @@ def test_combo_without_model_data_says_how_to_get_it(env_vars, monkeypatch, tmp_
         agent.update(random_batch(0, seed=1), random_batch(32, seed=2))
     with pytest.raises(ValueError, match="rho_s"):
         COMBOAgent(SPEC, COMBOConfig(**SMALL, rho_s="real"))
-    for k, v in env_vars.items():
-        monkeypatch.setenv(k, v)
     with pytest.raises(ValueError, match="dynamics=ensemble"):
         train(compose([*SMOKE, "agent=combo", "dynamics=none"]), tmp_path)
 
@@ -197,10 +176,8 @@ def test_combo_without_model_data_says_how_to_get_it(env_vars, monkeypatch, tmp_
 
 @pytest.mark.slow
 @pytest.mark.parametrize("agent", ["cql", "combo"])
-def test_smoke_run_through_hydra_command(agent, env_vars, tmp_path):
-    out = run_cli([*SMOKE, f"agent={agent}", f"hydra.run.dir={tmp_path}"], env_vars)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "final normalised score" in out.stdout
+def test_smoke_run_of_the_training_job(agent, train_here, tmp_path):
+    assert "final normalised score" in train_here([*SMOKE, f"agent={agent}"], tmp_path)
     assert "score_mean" in json.loads((tmp_path / "final.json").read_text())["final"]
     header = (tmp_path / "train.csv").read_text().splitlines()[0]
     assert "cql_gap" in header

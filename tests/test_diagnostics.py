@@ -181,13 +181,11 @@ def test_plot_script_draws_a_run_folder(tmp_path):
 
 
 @pytest.mark.slow
-def test_diagnostics_do_not_change_training(env_vars, monkeypatch, tmp_path):
+def test_diagnostics_do_not_change_training(in_env, tmp_path):
     from mbrl.checkpoint import load
     from mbrl.train import compose, train
     from tests.helpers import SMOKE
 
-    for k, v in env_vars.items():
-        monkeypatch.setenv(k, v)
     actors = []
     for enabled in (True, False):
         run = tmp_path / str(enabled)

@@ -19,12 +19,6 @@ pytestmark = pytest.mark.slow
 FAST = [*SMOKE, "agent=sac", "dynamics=none"]  # model-free: no dynamics fit, a run takes seconds
 
 
-@pytest.fixture
-def in_env(env_vars, monkeypatch):
-    for k, v in env_vars.items():
-        monkeypatch.setenv(k, v)
-
-
 def _actor(run_dir):
     return load(run_dir / "checkpoint.pt")["agent"]["actor"]
 

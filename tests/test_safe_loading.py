@@ -196,10 +196,8 @@ def test_entries_moved_aside_in_the_same_second_are_all_kept(tmp_path, monkeypat
     ids=["morec-mopo", "rambo"],
 )
 @pytest.mark.slow
-def test_files_written_by_a_training_job_load_with_weights_only(overrides, env_vars, monkeypatch, tmp_path):
+def test_files_written_by_a_training_job_load_with_weights_only(overrides, in_env, tmp_path):
     """Agent and optimiser states, RNG states, the model buffer and cached fits hold nothing weights_only refuses."""
-    for k, v in env_vars.items():
-        monkeypatch.setenv(k, v)
     cache = tmp_path / "cache"
     train(compose([*SMOKE, *overrides, f"dynamics.cache_dir={cache}"]), tmp_path / "run")
     state = load(tmp_path / "run" / "checkpoint.pt")

@@ -289,12 +289,6 @@ def test_unusable_torch_compile_fails_with_a_clear_error():
 SMOKE = ["scale=smoke", f"dataset={TINY_DATASET}", "logger.progress=false", "dynamics=none", "total_updates=4"]
 
 
-@pytest.fixture
-def in_env(env_vars, monkeypatch):
-    for k, v in env_vars.items():
-        monkeypatch.setenv(k, v)
-
-
 @pytest.mark.slow
 def test_compile_flag_compiles_the_agent_before_training(in_env, tmp_path, monkeypatch):
     calls = []

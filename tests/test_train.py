@@ -15,55 +15,42 @@ from mbrl.run_folder import RunFolderError
 from mbrl.train import ConfigError, TrainingDivergedError, compose, train
 from tests.helpers import MOREC_SMOKE, ROOT, SMOKE, multirun, resume_killed_run, run_cli
 
-
-@pytest.fixture
-def in_env(env_vars, monkeypatch):
-    for k, v in env_vars.items():
-        monkeypatch.setenv(k, v)
+# Two presets go through the ``mbrl-train`` command, the others through ``train`` in this process
+# (see the ``train_here`` fixture).
+THROUGH_THE_COMMAND = {"ravl", "morec-mopo"}
 
 
-@pytest.mark.parametrize(
-    "overrides",
-    [
-        ["agent=ravl"],
-        ["agent=mopo"],
-        ["agent=sac"],
-        ["agent=sac", "dynamics=none"],
-        ["agent=ravl", "dynamics=single"],
-        ["agent=sac", "dynamics=oracle"],
-        ["agent=bc"],
-        ["agent=td3bc"],
-        ["agent=iql"],
-        ["agent=edac"],
-        ["agent=sac", "dynamics=single", "agent.spectral_norm=true", "agent.adv_target_eps=0.01"],
-        ["agent=mobile"],
-        ["agent=mopo", "filter=reward_consistency", *MOREC_SMOKE],
-        ["agent=ravl", "filter=reward_consistency", "filter.select=softmax", *MOREC_SMOKE],
-    ],
-    ids=[
-        "ravl",
-        "mopo",
-        "mbpo-sac",
-        "sac-model-free",
-        "ravl-single",
-        "sac-oracle",
-        "bc",
-        "td3bc",
-        "iql",
-        "edac",
-        "single-lipschitz",
-        "mobile",
-        "morec-mopo",
-        "morec-ravl",
-    ],
-)
+SMOKE_CASES = {
+    "ravl": ["agent=ravl"],
+    "mopo": ["agent=mopo"],
+    "mbpo-sac": ["agent=sac"],
+    "sac-model-free": ["agent=sac", "dynamics=none"],
+    "ravl-single": ["agent=ravl", "dynamics=single"],
+    "sac-oracle": ["agent=sac", "dynamics=oracle"],
+    "bc": ["agent=bc"],
+    "td3bc": ["agent=td3bc"],
+    "iql": ["agent=iql"],
+    "edac": ["agent=edac"],
+    "single-lipschitz": ["agent=sac", "dynamics=single", "agent.spectral_norm=true", "agent.adv_target_eps=0.01"],
+    "mobile": ["agent=mobile"],
+    "morec-mopo": ["agent=mopo", "filter=reward_consistency", *MOREC_SMOKE],
+    "morec-ravl": ["agent=ravl", "filter=reward_consistency", "filter.select=softmax", *MOREC_SMOKE],
+}
+
+
+@pytest.mark.parametrize("case", SMOKE_CASES)
 @pytest.mark.slow
-def test_smoke_run_through_hydra_command(overrides, env_vars, tmp_path):
-    out = run_cli([*SMOKE, *overrides, f"hydra.run.dir={tmp_path}"], env_vars)
-    assert out.returncode == 0, out.stderr[-3000:]
+def test_smoke_run_of_every_agent_preset(case, env_vars, train_here, tmp_path):
+    overrides = [*SMOKE, *SMOKE_CASES[case]]
+    if case in THROUGH_THE_COMMAND:
+        out = run_cli([*overrides, f"hydra.run.dir={tmp_path}"], env_vars)
+        assert out.returncode == 0, out.stderr[-3000:]
+        printed = out.stdout
+    else:
+        printed = train_here(overrides, tmp_path)
     result = json.loads((tmp_path / "final.json").read_text())
     assert "score_mean" in result["final"] and result["behaviour_score_mean"] is not None
-    assert "final normalised score" in out.stdout
+    assert "final normalised score" in printed
     for name in ("config.yaml", "git_revision.txt", "train.csv", "eval.csv", "metrics.jsonl", "checkpoint.pt"):
         assert (tmp_path / name).exists(), name
     resolved = OmegaConf.load(tmp_path / "config.yaml")
