@@ -16,7 +16,7 @@ from mbrl.checkpoint import load
 from mbrl.config import typed_section
 from mbrl.testing import SPEC, check_agent, random_batch
 from mbrl.train import compose, train
-from tests.helpers import RAMBO_TINY, SMALL_ENSEMBLE, SMOKE, resume_killed_run, run_cli
+from tests.helpers import RAMBO_TINY, SMALL_ENSEMBLE, SMOKE, resume_killed_run
 
 SMALL = RAMBOConfig(hidden_sizes=(32, 32), bc_steps=0)
 # An adversarial phase after every update, a few small steps: the generic tester sees the model change.
@@ -187,12 +187,12 @@ def _dynamics_files(cache_dir):
 
 
 @pytest.mark.slow
-def test_killed_and_resumed_run_ends_with_the_same_actor_and_model(env_vars, tmp_path):
+def test_killed_and_resumed_run_ends_with_the_same_actor_and_model(env_vars, train_here, tmp_path):
     cache = tmp_path / "cache"
     args = [*SMOKE, "agent=rambo", *RAMBO_TINY, "total_updates=200", "checkpoint_every=20", "eval_every=1000"]
     args.append(f"dynamics.cache_dir={cache}")
     full = tmp_path / "full"
-    assert run_cli([*args, f"hydra.run.dir={full}"], env_vars).returncode == 0
+    train_here(args, full)  # in this process; the killed run and its resume are commands
     fitted = _dynamics_files(cache)
     assert len(fitted) == 1
 

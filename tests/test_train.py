@@ -73,10 +73,10 @@ def _params(run_dir: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.slow
-def test_killed_and_resumed_run_ends_with_the_same_parameters(env_vars, tmp_path):
+def test_killed_and_resumed_run_ends_with_the_same_parameters(env_vars, train_here, tmp_path):
     args = [*SMOKE, "agent=ravl", "total_updates=200", "checkpoint_every=20", "eval_every=1000"]
     full = tmp_path / "full"
-    assert run_cli([*args, f"hydra.run.dir={full}"], env_vars).returncode == 0
+    train_here(args, full)  # in this process; the killed run and its resume are commands
 
     killed = tmp_path / "killed"
     resume_killed_run(args, killed, env_vars, total_updates=200)
