@@ -10,6 +10,12 @@ from mbrl.train import compose, train
 from tests.helpers import TINY_DATASET
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first, otherwise in file order: with ``-n 2`` the workers then end together, instead
+    of one worker running the last long tests (compile, dataset regeneration) alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(autouse=True)
 def _seed_and_threads():
     """Every test starts from the same global RNG state; one thread: small nets gain nothing from more."""
