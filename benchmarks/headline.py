@@ -95,6 +95,7 @@ TARGETS = {
     "rivals": [("RAVL", "MOPO")],
     "behaviour_columns": [d for d in DATASETS if d.endswith("-medium")],
 }
+SEEDS = (0, 1, 2)  # a cell's seeds; the report lists each one without a finished run as missing
 # What train_in adds to every run; part of the resolved config a reused run must match.
 RUN_OVERRIDES = ["threads=1", "logger.progress=false"]
 
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--agents", nargs="+", default=list(AGENTS), choices=list(AGENTS))
     p.add_argument("--datasets", nargs="+", default=DATASETS)
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     p.add_argument("--workers", type=int, default=2)
     p.add_argument(
         "--reuse", nargs="*", type=Path, default=[RUNS], help="folders of finished runs to use where they lie"
@@ -133,28 +134,41 @@ def main(argv: list[str] | None = None) -> int:
     candidates = reusable_runs([f.resolve() for f in a.reuse if f.is_dir()])
     overrides = {}  # (label, dataset) -> the cell's overrides: the agent's, then its published task settings
     stale = []
-    for label in a.agents:
+    selected = [(label, d, s) for label in a.agents for d in a.datasets for s in a.seeds]
+    datasets = [*DATASETS, *(d for d in a.datasets if d not in DATASETS)]
+    labels_of = {folder: label for label, (folder, _) in AGENTS.items()}
+    finished_elsewhere = {  # <dataset>/<agent>/seed<k>: reported whichever cells this invocation runs
+        (labels_of[p.parent.name], p.parent.parent.name, int(p.name[4:]))
+        for root in (a.results_dir / ARCHIVE, a.runs_dir / NAME)
+        for p in root.glob("*/*/seed*")
+        if p.parent.name in labels_of and p.name[4:].isdigit() and (p / "final.json").exists()
+    }
+    datasets += sorted({d for _, d, _ in finished_elsewhere} - set(datasets))
+    grid = {(label, d, s) for label in AGENTS for d in datasets for s in SEEDS} | set(selected)
+    order = list(AGENTS)
+    for label, d, s in sorted(
+        {*selected, *finished_elsewhere}, key=lambda k: (order.index(k[0]), datasets.index(k[1]), k[2])
+    ):
         folder, agent = AGENTS[label]
-        for d in a.datasets:
+        if (label, d) not in overrides:
             overrides[label, d] = [*agent, *published_task_overrides(folder, d)]
-            for s in a.seeds:
-                own = a.runs_dir / NAME / d / folder / f"seed{s}"
-                cells[label, d, s] = own
-                cfg = resolve(compose([f"dataset={d}", f"seed={s}", "scale=cpu", *overrides[label, d], *RUN_OVERRIDES]))
-                target, defaults = as_dict(cfg), default_values(cfg)
-                kept[label, d, s] = a.results_dir / ARCHIVE / d / folder / f"seed{s}"
-                done = [f for f in (own, kept[label, d, s]) if (f / "final.json").exists()]
-                if done:
-                    finished.add((label, d, s))
-                    for f in done:
-                        config = OmegaConf.to_container(OmegaConf.load(f / "config.yaml"), resolve=True)
-                        if not same_experiment(config, target, defaults):
-                            stale.append(f)
-                    continue
-                found = next((run for run, config in candidates if same_experiment(config, target, defaults)), None)
-                if found is not None:
-                    cells[label, d, s] = found
-                    reused.add(found)
+        own = a.runs_dir / NAME / d / folder / f"seed{s}"
+        cells[label, d, s] = own
+        cfg = resolve(compose([f"dataset={d}", f"seed={s}", "scale=cpu", *overrides[label, d], *RUN_OVERRIDES]))
+        target, defaults = as_dict(cfg), default_values(cfg)
+        kept[label, d, s] = a.results_dir / ARCHIVE / d / folder / f"seed{s}"
+        done = [f for f in (own, kept[label, d, s]) if (f / "final.json").exists()]
+        if done:
+            finished.add((label, d, s))
+            for f in done:
+                config = OmegaConf.to_container(OmegaConf.load(f / "config.yaml"), resolve=True)
+                if not same_experiment(config, target, defaults):
+                    stale.append(f)
+            continue
+        found = next((run for run, config in candidates if same_experiment(config, target, defaults)), None)
+        if found is not None:
+            cells[label, d, s] = found
+            reused.add(found)
     if stale:
         listed = "\n  ".join(str(p) for p in stale)
         raise SystemExit(
@@ -172,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         if (out / "final.json").exists():
             archive_run(out, kept[k])
     archived = {k: dest for k, dest in kept.items() if (dest / "final.json").exists()}
-    missing = sorted(cells.keys() - archived.keys())
+    missing = sorted(grid - archived.keys())
     if not archived:
         print(f"no finished runs yet; missing: {len(missing)} cells")
         return 1
@@ -181,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         list(archived.values()), a.results_dir, name=NAME, num_bootstrap=a.bootstrap, labels=labels, tables=False
     )
     checked, section = check_targets(result["groups"], **TARGETS)
-    markdown = f"{markdown.rstrip()}\n\n{section}\n{missing_section(missing, list(AGENTS), DATASETS)}"
+    markdown = f"{markdown.rstrip()}\n\n{section}\n{missing_section(missing, list(AGENTS), datasets)}"
     (a.results_dir / f"{NAME}.md").write_text(markdown)
     result["targets"] = checked
     (a.results_dir / f"{NAME}.json").write_text(json.dumps(result, indent=2) + "\n")

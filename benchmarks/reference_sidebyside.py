@@ -47,9 +47,10 @@ finished. Each finished run's record (``config.yaml``, ``final.json``, ``eval.cs
 ``wall.json``, ``git_revision.txt``) and its fit's (``fit.json``, ``scores.json``) are copied to the same place under
 ``benchmarks/results/<name>_archive/`` (a few kB each, committed), and the report is made from the
 archive: losing the run folders (checkpoints, fitted models; not committed) loses no row, and an
-archived run is not rerun. Writes ``benchmarks/results/<name>.{json,md}`` (``--name``, default
-``reference_sidebyside``) and one learning-curve plot per method and dataset, both sides in it, over
-the seeds whose ``eval.csv`` was kept.
+archived run is not rerun. The report covers every row in the archive, whichever methods, datasets and
+seeds this invocation ran, so running one cell never drops the others from it. Writes
+``benchmarks/results/<name>.{json,md}`` (``--name``, default ``reference_sidebyside``) and one
+learning-curve plot per method and dataset, both sides in it, over the seeds whose ``eval.csv`` was kept.
 """
 
 from __future__ import annotations
@@ -330,6 +331,22 @@ def archive_finished(runs: Path, archive: Path, pairs: list[tuple[str, str]], se
                     archive_run(runs / fit, archive / fit, FIT_FILES)
 
 
+def archived_grid(
+    archive: Path, pairs: list[tuple[str, str]], seeds: list[int]
+) -> tuple[list[tuple[str, str]], list[int]]:
+    """``pairs`` and ``seeds`` widened to every (method, dataset) and seed with a run under ``archive``;
+    pairs in ``GRID`` order (a method's grid datasets first, then the others by name)."""
+    found = {(p.parent.parent.name, p.parent.parent.parent.name) for p in archive.glob("*/*/*/seed*")}
+    every = {pair for pair in {*pairs, *found} if pair[0] in METHODS}
+
+    def order(pair: tuple[str, str]) -> tuple:
+        m, d = pair
+        return METHODS.index(m), GRID[m].index(d) if d in GRID[m] else len(GRID[m]), d
+
+    more = {int(p.name[4:]) for p in archive.glob("*/*/*/seed*") if p.name[4:].isdigit()}
+    return sorted(every, key=order), sorted({*seeds, *more})
+
+
 def summarise(runs: Path, pairs: list[tuple[str, str]], seeds: list[int]) -> list[dict]:
     """One row per (dataset, method): both sides' final scores, CIs, curves and wall times, from the run
     records under ``runs`` (the archive). The curve averages the seeds that kept their ``eval.csv``."""
@@ -552,8 +569,9 @@ def main(argv: list[str] | None = None) -> int:
             for future in [pool.submit(run_chain, chain, runs, checkouts, archive) for chain in chains]:
                 future.result()
     archive_finished(runs, archive, pairs, args.seeds)
-    rows = summarise(archive, pairs, args.seeds)
-    fits = score_fits(runs, archive, pairs, args.seeds, checkouts, args.overrides)
+    pairs, seeds = archived_grid(archive, pairs, args.seeds)
+    rows = summarise(archive, pairs, seeds)
+    fits = score_fits(runs, archive, pairs, seeds, checkouts, args.overrides)
 
     def finished(side: str) -> list[Path]:
         return [archive / r["dataset"] / r["method"] / side / f"seed{s}" for r in rows for s in r[side]["seeds"]]

@@ -86,5 +86,11 @@ def test_a_finished_cell_is_archived_and_survives_losing_its_run_folder(tmp_path
     assert not run.exists()
     assert [g["scores"] for g in again["groups"]] == [[7.5]]
     cells = json.loads((results / "headline_cpu_runs.json").read_text())
-    assert cells["missing"] == [] and cells["cells"][0]["archived"].endswith("hopper-random/bc/seed0")
+    assert cells["cells"][0]["archived"].endswith("hopper-random/bc/seed0")
+    assert "BC hopper-random seed0" not in cells["missing"]
+    assert {"BC hopper-random seed1", "MOPO hopper-random seed0"} <= set(cells["missing"])  # the whole table's
     assert "## Targets" in (results / "headline_cpu.md").read_text() and "targets" in again
+    argv[argv.index("--seeds") + 1] = "1"
+    argv.append("--report-only")
+    other = report()  # reporting another cell keeps the archived one in the table
+    assert [g["scores"] for g in other["groups"]] == [[7.5]]

@@ -89,3 +89,33 @@ def test_finished_rows_are_archived_and_survive_losing_the_run_folders(tmp_path)
         path.unlink() if path.is_file() else path.rmdir()
     assert rows("--sides", "ours") == first  # not --report-only: an archived run is not trained again
     assert not (runs / "hopper-medium-replay" / "mopo" / "ours" / "seed0").exists()
+
+
+def test_a_run_of_one_cell_reports_every_archived_row(tmp_path):
+    results = tmp_path / "results"
+    archive = results / "sbs_archive"
+    for dataset, method, seed, score in (
+        ("hopper-medium-replay", "edac", 1, 16.5),
+        ("halfcheetah-medium", "mopo", 0, -9.0),  # a dataset outside the grid
+        ("hopper-medium-replay", "mopo", 0, 12.5),
+    ):
+        for side in ("ours", "reference"):
+            run = archive / dataset / method / side / f"seed{seed}"
+            run.mkdir(parents=True)
+            (run / "final.json").write_text(json.dumps({"final": {"score_mean": score}}))
+    argv = ["--report-only", "--methods", "mopo", "--datasets", "hopper-medium-replay", "--seeds", "0"]
+    argv += ["--name", "sbs", "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(results)]
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "reference_sidebyside.py"), *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = json.loads((results / "sbs.json").read_text())["rows"]
+    # grid order: MOPO on its grid dataset, then on the one outside the grid, then EDAC
+    assert [(r["method"], r["dataset"], r["ours"]["seeds"]) for r in rows] == [
+        ("mopo", "hopper-medium-replay", [0]),
+        ("mopo", "halfcheetah-medium", [0]),
+        ("edac", "hopper-medium-replay", [1]),
+    ]
