@@ -18,17 +18,17 @@ from tests.helpers import ROOT
 METHODS = ("mopo", "mobile", "ravl", "combo", "rambo", "edac")
 
 
+def sidebyside(argv: list[str]) -> str:
+    """The script, run as its users run it; its standard output."""
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "reference_sidebyside.py"), *argv]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 @pytest.fixture(scope="module")
 def shown() -> dict[str, list[str]]:
-    argv = ["--show-overrides", "--overrides", "seed=3", "mobile:total_updates=7"]
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "reference_sidebyside.py"), *argv],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return json.loads(sidebyside(["--show-overrides", "--overrides", "seed=3", "mobile:total_updates=7"]))
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -68,13 +68,7 @@ def test_finished_rows_are_archived_and_survive_losing_the_run_folders(tmp_path)
     argv += ["--runs-dir", str(tmp_path / "runs"), "--results-dir", str(results)]
 
     def rows(*extra: str) -> list[dict]:
-        done = subprocess.run(
-            [sys.executable, str(ROOT / "benchmarks" / "reference_sidebyside.py"), *argv, *extra],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        )
-        assert done.returncode == 0, done.stderr
+        sidebyside([*argv, *extra])
         return json.loads((results / "sbs.json").read_text())["rows"]
 
     first = rows("--report-only", "--overrides", "penalty.coef=0.5")
@@ -105,13 +99,7 @@ def test_a_run_of_one_cell_reports_every_archived_row(tmp_path):
             (run / "final.json").write_text(json.dumps({"final": {"score_mean": score}}))
     argv = ["--report-only", "--methods", "mopo", "--datasets", "hopper-medium-replay", "--seeds", "0"]
     argv += ["--name", "sbs", "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(results)]
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "reference_sidebyside.py"), *argv],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr
+    sidebyside(argv)
     rows = json.loads((results / "sbs.json").read_text())["rows"]
     # grid order: MOPO on its grid dataset, then on the one outside the grid, then EDAC
     assert [(r["method"], r["dataset"], r["ours"]["seeds"]) for r in rows] == [
