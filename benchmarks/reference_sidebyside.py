@@ -336,15 +336,14 @@ def archived_grid(
 ) -> tuple[list[tuple[str, str]], list[int]]:
     """``pairs`` and ``seeds`` widened to every (method, dataset) and seed with a run under ``archive``;
     pairs in ``GRID`` order (a method's grid datasets first, then the others by name)."""
-    found = {(p.parent.parent.name, p.parent.parent.parent.name) for p in archive.glob("*/*/*/seed*")}
-    every = {pair for pair in {*pairs, *found} if pair[0] in METHODS}
+    found = [p for p in archive.glob("*/*/*/seed*") if p.parts[-3] in METHODS and p.name[4:].isdigit()]
 
     def order(pair: tuple[str, str]) -> tuple:
         m, d = pair
         return METHODS.index(m), GRID[m].index(d) if d in GRID[m] else len(GRID[m]), d
 
-    more = {int(p.name[4:]) for p in archive.glob("*/*/*/seed*") if p.name[4:].isdigit()}
-    return sorted(every, key=order), sorted({*seeds, *more})
+    every = {*pairs, *((p.parts[-3], p.parts[-4]) for p in found)}
+    return sorted(every, key=order), sorted({*seeds, *(int(p.name[4:]) for p in found)})
 
 
 def summarise(runs: Path, pairs: list[tuple[str, str]], seeds: list[int]) -> list[dict]:
