@@ -28,17 +28,18 @@ from pathlib import Path
 
 import torch
 from mbrl.agents import AGENTS
-from mbrl.agents.base import AgentSpec
+from mbrl.agents.base import Agent, AgentSpec
 from mbrl.dynamics.ensemble import GaussianEnsemble
 from mbrl.dynamics.factory import build_dynamics
 from omegaconf import OmegaConf
 from scipy.spatial import KDTree
 
 from mbrl.checkpoint import load
-from mbrl.config import TrainConfig, typed_section
+from mbrl.config import TrainConfig, components, typed_section
 from mbrl.data.loading import load_dataset
 from mbrl.diagnostics import on_policy_errors
 from mbrl.evaluate import evaluate
+from mbrl.filters.penalties import RewardPenalty, ValuePenalty, by_stage
 
 DATA_ROWS = 10_000  # dataset rows the model is also judged on
 
@@ -55,6 +56,24 @@ def reach(states: torch.Tensor, trained: torch.Tensor, data_obs: torch.Tensor, r
     near, _ = KDTree(z(trained).numpy()).query(z(states).numpy(), k=1)
     spacing, _ = KDTree(z(data_obs).numpy()).query(z(data_obs[rows]).numpy(), k=2)  # [:, 0] is itself
     return {"policy_reach": float(near.mean()), "data_spacing": float(spacing[:, 1].mean())}
+
+
+def mean_penalty(
+    penalty: RewardPenalty | ValuePenalty,
+    agent: Agent,
+    model: GaussianEnsemble,
+    obs: torch.Tensor,
+    act: torch.Tensor,
+    seed: int,
+) -> float:
+    """Mean of the run's penalty (coefficient included) over the pairs ``obs [B, o]``, ``act [B, a]``: applied
+    where the run applies it, to the model's sampled step (rollout stage) or to the critics' targets (update stage)."""
+    rollout_penalty, value_penalty = by_stage(penalty)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        if value_penalty is not None:
+            return float(value_penalty(obs, act, model, agent.value, generator).mean())
+        return float(rollout_penalty(model.sample(obs, act, generator, member_stats=True)).mean())
 
 
 def value_error(run_dir: Path, episodes: int, seed: int = 123) -> dict:
@@ -105,6 +124,9 @@ def value_error(run_dir: Path, episodes: int, seed: int = 123) -> dict:
         rows = data.transitions.sample(DATA_ROWS, torch.Generator().manual_seed(seed))
         on_data = on_policy_errors(rows, gamma, model=model)
         row |= {k.replace("policy_", "data_"): v for k, v in on_data.items()}
+        penalty = components(cfg).penalty
+        row["policy_penalty"] = mean_penalty(penalty, agent, model, res.steps.obs, res.steps.act, seed)
+        row["data_penalty"] = mean_penalty(penalty, agent, model, rows.obs, rows.act, seed)
     return row
 
 
@@ -123,9 +145,9 @@ def main(argv: list[str] | None = None) -> None:
     print(
         "| run | score | Q(s0) min / mean | discounted return | Q along episodes | return-to-go | critics' std "
         "| model error policy / data | reward bias policy / data | uncertainty policy / data "
-        "| distance to trained states / data spacing |"
+        "| penalty policy / data | distance to trained states / data spacing |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['run']} | {fmt(r['score'])} | {r['q_start_min']:.1f} / {r['q_start_mean']:.1f} "
@@ -134,6 +156,7 @@ def main(argv: list[str] | None = None) -> None:
             f"| {fmt(r.get('policy_model_error'), '.3f')} / {fmt(r.get('data_model_error'), '.3f')} "
             f"| {fmt(r.get('policy_reward_bias'), '+.2f')} / {fmt(r.get('data_reward_bias'), '+.2f')} "
             f"| {fmt(r.get('policy_model_uncertainty'), '.2f')} / {fmt(r.get('data_model_uncertainty'), '.2f')} "
+            f"| {fmt(r.get('policy_penalty'), '.2f')} / {fmt(r.get('data_penalty'), '.2f')} "
             f"| {r['policy_reach']:.2f} / {r['data_spacing']:.2f} |"
         )
     if a.out:
