@@ -31,30 +31,39 @@ from mbrl.agents import AGENTS
 from mbrl.agents.base import Agent, AgentSpec
 from mbrl.dynamics.ensemble import GaussianEnsemble
 from mbrl.dynamics.factory import build_dynamics
+from mbrl.dynamics.termination import TERMINATION_FNS
 from omegaconf import OmegaConf
 from scipy.spatial import KDTree
 
 from mbrl.checkpoint import load
 from mbrl.config import TrainConfig, components, typed_section
 from mbrl.data.loading import load_dataset
+from mbrl.data.transitions import Transitions
 from mbrl.diagnostics import on_policy_errors
+from mbrl.envs import env_family
 from mbrl.evaluate import evaluate
 from mbrl.filters.penalties import RewardPenalty, ValuePenalty, by_stage
 
 DATA_ROWS = 10_000  # dataset rows the model is also judged on
 
 
-def reach(states: torch.Tensor, trained: torch.Tensor, data_obs: torch.Tensor, rows: torch.Tensor) -> dict[str, float]:
-    """``policy_reach``: mean distance from each of ``states [N, o]`` to the nearest of ``trained [M, o]``;
-    ``data_spacing``: mean distance from the dataset states ``data_obs[rows]`` to their nearest other
-    dataset state; both in units of ``data_obs``' per-dimension std."""
+def nearest(states: torch.Tensor, points: torch.Tensor, data_obs: torch.Tensor, k: int = 1):
+    """Distances from each of ``states [N, o]`` to its ``k`` nearest ``points [M, o]`` (``[N]`` or ``[N, k]``),
+    in units of ``data_obs``' per-dimension std."""
     mean, std = data_obs.mean(dim=0), data_obs.std(dim=0).clamp_min(1e-6)
 
     def z(x: torch.Tensor) -> torch.Tensor:
         return ((x - mean) / std).double()
 
-    near, _ = KDTree(z(trained).numpy()).query(z(states).numpy(), k=1)
-    spacing, _ = KDTree(z(data_obs).numpy()).query(z(data_obs[rows]).numpy(), k=2)  # [:, 0] is itself
+    return KDTree(z(points).numpy()).query(z(states).numpy(), k=k)[0]
+
+
+def reach(states: torch.Tensor, trained: torch.Tensor, data_obs: torch.Tensor, rows: torch.Tensor) -> dict[str, float]:
+    """``policy_reach``: mean distance from each of ``states [N, o]`` to the nearest of ``trained [M, o]``;
+    ``data_spacing``: mean distance from the dataset states ``data_obs[rows]`` to their nearest other
+    dataset state; both in units of ``data_obs``' per-dimension std."""
+    near = nearest(states, trained, data_obs)
+    spacing = nearest(data_obs[rows], data_obs, data_obs, k=2)  # [:, 0] is itself
     return {"policy_reach": float(near.mean()), "data_spacing": float(spacing[:, 1].mean())}
 
 
@@ -76,7 +85,35 @@ def mean_penalty(
         return float(rollout_penalty(model.sample(obs, act, generator, member_stats=True)).mean())
 
 
-def value_error(run_dir: Path, episodes: int, seed: int = 123) -> dict:
+def first_episode_trace(
+    steps: Transitions,
+    agent: Agent,
+    model: GaussianEnsemble | None,
+    env_id: str,
+    data_obs: torch.Tensor,
+    starts: torch.Tensor,
+) -> list[dict]:
+    """One row per step of the first recorded episode (see the module's ``--trace``); ``starts [M, o]``: the
+    model rollouts' start states (the dataset's in a model-free run)."""
+    n = int(steps.episode_id.eq(steps.episode_id[0]).sum())
+    obs, act = steps.obs[:n], steps.act[:n]
+    q = agent.q_values(obs, act).min(dim=0).values  # [n]
+    rows = {
+        "q": q.tolist(),
+        "reward": steps.rew[:n].tolist(),
+        "terminated": steps.terminated[:n].tolist(),
+        "to_data": nearest(obs, data_obs, data_obs).tolist(),
+        "to_rollout_starts": nearest(obs, starts, data_obs).tolist(),
+    }
+    family = env_family(env_id)
+    if model is not None and family in TERMINATION_FNS:
+        mean, _ = model.predict(obs, act)  # [E, n, o+1]
+        predicted = obs + mean[model.elites].mean(dim=0)[:, :-1]
+        rows["model_terminated"] = TERMINATION_FNS[family](obs, act, predicted).tolist()
+    return [dict(zip(rows, values, strict=True)) for values in zip(*rows.values(), strict=True)]
+
+
+def value_error(run_dir: Path, episodes: int, seed: int = 123, trace: bool = False) -> dict:
     """Values and model errors along the final policy's episodes, for one run folder."""
     cfg: TrainConfig = OmegaConf.to_object(
         OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.load(run_dir / "config.yaml"))
@@ -115,9 +152,12 @@ def value_error(run_dir: Path, episodes: int, seed: int = 123) -> dict:
     }
     row |= on_policy_errors(res.steps, gamma, agent.q_values, model)
     buffer = state.get("model_buffer")
-    trained = data.transitions.obs
+    trained = starts = data.transitions.obs
     if buffer is not None and buffer["size"]:
-        trained = torch.cat([trained, buffer["data"]["obs"][: buffer["size"]]])
+        starts = buffer["data"]["obs"][: buffer["size"]]
+        trained = torch.cat([trained, starts])
+    if trace:
+        row["trace"] = first_episode_trace(res.steps, agent, model, env_id, data.transitions.obs, starts)
     rows = torch.randperm(len(data.transitions), generator=torch.Generator().manual_seed(seed))[:DATA_ROWS]
     row |= reach(res.steps.obs, trained, data.transitions.obs, rows)
     if model is not None:
@@ -139,9 +179,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--out", type=Path, default=None, help="JSON file for the rows")
+    p.add_argument("--trace", action="store_true", help="also print each run's first episode step by step")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
-    rows = [value_error(r, a.episodes) for r in a.runs]
+    rows = [value_error(r, a.episodes, trace=a.trace) for r in a.runs]
     print(
         "| run | score | Q(s0) min / mean | discounted return | Q along episodes | return-to-go | critics' std "
         "| model error policy / data | reward bias policy / data | uncertainty policy / data "
@@ -159,6 +200,14 @@ def main(argv: list[str] | None = None) -> None:
             f"| {fmt(r.get('policy_penalty'), '.2f')} / {fmt(r.get('data_penalty'), '.2f')} "
             f"| {r['policy_reach']:.2f} / {r['data_spacing']:.2f} |"
         )
+    for r in rows if a.trace else []:
+        print(f"\n{r['run']}, first episode:\n")
+        print("| step | Q | reward | terminated (real / model) | to nearest data state | to nearest rollout start |")
+        print("|---|---|---|---|---|---|")
+        for t, x in enumerate(r["trace"]):
+            ended = f"{x['terminated']} / {x.get('model_terminated', '–')}"
+            near = f"{x['to_data']:.2f} | {x['to_rollout_starts']:.2f}"
+            print(f"| {t} | {x['q']:.1f} | {x['reward']:.2f} | {ended} | {near} |")
     if a.out:
         a.out.write_text(json.dumps(rows, indent=2) + "\n")
 

@@ -22,7 +22,7 @@ def test_the_script_measures_critics_model_and_reach_along_the_policy_episodes(t
     out = tmp_path / "rows.json"
     script = [sys.executable, str(ROOT / "benchmarks" / "value_error.py"), *map(str, runs.values())]
     done = subprocess.run(
-        [*script, "--episodes", "2", "--out", str(out)],
+        [*script, "--episodes", "2", "--trace", "--out", str(out)],
         cwd=ROOT,
         env={**os.environ, **env_vars},
         capture_output=True,
@@ -47,5 +47,13 @@ def test_the_script_measures_critics_model_and_reach_along_the_policy_episodes(t
         assert mopo[f"{where}_penalty"] == pytest.approx(coef * mopo[f"{where}_model_uncertainty"], rel=1e-5)
         assert mobile[f"{where}_penalty"] > 0
     assert "policy_penalty" not in td3bc
+    # The trace is the first episode alone (only its last step may end it), step by step; the model's
+    # termination rule is judged only where there is a model.
+    for row in (mopo, mobile, td3bc):
+        trace = row["trace"]
+        assert trace and not any(step["terminated"] for step in trace[:-1])
+        assert all(step["to_data"] >= 0 and step["to_rollout_starts"] >= 0 for step in trace)
+        assert ("model_terminated" in trace[0]) == (row is not td3bc)
+    assert done.stdout.count("first episode:") == 3
     table = [line for line in done.stdout.splitlines() if line.startswith(f"| {tmp_path}")]
     assert len(table) == 3 and table[2].count(" – / – ") == 4  # td3bc: no model columns
