@@ -26,6 +26,7 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 from mbrl.agents import AGENTS
 from mbrl.agents.base import Agent, AgentSpec
@@ -47,7 +48,7 @@ from mbrl.filters.penalties import RewardPenalty, ValuePenalty, by_stage
 DATA_ROWS = 10_000  # dataset rows the model is also judged on
 
 
-def nearest(states: torch.Tensor, points: torch.Tensor, data_obs: torch.Tensor, k: int = 1):
+def nearest(states: torch.Tensor, points: torch.Tensor, data_obs: torch.Tensor, k: int = 1) -> np.ndarray:
     """Distances from each of ``states [N, o]`` to its ``k`` nearest ``points [M, o]`` (``[N]`` or ``[N, k]``),
     in units of ``data_obs``' per-dimension std."""
     mean, std = data_obs.mean(dim=0), data_obs.std(dim=0).clamp_min(1e-6)
@@ -89,12 +90,13 @@ def first_episode_trace(
     steps: Transitions,
     agent: Agent,
     model: GaussianEnsemble | None,
-    env_id: str,
+    termination: str,
     data_obs: torch.Tensor,
     starts: torch.Tensor,
 ) -> list[dict]:
     """One row per step of the first recorded episode (see the module's ``--trace``); ``starts [M, o]``: the
-    model rollouts' start states (the dataset's in a model-free run)."""
+    model rollouts' start states (the dataset's in a model-free run); ``termination``: the family whose rule
+    the run's model applied."""
     n = int(steps.episode_id.eq(steps.episode_id[0]).sum())
     obs, act = steps.obs[:n], steps.act[:n]
     q = agent.q_values(obs, act).min(dim=0).values  # [n]
@@ -105,11 +107,10 @@ def first_episode_trace(
         "to_data": nearest(obs, data_obs, data_obs).tolist(),
         "to_rollout_starts": nearest(obs, starts, data_obs).tolist(),
     }
-    family = env_family(env_id)
-    if model is not None and family in TERMINATION_FNS:
+    if model is not None and termination in TERMINATION_FNS:
         mean, _ = model.predict(obs, act)  # [E, n, o+1]
         predicted = obs + mean[model.elites].mean(dim=0)[:, :-1]
-        rows["model_terminated"] = TERMINATION_FNS[family](obs, act, predicted).tolist()
+        rows["model_terminated"] = TERMINATION_FNS[termination](obs, act, predicted).tolist()
     return [dict(zip(rows, values, strict=True)) for values in zip(*rows.values(), strict=True)]
 
 
@@ -157,7 +158,8 @@ def value_error(run_dir: Path, episodes: int, seed: int = 123, trace: bool = Fal
         starts = buffer["data"]["obs"][: buffer["size"]]
         trained = torch.cat([trained, starts])
     if trace:
-        row["trace"] = first_episode_trace(res.steps, agent, model, env_id, data.transitions.obs, starts)
+        termination = getattr(cfg.dynamics, "termination", None) or env_family(env_id)  # as build_dynamics resolves it
+        row["trace"] = first_episode_trace(res.steps, agent, model, termination, data.transitions.obs, starts)
     rows = torch.randperm(len(data.transitions), generator=torch.Generator().manual_seed(seed))[:DATA_ROWS]
     row |= reach(res.steps.obs, trained, data.transitions.obs, rows)
     if model is not None:
