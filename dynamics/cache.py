@@ -7,10 +7,9 @@ and load it. An entry that cannot be read (empty, truncated, tampered with, or n
 counts as a miss: it is moved aside and the model refitted.
 
 An entry's key holds everything that decides what the fit learns: the dataset's content hash, the model's
-config (its seed included), its sizes, the torch version, on a CPU the number of torch threads, and the
-source of the code that fits it as its files read when the fit is looked up (see :func:`fit_sources`).
-So an edit to that code, a comment included, refits once instead of silently reusing a model that the
-edited code would not have learned.
+config (its seed included), its sizes, the torch version, and the source of the code that fits it as its
+files read when the fit is looked up (see :func:`fit_sources`). So an edit to that code, a comment
+included, refits once instead of silently reusing a model that the edited code would not have learned.
 """
 
 from __future__ import annotations
@@ -96,10 +95,6 @@ def cache_key(model: Fittable, dataset_hash: str) -> str:
         "config": dataclasses.asdict(model.cfg),
         "obs_dim": model.obs_dim,
         "act_dim": model.act_dim,
-        # A sum split over more CPU threads rounds differently, and over a fit's thousands of steps the
-        # models drift apart: a fit a 1-thread job made is not the one a 2-thread run makes (the quick
-        # start scored 31.4 with the first and 26.4 with the second, findings §21).
-        "cpu_threads": torch.get_num_threads() if model.device.type == "cpu" else None,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
 

@@ -84,14 +84,3 @@ def test_another_torch_version_refits(monkeypatch):
     before = cache_key(model, CACHE_HASH)
     monkeypatch.setattr(torch, "__version__", torch.__version__ + "+other")
     assert cache_key(model, CACHE_HASH) != before
-
-
-def test_another_cpu_thread_count_refits(monkeypatch):
-    """A CPU fit made with one thread count is not reused by a run with another: the fits differ."""
-    model = built(GaussianEnsemble)
-    before = cache_key(model, CACHE_HASH)
-    threads = torch.get_num_threads()
-    monkeypatch.setattr(torch, "get_num_threads", lambda: threads + 1)
-    assert cache_key(model, CACHE_HASH) != before
-    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
-    assert cache_key(model, CACHE_HASH) == before
