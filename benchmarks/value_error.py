@@ -31,7 +31,7 @@ import torch
 from mbrl.agents import AGENTS
 from mbrl.agents.base import Agent, AgentSpec
 from mbrl.dynamics.ensemble import GaussianEnsemble
-from mbrl.dynamics.factory import build_dynamics
+from mbrl.dynamics.factory import build_dynamics, ensemble_config
 from mbrl.dynamics.termination import TERMINATION_FNS
 from omegaconf import OmegaConf
 from scipy.spatial import KDTree
@@ -41,7 +41,6 @@ from mbrl.config import TrainConfig, components, typed_section
 from mbrl.data.loading import load_dataset
 from mbrl.data.transitions import Transitions
 from mbrl.diagnostics import on_policy_errors
-from mbrl.envs import env_family
 from mbrl.evaluate import evaluate
 from mbrl.filters.penalties import RewardPenalty, ValuePenalty, by_stage
 
@@ -90,13 +89,13 @@ def first_episode_trace(
     steps: Transitions,
     agent: Agent,
     model: GaussianEnsemble | None,
-    termination: str,
+    termination: str | None,
     data_obs: torch.Tensor,
     starts: torch.Tensor,
 ) -> list[dict]:
     """One row per step of the first recorded episode (see the module's ``--trace``); ``starts [M, o]``: the
     model rollouts' start states (the dataset's in a model-free run); ``termination``: the family whose rule
-    the run's model applied."""
+    the run's model applied (None: no rule, or no model)."""
     n = int(steps.episode_id.eq(steps.episode_id[0]).sum())
     obs, act = steps.obs[:n], steps.act[:n]
     q = agent.q_values(obs, act).min(dim=0).values  # [n]
@@ -107,7 +106,7 @@ def first_episode_trace(
         "to_data": nearest(obs, data_obs, data_obs).tolist(),
         "to_rollout_starts": nearest(obs, starts, data_obs).tolist(),
     }
-    if model is not None and termination in TERMINATION_FNS:
+    if model is not None and termination is not None:
         mean, _ = model.predict(obs, act)  # [E, n, o+1]
         predicted = obs + mean[model.elites].mean(dim=0)[:, :-1]
         rows["model_terminated"] = TERMINATION_FNS[termination](obs, act, predicted).tolist()
@@ -158,7 +157,7 @@ def value_error(run_dir: Path, episodes: int, seed: int = 123, trace: bool = Fal
         starts = buffer["data"]["obs"][: buffer["size"]]
         trained = torch.cat([trained, starts])
     if trace:
-        termination = getattr(cfg.dynamics, "termination", None) or env_family(env_id)  # as build_dynamics resolves it
+        termination = ensemble_config(cfg.dynamics, spec, cfg.seed).termination if model is not None else None
         row["trace"] = first_episode_trace(res.steps, agent, model, termination, data.transitions.obs, starts)
     rows = torch.randperm(len(data.transitions), generator=torch.Generator().manual_seed(seed))[:DATA_ROWS]
     row |= reach(res.steps.obs, trained, data.transitions.obs, rows)
