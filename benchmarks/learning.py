@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -37,6 +35,7 @@ from pathlib import Path
 import torch
 
 from mbrl.data.scores import summarize
+from mbrl.machine import describe
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -114,15 +113,16 @@ def score_curve(run_dirs: list[Path]) -> list[tuple[int, float]]:
 
 
 def machine(run_dirs: list[Path]) -> dict:
+    """The machine writing the report, the commits of ``run_dirs`` and the processors that finished them
+    (``{cpu: runs}``; runs finished before ``final.json`` named its machine count as ``unrecorded``)."""
     revisions = [d / "git_revision.txt" for d in run_dirs]
     commits = sorted({r.read_text().strip() for r in revisions if r.exists()})
-    return {
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "commits": commits,
-    }
+    run_cpus: dict[str, int] = {}
+    for d in run_dirs:
+        final = json.loads((d / "final.json").read_text()) if (d / "final.json").exists() else {}
+        cpu = final.get("machine", {}).get("cpu", "unrecorded")
+        run_cpus[cpu] = run_cpus.get(cpu, 0) + 1
+    return describe() | {"commits": commits, "run_cpus": dict(sorted(run_cpus.items()))}
 
 
 def parse_conditions(agents: list[str], conditions: list[str]) -> dict[str, dict[str, list[str]]]:

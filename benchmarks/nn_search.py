@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -31,6 +30,8 @@ from pathlib import Path
 import scipy
 import torch
 from mbrl.agents.nn_search import KDTreeSearch, MatmulSearch
+
+from mbrl.machine import describe
 
 ROOT = Path(__file__).resolve().parent.parent
 BETA = 2.0
@@ -135,12 +136,9 @@ def main() -> None:
 
     report = {
         "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
+            **describe(),
             "load_average_before": load_before,
             "load_average_after": os.getloadavg(),
-            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         },
         "torch": torch.__version__,
         "scipy": scipy.__version__,

@@ -50,7 +50,6 @@ import json
 import logging
 import math
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -69,6 +68,7 @@ from mbrl.dynamics.ensemble import EnsembleConfig, GaussianEnsemble
 from mbrl.bench import matmul_gflop, matmul_replay, plain_adam, plain_train_step
 from mbrl.data.transitions import Transitions
 from mbrl.filters.penalties import MOPOPenalty, MOPOPenaltyConfig
+from mbrl.machine import describe
 from mbrl.optim import adam
 from mbrl.rollout import RolloutConfig, rollout
 
@@ -731,20 +731,8 @@ def full_fit_dataset(args, device: torch.device) -> dict:
 
 # -- report ---------------------------------------------------------------------------------------------
 def machine(device: torch.device) -> dict:
-    cpu = platform.processor() or platform.machine()
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    return {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-        "load_average_before": os.getloadavg(),
-        "busy_cores_before": busy_cores(),
-    }
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return describe() | {"gpu": gpu, "load_average_before": os.getloadavg(), "busy_cores_before": busy_cores()}
 
 
 def busy_cores(seconds: float = 1.0) -> float | None:
@@ -771,7 +759,7 @@ def busy_cores(seconds: float = 1.0) -> float | None:
 
 
 def machine_tag(info: dict) -> str:
-    name = info["gpu"] or f"{info['cpu']}-{info['cpu_count']}cpu"
+    name = info["gpu"] or f"{info['cpu']}-{info['cores']}cpu"
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
@@ -886,8 +874,7 @@ def main(argv: list[str] | None = None) -> None:
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
     }
     print(
-        f"{info['cpu']} x{info['cpu_count']}, {info['gpu'] or 'no GPU'}; "
-        f"torch {torch.__version__}, {args.threads} threads"
+        f"{info['cpu']} x{info['cores']}, {info['gpu'] or 'no GPU'}; torch {torch.__version__}, {args.threads} threads"
     )
     busy = info["busy_cores_before"]
     print(
@@ -895,9 +882,9 @@ def main(argv: list[str] | None = None) -> None:
         "absolute rates drop with load, interleaved ratios do not"
     )
     load = info["load_average_before"][0] if busy is None else busy
-    if load > 0.5 * (info["cpu_count"] or 1):
+    if load > 0.5 * (info["cores"] or 1):
         results["load_note"] = (
-            f"busy machine ({load:.1f} of {info['cpu_count']} cores busy): absolute rates are depressed; "
+            f"busy machine ({load:.1f} of {info['cores']} cores busy): absolute rates are depressed; "
             "the interleaved fast-path ratios are the reliable numbers. Rerun on a quiet machine for rates. "
             "With more threads than idle cores every parallel region waits for a descheduled thread: use --threads 1."
         )

@@ -7,9 +7,12 @@ and load it. An entry that cannot be read (empty, truncated, tampered with, or n
 counts as a miss: it is moved aside and the model refitted.
 
 An entry's key holds everything that decides what the fit learns: the dataset's content hash, the model's
-config (its seed included), its sizes, the torch version, and the source of the code that fits it as its
-files read when the fit is looked up (see :func:`fit_sources`). So an edit to that code, a comment
-included, refits once instead of silently reusing a model that the edited code would not have learned.
+config (its seed included), its sizes, the torch version, the source of the code that fits it as its
+files read when the fit is looked up (see :func:`fit_sources`), and the hardware doing the arithmetic
+(:func:`mbrl.machine.arithmetic`). So an edit to that code, a comment included, refits once instead of
+silently reusing a model that the edited code would not have learned; and a cache shared by machines of
+several processor types (a sweep on a cluster) gives each run the fit its own machine makes, so a score
+does not depend on which machine fitted first.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import torch
 
 from mbrl.checkpoint import first_sentence, save_atomic, unreadable_reason
 from mbrl.data.transitions import Transitions
+from mbrl.machine import arithmetic
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +99,7 @@ def cache_key(model: Fittable, dataset_hash: str) -> str:
         "config": dataclasses.asdict(model.cfg),
         "obs_dim": model.obs_dim,
         "act_dim": model.act_dim,
+        "hardware": arithmetic(torch.device(model.device)),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
 

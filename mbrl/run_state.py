@@ -30,6 +30,7 @@ from mbrl.config import CONFIG_DIR, TrainConfig
 from mbrl.data.scores import normalized_scores, summarize
 from mbrl.data.transitions import OfflineDataset
 from mbrl.logging import RunLogger, to_float
+from mbrl.machine import describe
 from mbrl.model_data import ModelData
 from mbrl.run_folder import CONFIG_FILE, InterruptFlag, RunFolder, TrainingInterrupted
 
@@ -207,6 +208,8 @@ class RunState:
             # The loop's wall seconds from the first update to the final evaluation over all sessions, and
             # the part of them spent before this session resumed (0 for a run never interrupted).
             "timing": {"loop_s": self.loop_s(), "earlier_sessions_s": self.earlier_s},
+            # The machine that finished the run: scores of one seed differ between processors (mbrl.machine).
+            "machine": describe(),
         }
         (self.path / FINAL).write_text(json.dumps(result, indent=2))
         self.logger.close()

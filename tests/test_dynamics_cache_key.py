@@ -10,6 +10,7 @@ import importlib
 import sys
 import textwrap
 
+import mbrl.dynamics.cache
 import pytest
 import torch
 from mbrl.dynamics.cache import cache_key, fit_cached, fit_sources
@@ -83,4 +84,13 @@ def test_another_torch_version_refits(monkeypatch):
     model = built(GaussianEnsemble)
     before = cache_key(model, CACHE_HASH)
     monkeypatch.setattr(torch, "__version__", torch.__version__ + "+other")
+    assert cache_key(model, CACHE_HASH) != before
+
+
+def test_another_processor_refits(monkeypatch):
+    """Floating-point sums differ between processors, so a cache shared by a cluster keeps one fit per type."""
+    model = built(GaussianEnsemble)
+    before = cache_key(model, CACHE_HASH)
+    assert cache_key(model, CACHE_HASH) == before
+    monkeypatch.setattr(mbrl.dynamics.cache, "arithmetic", lambda device: "another processor, AVX2")
     assert cache_key(model, CACHE_HASH) != before

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from mbrl.checkpoint import load, save_atomic
 from mbrl.config import as_dict, default_values, resolve
+from mbrl.machine import describe
 from mbrl.run_folder import InterruptFlag, RunFolder, RunFolderError, config_changes, same_experiment
 from mbrl.train import TrainingDivergedError, compose, train
 from tests.helpers import SMOKE, run_cli, start_training
@@ -28,7 +29,8 @@ def test_rerun_with_another_seed_is_refused_and_the_run_is_untouched(in_env, tmp
     before = _actor(tmp_path)
     with pytest.raises(RunFolderError, match=r"seed: 3 -> 4.*another folder \(hydra\.run\.dir=.*resume=force"):
         train(compose([*FAST, "seed=4"]), tmp_path)
-    assert json.loads((tmp_path / "final.json").read_text())["seed"] == 3
+    final = json.loads((tmp_path / "final.json").read_text())
+    assert final["seed"] == 3 and final["machine"] == describe()  # the processor, not just the architecture
     assert OmegaConf.load(tmp_path / "config.yaml").seed == 3
     after = _actor(tmp_path)
     assert all(torch.equal(before[k], after[k]) for k in before)
