@@ -125,6 +125,12 @@ def machine(run_dirs: list[Path]) -> dict:
     return describe() | {"commits": commits, "run_cpus": dict(sorted(run_cpus.items()))}
 
 
+def run_cpus_text(m: dict) -> str:
+    """``machine(...)["run_cpus"]`` in words, for a report's header."""
+    counts = m.get("run_cpus") or {}
+    return "; ".join(f"{n} on {'an unrecorded processor' if cpu == 'unrecorded' else cpu}" for cpu, n in counts.items())
+
+
 def parse_conditions(agents: list[str], conditions: list[str]) -> dict[str, dict[str, list[str]]]:
     """``{condition: {"": overrides for every dataset, dataset: overrides added on that dataset}}``.
 

@@ -75,7 +75,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.learning import RUN_RECORD, archive_run, machine, score_curve, train_in  # noqa: E402
+from benchmarks.learning import RUN_RECORD, archive_run, machine, run_cpus_text, score_curve, train_in  # noqa: E402
 from benchmarks.reference_drivers import CHECKOUT  # noqa: E402
 from mbrl.data.scores import summarize  # noqa: E402
 
@@ -449,7 +449,8 @@ def render(rows: list[dict], info: dict) -> str:
         "# Side by side with the reference implementations: same data, settings, updates and evaluation",
         "",
         f"References: {', '.join(info['reference_commits']) or '–'}. Ours: commits "
-        f"{', '.join(c[:10] for c in m['commits']) or '–'}. {m['cores']} cores ({m['cpu']}), torch {m['torch']}, one "
+        f"{', '.join(c[:10] for c in m['commits']) or '–'}; runs of ours finished {run_cpus_text(m) or '–'}. "
+        f"{m['cores']} cores, torch {m['torch']}, one "
         "torch thread per run, runs sharing the machine. Settings: each method's `<method>_cpu` preset for both "
         f"sides{settings}. Score: final normalised score, mean with 95 % bootstrap CI over seeds, then per seed. Wall: "
         "mean minutes per run, the run's own job plus the dynamics fit it used; a fit is shared by the methods "
