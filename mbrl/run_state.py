@@ -74,6 +74,11 @@ def git_revision() -> str:
         return "unknown"
 
 
+# The commit of the code this process imported, read once at import: a run records the code it runs even when
+# a commit lands while it fits its model (read at the start of the loop, the revision named the later commit).
+IMPORTED_REVISION = git_revision()
+
+
 class RunState:
     """What a run keeps in its folder, for one ``agent`` learning from ``model_data``.
 
@@ -124,9 +129,10 @@ class RunState:
                 return json.loads((self.path / FINAL).read_text())
             log.info("resuming %s from update %d", self.path, self.start)
         (self.path / CONFIG_FILE).write_text(OmegaConf.to_yaml(OmegaConf.create(self.resolved)))
-        revision = git_revision()
-        (self.path / "git_revision.txt").write_text(revision + "\n")
-        self.logger = RunLogger(self.path, self.cfg.logger, self.resolved, wandb_id=wandb_id, git_revision=revision)
+        (self.path / "git_revision.txt").write_text(IMPORTED_REVISION + "\n")
+        self.logger = RunLogger(
+            self.path, self.cfg.logger, self.resolved, wandb_id=wandb_id, git_revision=IMPORTED_REVISION
+        )
         self.logger.truncate_after(self.start)
         self._session_t0 = time.perf_counter()
         return None

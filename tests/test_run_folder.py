@@ -9,6 +9,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+import mbrl.run_state
 from mbrl.checkpoint import load, save_atomic
 from mbrl.config import as_dict, default_values, resolve
 from mbrl.machine import describe
@@ -34,6 +35,13 @@ def test_rerun_with_another_seed_is_refused_and_the_run_is_untouched(in_env, tmp
     assert OmegaConf.load(tmp_path / "config.yaml").seed == 3
     after = _actor(tmp_path)
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_the_recorded_commit_is_the_one_the_process_imported(in_env, tmp_path, monkeypatch):
+    """A commit landing while a run fits its model does not relabel the run: the revision is read at import."""
+    monkeypatch.setattr(mbrl.run_state, "git_revision", lambda: "a commit made after the import")
+    train(compose(FAST), tmp_path)
+    assert (tmp_path / "git_revision.txt").read_text().strip() == mbrl.run_state.IMPORTED_REVISION
 
 
 def test_a_run_cannot_be_shortened_but_may_be_extended(in_env, tmp_path):
