@@ -67,7 +67,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -242,7 +242,8 @@ def reference_command(step: str, job: Job, checkouts: dict[str, Path]) -> list[s
 
 
 def run_job(job: Job, runs: Path, checkouts: dict[str, Path]) -> None:
-    """Train ``job`` and write its ``wall.json``: the job's own wall seconds and the fit it used."""
+    """Train ``job`` and write its ``wall.json``: the job's own wall seconds, the fit it used and that fit's
+    seconds (kept with the run, since the fit may be remade later for other runs)."""
     if job.side == "ours":
         cache = [f"dynamics.cache_dir={job.cache_dir}"] if job.fit is not None else []
         wall_s = train_in(job.out, [*job.head, *cache], list(job.overrides), log_mode="a")
@@ -253,8 +254,11 @@ def run_job(job: Job, runs: Path, checkouts: dict[str, Path]) -> None:
             cmd = reference_command("train", job, checkouts)
             run_logged(cmd, log)
         wall_s = time.perf_counter() - start
-    fit = str(job.fit.relative_to(runs)) if job.fit is not None else None
-    (job.out / "wall.json").write_text(json.dumps({"run_s": wall_s, "fit": fit}, indent=2) + "\n")
+    wall: dict[str, Any] = {"run_s": wall_s, "fit": None}
+    if job.fit is not None:
+        wall["fit"] = str(job.fit.relative_to(runs))
+        wall["fit_s"] = json.loads((job.fit / "fit.json").read_text())["fit_s"]
+    (job.out / "wall.json").write_text(json.dumps(wall, indent=2) + "\n")
 
 
 def _fit_ours(folder: Path, overrides: list[str]) -> None:
@@ -295,7 +299,8 @@ def earlier_sessions_s(run: Path) -> float | None:
 def run_wall(run: Path, runs: Path) -> tuple[float, float | None] | None:
     """A finished run's wall seconds and, of those, its fit's; None when the run recorded none.
 
-    The current layout (``wall.json``): the run's own job plus the fit it used (``fit.json``); ``wall.json``
+    The current layout (``wall.json``): the run's own job plus the fit it used (the seconds ``wall.json``
+    kept, or for older runs the fit's ``fit.json``, which a later refit of that fit overwrites); ``wall.json``
     times the last process only, so a run of ours that resumed from a checkpoint adds the loop seconds of
     its earlier sessions (``final.json["timing"]``), and one resumed before runs recorded them has no wall
     time. The earlier layout (``wall_s.txt``): the whole job, its private fit included; the fit's share is
@@ -309,7 +314,9 @@ def run_wall(run: Path, runs: Path) -> tuple[float, float | None] | None:
         run_s = wall["run_s"] + earlier_s
         if wall["fit"] is None:
             return run_s, None
-        fit_s = json.loads((runs / wall["fit"] / "fit.json").read_text())["fit_s"]
+        fit_s = wall.get("fit_s")  # absent in runs recorded before wall.json kept it
+        if fit_s is None:
+            fit_s = json.loads((runs / wall["fit"] / "fit.json").read_text())["fit_s"]
         return run_s + fit_s, fit_s
     if (run / "wall_s.txt").exists():
         return float((run / "wall_s.txt").read_text()), json.loads((run / "final.json").read_text()).get("fit_s")

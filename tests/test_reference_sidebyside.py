@@ -107,3 +107,24 @@ def test_a_run_of_one_cell_reports_every_archived_row(tmp_path):
         ("mopo", "halfcheetah-medium", [0]),
         ("edac", "hopper-medium-replay", [1]),
     ]
+
+
+def test_a_run_keeps_the_seconds_of_the_fit_it_used_when_that_fit_is_remade(tmp_path):
+    """A fit shared by several runs can be remade for a later run (its folder lost, the fit redone): the
+    archived record of the fit then holds the new fit's seconds, and an earlier run must keep its own."""
+    runs, results = tmp_path / "runs" / "sbs", tmp_path / "results"
+    fit = "hopper-medium-replay/_fits/reference/seed0/offlinerlkit-abc"
+    (runs / fit).mkdir(parents=True)
+    (runs / fit / "fit.json").write_text(json.dumps({"fit_s": 90.0}))  # the remade fit
+    for side, kept in (("ours", None), ("reference", 60.0)):
+        run = runs / "hopper-medium-replay" / "combo" / side / "seed0"
+        run.mkdir(parents=True)
+        timing = {"timing": {"loop_s": 100.0, "earlier_sessions_s": 0.0}} if side == "ours" else {}
+        (run / "final.json").write_text(json.dumps({"final": {"score_mean": 10.0}, **timing}))
+        wall = {"run_s": 240.0, "fit": fit} | ({"fit_s": kept} if kept is not None else {})
+        (run / "wall.json").write_text(json.dumps(wall))
+    argv = ["--report-only", "--methods", "combo", "--datasets", "hopper-medium-replay", "--seeds", "0"]
+    sidebyside([*argv, "--name", "sbs", "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(results)])
+    row = json.loads((results / "sbs.json").read_text())["rows"][0]
+    assert row["reference"]["fit_s"] == [60.0] and row["reference"]["wall_s"] == [300.0]
+    assert row["ours"]["fit_s"] == [90.0]  # recorded before runs kept it: the fit's own record
