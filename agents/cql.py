@@ -39,11 +39,13 @@ from typing import ClassVar
 import torch
 from mbrl.agents.base import Agent, AgentSpec, register_agent
 from mbrl.agents.kit import bootstrap, ensemble_td_loss, mixed_batch, optimise, polyak
-from mbrl.agents.rules import COUNT, FINITE, NON_NEGATIVE, POSITIVE, STEPS, check
+from mbrl.agents.rules import COUNT, FINITE, NON_NEGATIVE, POSITIVE, STEPS, check, require
 from mbrl.agents.sac import SACAgent, SACBaseConfig
 
 from mbrl.data.transitions import Transitions
 from mbrl.optim import adam
+
+LOGSUMEXP_OVER = ("state", "draw")
 
 
 @dataclass
@@ -62,9 +64,11 @@ class CQLConfig(SACBaseConfig):
     max_q_backup: bool = False  # bootstrap from the max over num_samples next actions
     deterministic_backup: bool = True  # leave the entropy bonus out of the target
     bc_steps: int = 0  # initial updates in which the actor clones the dataset actions
+    logsumexp_over: str = "state"  # "state": all 3n proposals of a state; "draw": the 3 of each draw (OfflineRL-Kit)
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        require(self.logsumexp_over in LOGSUMEXP_OVER, "logsumexp_over", self.logsumexp_over, "state or draw")
         check(self, COUNT, "num_samples")
         check(self, POSITIVE, "cql_alpha_lr", "temperature")
         check(self, NON_NEGATIVE, "cql_weight")  # 0 is SAC; a negative weight would push Q up off the data
@@ -198,13 +202,20 @@ class CQLAgent(SACAgent):
     def conservative_gap(
         self, obs: torch.Tensor, actions: torch.Tensor, log_density: torch.Tensor, q_data: torch.Tensor
     ) -> torch.Tensor:
-        """Per critic ``[N]``: ``mean_s T * logsumexp_k((Q(s, a_k) - log_density_k) / T) - mean(q_data)``.
+        """Per critic ``[N]``: ``mean_s T * logsumexp_k((Q(s, a_k) - log_density_k) / T) - mean(q_data)``, the
+        logsumexp over the ``K = 3n`` proposals of a state, or (``logsumexp_over="draw"``) over the 3 of each draw
+        and averaged over the n draws.
 
-        ``obs [M, obs_dim]``, ``actions [M, K, act_dim]``, ``log_density [M, K]``, ``q_data [N, D]``: the
-        critics' values on the data pairs that are pushed up.
+        ``obs [M, obs_dim]``, ``actions [M, K, act_dim]`` laid out as :meth:`proposals` returns them,
+        ``log_density [M, K]``, ``q_data [N, D]``: the critics' values on the data pairs that are pushed up.
         """
         m, k, act_dim = actions.shape
         q = self.critic(obs.repeat_interleave(k, dim=0), actions.reshape(m * k, act_dim)).view(-1, m, k)
         t = self.cfg.temperature
-        soft_max = t * torch.logsumexp((q - log_density) / t, dim=-1)  # [N, M]
+        scaled = (q - log_density) / t  # [N, M, K]
+        if self.cfg.logsumexp_over == "draw":
+            # [uniform n | pi(s) n | pi(s') n] -> [N, M, 3, n]: draw j's three proposals share the last index.
+            soft_max = t * torch.logsumexp(scaled.view(-1, m, 3, k // 3), dim=2).mean(dim=-1)  # [N, M]
+        else:
+            soft_max = t * torch.logsumexp(scaled, dim=-1)  # [N, M]
         return soft_max.mean(dim=1) - q_data.mean(dim=1)

@@ -88,6 +88,7 @@ BAD_VALUES = [
     ("cql", "cql_alpha_lr", 0.0, "a finite number > 0"),
     ("cql", "target_action_gap", NAN, "a finite number"),
     ("cql", "bc_steps", -1, ">= 0"),
+    ("cql", "logsumexp_over", "row", "state or draw"),
     ("cql", "gamma", -0.1, "in [0, 1]"),
     ("combo", "rho_s", "real", "one of mix, model"),
     ("combo", "num_critics", 0, ">= 1"),  # CQL's checks run for COMBO too

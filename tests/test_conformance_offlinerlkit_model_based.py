@@ -22,8 +22,8 @@ Kept deviations (each applied here where a comparison needs it, and asserted on 
   backs up without the entropy term (``run_mobile.py:56``), as ours does with the mobile preset's
   ``deterministic_backup: true``; ``mobile.py:174`` clamps targets at 0, ours does not;
 - COMBO: ``combo.py:185-189`` (as ``cql.py:154-158``) leaves ``value.reshape`` unassigned, so the logsumexp runs
-  over the 3 proposals of one (state, draw) row instead of all 3n proposals of a state (ours, the CQL
-  authors' code and CORL).
+  over the 3 proposals of one (state, draw) row instead of all 3n proposals of a state (our default, the CQL
+  authors' code and CORL); the update is compared with ours set to ``logsumexp_over="draw"``, that grouping.
 """
 
 from __future__ import annotations
@@ -419,7 +419,7 @@ def test_rambo_sac_update_in_reference_order(reference_log_density: None) -> Non
 # -- COMBO ------------------------------------------------------------------------------------------------
 
 
-def combo_agent(fx: dict[str, Any], case: dict[str, Any]) -> COMBOAgent:
+def combo_agent(fx: dict[str, Any], case: dict[str, Any], logsumexp_over: str = "state") -> COMBOAgent:
     o = case["options"]
     cfg = {
         "obs_dim": case["inputs"]["real"]["observations"].shape[1],
@@ -429,25 +429,11 @@ def combo_agent(fx: dict[str, Any], case: dict[str, Any]) -> COMBOAgent:
         hidden_sizes=(8, 8), num_critics=2, actor_lr=1e-4, critic_lr=3e-4, alpha_lr=1e-4, gamma=0.99, tau=0.005,
         target_entropy=-float(cfg["act_dim"]), cql_weight=o["cql_weight"], temperature=o["temperature"],
         num_samples=case["num_repeat"], with_lagrange=o["with_lagrange"], target_action_gap=10.0,
-        cql_alpha_lr=3e-4, deterministic_backup=True, rho_s=o["rho_s"],
+        cql_alpha_lr=3e-4, deterministic_backup=True, rho_s=o["rho_s"], logsumexp_over=logsumexp_over,
     )  # fmt: skip
     agent = COMBOAgent(spec(cfg), config)
     load_sac(agent, case["inputs"], ["critic1", "critic2"], ["critic1_old", "critic2_old"])
     return agent
-
-
-def reference_grouping_gap(agent: COMBOAgent):
-    """``combo.py:185-203``: the logsumexp over the 3 proposals of one (state, draw) row, then the mean over
-    rows, instead of over all 3n proposals of a state. Our proposals are ``[uniform x n, pi(s) x n, pi(s') x n]``."""
-
-    def gap(obs: torch.Tensor, actions: torch.Tensor, log_density: torch.Tensor, q_data: torch.Tensor) -> torch.Tensor:
-        m, k, act_dim = actions.shape
-        q = agent.critic(obs.repeat_interleave(k, dim=0), actions.reshape(m * k, act_dim)).view(-1, m, k)
-        t = agent.cfg.temperature
-        rows = ((q - log_density) / t).view(q.shape[0], m, 3, k // 3)  # [N, state, proposal kind, draw]
-        return (t * torch.logsumexp(rows, dim=2)).mean(dim=(1, 2)) - q_data.mean(dim=1)
-
-    return gap
 
 
 @pytest.mark.parametrize("name", ["mix", "model_lagrange"])
@@ -455,12 +441,11 @@ def test_combo_update(name: str, reference_log_density: None) -> None:
     """One ``COMBOPolicy.learn`` step (``combo.py:110-241``) against ``COMBOAgent.update``: the order is the same
     (actor, temperature, critics on the stepped actor's next actions, Lagrange multiplier, Polyak). Compared:
     actor, temperature and critic losses, the conservative terms, every gradient and parameter after the
-    step, with the reference's logsumexp grouping patched into our conservative gap."""
+    step, ours with ``logsumexp_over="draw"``: the reference's logsumexp grouping."""
     fx = load_conformance("offlinerlkit_mb_combo")
     case = fx[name]
     noise, out, o = case["noise"], case["outputs"], case["options"]
-    agent = combo_agent(fx, case)
-    agent.conservative_gap = reference_grouping_gap(agent)
+    agent = combo_agent(fx, case, "draw")
     real, fake = transitions(case["inputs"]["real"]), transitions(case["inputs"]["fake"])
     m = len(fake) if o["rho_s"] == "model" else len(real) + len(fake)
     n, act_dim = case["num_repeat"], real.act.shape[1]
@@ -501,7 +486,7 @@ def test_combo_update(name: str, reference_log_density: None) -> None:
 
 @pytest.mark.parametrize("name", ["mix", "model_lagrange"])
 def test_combo_conservative_gap_grouping(name: str, reference_log_density: None) -> None:
-    """Kept deviation (``combo.py:185-189``): the reference's proposal values ``cat_q`` (``Q - log density`` of
+    """Kept default (``combo.py:185-189``): the reference's proposal values ``cat_q`` (``Q - log density`` of
     the pi(s), pi(s') and uniform proposals, ``[M * n, 3]``, recorded) enter a logsumexp per row of 3; ours
     (``CQLAgent.conservative_gap``, unpatched, on our own proposals from the same draws) is the logsumexp over
     all 3n proposals of a state. Ours equals that regrouping of the reference's values, and is larger."""

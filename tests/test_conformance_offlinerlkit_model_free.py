@@ -18,7 +18,8 @@ Kept deviations (each applied here where a comparison needs it, and asserted on 
 - temperature: ``sac.py:126``/``edac.py:110`` clamp the alpha they use next at 1, ours never clamps; and
   ``edac.py:99``'s actor loss reads the alpha before its step, ours the one after (as the target in both);
 - CQL: ``cql.py:153-157`` leaves ``value.reshape`` unassigned, so its logsumexp runs over the 3 proposals of
-  one (state, draw) row instead of all 3n proposals of a state (ours, the authors' code and CORL);
+  one (state, draw) row instead of all 3n proposals of a state (our default, the authors' code and CORL); the
+  update is compared with ours set to ``logsumexp_over="draw"``, which computes the reference's grouping;
 - TD3+BC's delay phase: ``td3bc.py:107`` steps the actor on calls 1, 3, 5, ...; ours (the authors' code) on
   calls 2, 4, 6, ...
 """
@@ -34,7 +35,7 @@ import torch
 from mbrl.agents import make_agent
 from mbrl.agents.base import AgentSpec
 from mbrl.agents.bc import BCConfig
-from mbrl.agents.cql import CQLAgent, CQLConfig
+from mbrl.agents.cql import CQLConfig
 from mbrl.agents.iql import IQLConfig
 from mbrl.agents.sac import SACConfig
 from mbrl.agents.td3bc import TD3BCConfig
@@ -347,7 +348,7 @@ def test_edac_actor_loss_reads_the_temperature_after_its_step(
 # -- CQL ------------------------------------------------------------------------------------------
 
 
-def build_cql(fx: dict):
+def build_cql(fx: dict, logsumexp_over: str):
     cfg = fx["config"]
     config = CQLConfig(
         hidden_sizes=(8, 8),
@@ -364,6 +365,7 @@ def build_cql(fx: dict):
         cql_alpha_lr=cfg["cql_alpha_lr"],
         deterministic_backup=True,
         max_q_backup=False,
+        logsumexp_over=logsumexp_over,
     )
     agent = make_agent("cql", SPEC, config)
     for net in (agent.actor, agent.critic, agent.target_critic):
@@ -377,20 +379,9 @@ def build_cql(fx: dict):
     return agent, slots
 
 
-def offlinerlkit_rowwise_gap(agent, obs, actions, log_density, q_data) -> torch.Tensor:
-    """``cql.py:153-168`` as it runs: the unassigned ``reshape`` leaves ``[B * n, 1]`` values, so the
-    logsumexp covers the 3 proposals (pi(s), pi(s'), uniform) of one state and draw index, not all 3n of a
-    state. Our proposals are laid out ``[uniform n | pi(s) n | pi(s') n]`` per state."""
-    m, k, act_dim = actions.shape
-    n, t = k // 3, agent.cfg.temperature
-    q = agent.critic(obs.repeat_interleave(k, dim=0), actions.reshape(m * k, act_dim)).view(-1, m, 3, n)
-    soft_max = t * torch.logsumexp((q - log_density.view(m, 3, n)) / t, dim=2)  # [N, M, n]
-    return soft_max.mean(dim=(1, 2)) - q_data.mean(dim=1)
-
-
-def run_cql(name: str, monkeypatch: pytest.MonkeyPatch):
+def run_cql(name: str, monkeypatch: pytest.MonkeyPatch, logsumexp_over: str):
     fx = load_conformance(f"offlinerlkit_mf_{name}")
-    agent, slots = build_cql(fx)
+    agent, slots = build_cql(fx, logsumexp_over)
     ref = fx["locals"]
     n = int(fx["config"]["num_samples"])
     draws = SharedDraws(fx["noise"])
@@ -400,7 +391,7 @@ def run_cql(name: str, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(torch, "rand", lambda *shape, **kw: uniform.clone())
     grads = record_grads(agent.actor_opt, agent.critic_opt, agent.alpha_opt, agent.cql_alpha_opt)
     seen: dict[str, torch.Tensor] = {}
-    td_target = agent.td_target
+    td_target, conservative_gap = agent.td_target, agent.conservative_gap
 
     def recording_target(*args):
         seen["target"] = td_target(*args)
@@ -411,9 +402,10 @@ def run_cql(name: str, monkeypatch: pytest.MonkeyPatch):
         with torch.no_grad():
             q = agent.critic(obs.repeat_interleave(k, dim=0), actions.reshape(m * k, -1)).view(-1, m, k)
             seen["proposal_values"] = q - log_density  # [N, M, 3n]
-            seen["gap_all_proposals"] = CQLAgent.conservative_gap(agent, obs, actions, log_density, q_data)
         seen["q_data"] = q_data.detach()
-        return offlinerlkit_rowwise_gap(agent, obs, actions, log_density, q_data)
+        gap = conservative_gap(obs, actions, log_density, q_data)
+        seen["gap"] = gap.detach()
+        return gap
 
     monkeypatch.setattr(agent, "td_target", recording_target)
     monkeypatch.setattr(agent, "conservative_gap", recording_gap)
@@ -426,9 +418,9 @@ def run_cql(name: str, monkeypatch: pytest.MonkeyPatch):
 def test_cql_update(name: str, monkeypatch: pytest.MonkeyPatch, reference_log_density: None) -> None:
     """``cql.py`` with ``run_cql.py``'s settings (weight 5, temperature 1, deterministic backup, 2 critics),
     without and with the Lagrange multiplier: proposals (uniform, pi(s), pi(s')) and their log-densities,
-    the target, each critic's Bellman and conservative terms, all gradients and parameters, with the
-    reference's row-wise logsumexp applied to ours."""
-    fx, _, slots, grads, metrics, seen = run_cql(name, monkeypatch)
+    the target, each critic's Bellman and conservative terms, all gradients and parameters, ours with
+    ``logsumexp_over="draw"``: the reference's logsumexp over the 3 proposals of each draw."""
+    fx, _, slots, grads, metrics, seen = run_cql(name, monkeypatch, "draw")
     ref, fixture = fx["locals"], name
     n, b = int(fx["config"]["num_samples"]), fx["batch"]["obs"].shape[0]
     close(seen["target"], ref["target_q"], "target", fixture)
@@ -454,16 +446,16 @@ def test_cql_update(name: str, monkeypatch: pytest.MonkeyPatch, reference_log_de
 def test_cql_logsumexp_over_all_proposals_of_a_state(
     monkeypatch: pytest.MonkeyPatch, reference_log_density: None
 ) -> None:
-    """Kept deviation (``cql.py:153-157``): ours takes the logsumexp over all 3n proposals of a state, which is
+    """Kept default (``cql.py:153-157``): ours takes the logsumexp over all 3n proposals of a state, which is
     what the reference's own comment ("cat_q shape: (batch_size, 3 * num_repeat, 1)") intends. On the
     reference's proposal values, that intended gap equals ours."""
-    fx, _, _, _, _, seen = run_cql("cql", monkeypatch)
+    fx, _, _, _, _, seen = run_cql("cql", monkeypatch, "state")
     ref = fx["locals"]
     n, b = int(fx["config"]["num_samples"]), fx["batch"]["obs"].shape[0]
     for j in (1, 2):
         per_state = ref[f"cat_q{j}"].view(b, n * 3)
         intended = torch.logsumexp(per_state, dim=1).mean() - ref[f"q{j}"].mean()
-        close(seen["gap_all_proposals"][j - 1], intended, f"critic {j} gap over all proposals", "cql")
+        close(seen["gap"][j - 1], intended, f"critic {j} gap over all proposals", "cql")
         rowwise = torch.logsumexp(ref[f"cat_q{j}"], dim=1).mean() - ref[f"q{j}"].mean()
         assert not torch.isclose(intended, rowwise, rtol=1e-3)
 

@@ -30,8 +30,12 @@ def test_registered_under_their_names():
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"with_lagrange": True, "max_q_backup": True, "deterministic_backup": False, "bc_steps": 2}],
-    ids=["defaults", "lagrange-maxq-entropy-bc"],
+    [
+        {},
+        {"with_lagrange": True, "max_q_backup": True, "deterministic_backup": False, "bc_steps": 2},
+        {"logsumexp_over": "draw"},
+    ],
+    ids=["defaults", "lagrange-maxq-entropy-bc", "logsumexp-per-draw"],
 )
 def test_cql_meets_the_contract(options):
     check_agent("cql", CQLConfig(**SMALL, **options))
@@ -53,8 +57,9 @@ def _manual_q(agent: CQLAgent, i: int, s: torch.Tensor, a: torch.Tensor) -> floa
     return float(h @ w1 + b1)
 
 
-def test_conservative_term_matches_a_hand_computation():
-    cfg = CQLConfig(hidden_sizes=(4,), num_samples=3, temperature=0.7)
+@pytest.mark.parametrize("logsumexp_over", ["state", "draw"])
+def test_conservative_term_matches_a_hand_computation(logsumexp_over):
+    cfg = CQLConfig(hidden_sizes=(4,), num_samples=3, temperature=0.7, logsumexp_over=logsumexp_over)
     agent = CQLAgent(SPEC, cfg)
     obs, next_obs = torch.randn(4, SPEC.obs_dim), torch.randn(4, SPEC.obs_dim)
     data = random_batch(5, seed=3)
@@ -80,7 +85,10 @@ def test_conservative_term_matches_a_hand_computation():
         for m in range(4):
             pairs = zip(actions[m], log_density[m], strict=True)
             values = [_manual_q(agent, i, obs[m], a) - float(d) for a, d in pairs]
-            soft_max.append(t * math.log(sum(math.exp(v / t) for v in values)))
+            # "state": one soft maximum over all 3n; "draw": draw j's uniform, pi(s) and pi(s') proposals
+            # (j, n + j, 2n + j), a soft maximum each, averaged over the n draws.
+            groups = [values] if logsumexp_over == "state" else [values[j::n] for j in range(n)]
+            soft_max.append(sum(t * math.log(sum(math.exp(v / t) for v in g)) for g in groups) / len(groups))
         pushed_up = sum(_manual_q(agent, i, s, a) for s, a in zip(data.obs, data.act, strict=True)) / len(data)
         assert gap[i].item() == pytest.approx(sum(soft_max) / 4 - pushed_up, rel=1e-5, abs=1e-5)
 
