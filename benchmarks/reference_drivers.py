@@ -643,7 +643,8 @@ def eor_ravl(job: Job, fit_dir: Path, out: Path) -> None:
 def score_fits(job: Job, ref_fit: Path, ours_fit: Path, edge_of_reach: bool) -> dict[str, dict[str, float]]:
     """Both sides' fitted dynamics for ``job`` scored on the same rows: per test dataset (the fit's own data
     and the family's ``medium`` built-in, which a medium-replay fit never saw), the MSE of each member's mean
-    ``[Δs, r]`` averaged over the elites and over all members.
+    ``[Δs, r]`` averaged over the elites and over all members; over the elites, the Gaussian negative
+    log-likelihood per dimension (without its constant) and the mean predicted variance over the MSE.
 
     Each side's holdout is its own random split, so holdout losses do not compare; the same rows do. This is
     how the ensemble's initialisation was found to leave our fit worse than OfflineRL-Kit's.
@@ -664,33 +665,38 @@ def score_fits(job: Job, ref_fit: Path, ours_fit: Path, edge_of_reach: bool) -> 
         ensemble = DynamicsModel(cfg.dataset, job.obs_dim, job.act_dim, load_model_dir=str(model_dir)).ensemble
         ref_elites = list(ensemble._elites_idx)
 
-        def reference(obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-            means, _ = ensemble.get_means_logvars(obs, act)  # [B, E, o+1] of [s', r]
+        def reference(obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            means, logvars = ensemble.get_means_logvars(obs, act)  # [B, E, o+1] of [s', r]
             delta = means[..., : job.obs_dim] - obs[:, None]
-            return torch.cat([delta, means[..., job.obs_dim :]], dim=-1).transpose(0, 1)
+            return torch.cat([delta, means[..., job.obs_dim :]], dim=-1).transpose(0, 1), logvars.transpose(0, 1)
     else:
         kit = kit_dynamics(job, None)
         kit.load(str(ref_fit))
         ref_elites = [int(i) for i in kit.model.elites.data.cpu()]
 
-        def reference(obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        def reference(obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             x = kit.scaler.transform(np.concatenate([obs.numpy(), act.numpy()], axis=1))
-            return kit.model(x)[0].cpu()  # [E, B, o+1]
+            mean, logvar = kit.model(x)  # [E, B, o+1]
+            return mean.cpu(), logvar.cpu()
 
     scores = {}
     family = env_family(job.spec.env_id)
     for name in dict.fromkeys([cfg.dataset, f"{family}-medium"]):
         t = load_dataset(name).transitions
         target = ours.targets(t).double()
-        with torch.no_grad():
-            ours_mse = ((ours.predict(t.obs, t.act)[0].double() - target) ** 2).mean(dim=(1, 2))
-            ref_mse = ((reference(t.obs, t.act).double() - target) ** 2).mean(dim=(1, 2))
-        scores[name] = {
-            "ours_elites": float(ours_mse[ours.elites].mean()),
-            "ours_all": float(ours_mse.mean()),
-            "reference_elites": float(ref_mse[ref_elites].mean()),
-            "reference_all": float(ref_mse.mean()),
-        }
+        scores[name] = {}
+        for side, predict, elites in (("ours", ours.predict, ours.elites), ("reference", reference, ref_elites)):
+            with torch.no_grad():
+                mean, logvar = (x.double() for x in predict(t.obs, t.act))
+            err2 = (mean - target) ** 2  # [E, N, o+1]
+            mse = err2.mean(dim=(1, 2))
+            scores[name] |= {
+                f"{side}_elites": float(mse[elites].mean()),
+                f"{side}_all": float(mse.mean()),
+                # The rollouts sample from the predicted Gaussian: its spread matters as much as its mean.
+                f"{side}_elites_nll": float(0.5 * (err2 * (-logvar).exp() + logvar)[elites].mean()),
+                f"{side}_elites_var_over_mse": float(logvar[elites].exp().mean() / err2[elites].mean()),
+            }
     return scores
 
 

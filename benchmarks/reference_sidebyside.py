@@ -490,11 +490,18 @@ def render_fits(fits: list[dict]) -> str:
         "MSE of each member's mean `[Δs, r]` against the data, averaged over the elites (all members in "
         "brackets), for both sides' fits of the same dynamics config; the test rows are the fit's own data and "
         "the family's `medium` built-in. Each side's holdout is its own split, so this, not the holdout loss, "
-        "compares the fits.",
+        "compares the fits. The rollouts sample from each member's Gaussian, so its spread is scored too, over "
+        "the elites: the negative log-likelihood per dimension without its constant, and the mean predicted "
+        "variance over the MSE (1 is calibrated); – where a fit was scored before these were recorded.",
         "",
-        "| dataset | seed | reference | test rows | ours | reference | ours / reference |",
-        "|---|---|---|---|---|---|---|",
+        "| dataset | seed | reference | test rows | ours | reference | ours / reference | NLL ours / reference "
+        "| variance / MSE ours / reference |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def pair(f: dict, key: str, fmt: str) -> str:
+        return f"{f[f'ours_{key}']:{fmt}} / {f[f'reference_{key}']:{fmt}}" if f"ours_{key}" in f else "–"
+
     for f in fits:
         ours, ref = (
             f"{f['ours_elites']:.4f} ({f['ours_all']:.4f})",
@@ -502,7 +509,8 @@ def render_fits(fits: list[dict]) -> str:
         )
         ratio = f["ours_elites"] / f["reference_elites"]
         lines.append(
-            f"| {f['dataset']} | {f['seed']} | {f['reference']} | {f['test']} | {ours} | {ref} | {ratio:.2f} |"
+            f"| {f['dataset']} | {f['seed']} | {f['reference']} | {f['test']} | {ours} | {ref} | {ratio:.2f} | "
+            f"{pair(f, 'elites_nll', '.3f')} | {pair(f, 'elites_var_over_mse', '.2f')} |"
         )
     return "\n".join(lines) + "\n"
 

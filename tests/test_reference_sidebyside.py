@@ -4,6 +4,8 @@ as its users run it, shows each method's overrides)."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import subprocess
 import sys
@@ -128,3 +130,24 @@ def test_a_run_keeps_the_seconds_of_the_fit_it_used_when_that_fit_is_remade(tmp_
     row = json.loads((results / "sbs.json").read_text())["rows"][0]
     assert row["reference"]["fit_s"] == [60.0] and row["reference"]["wall_s"] == [300.0]
     assert row["ours"]["fit_s"] == [90.0]  # recorded before runs kept it: the fit's own record
+
+
+def test_the_fits_table_shows_the_spread_scores_where_a_fit_has_them(tmp_path):
+    """Fits scored before the NLL and variance ratio were recorded still report, with a dash there."""
+    cfg = resolve(compose(["experiment=mopo_cpu", "dataset=hopper-medium-replay", "seed=0"]))
+    section = {k: v for k, v in dataclasses.asdict(cfg.dynamics).items() if k not in ("cache", "cache_dir")}
+    digest = hashlib.sha256(json.dumps(section, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    results = tmp_path / "results"
+    mse = {"ours_elites": 0.03, "ours_all": 0.031, "reference_elites": 0.025, "reference_all": 0.026}
+    spread = {"ours_elites_nll": -2.5, "reference_elites_nll": -2.25}
+    spread |= {"ours_elites_var_over_mse": 0.8, "reference_elites_var_over_mse": 0.75}
+    for seed, scores in ((0, mse | spread), (1, mse)):
+        fit = results / "sbs_archive" / "hopper-medium-replay" / "_fits" / "reference" / f"seed{seed}"
+        (fit / f"offlinerlkit-{digest}").mkdir(parents=True)
+        record = {"reference": "OfflineRL-Kit@abc", "scores": {"hopper-medium-replay": scores}}
+        (fit / f"offlinerlkit-{digest}" / "scores.json").write_text(json.dumps(record))
+    argv = ["--report-only", "--methods", "mopo", "--datasets", "hopper-medium-replay", "--seeds", "0", "1"]
+    sidebyside([*argv, "--name", "sbs", "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(results)])
+    rows = [line for line in (results / "sbs.md").read_text().splitlines() if "| OfflineRL-Kit |" in line]
+    assert [row.split(" | ")[-2:] for row in rows] == [["-2.500 / -2.250", "0.80 / 0.75 |"], ["–", "– |"]]
+    assert all(" | 1.20 | " in row for row in rows)  # ours / reference MSE, 0.03 / 0.025
