@@ -67,6 +67,7 @@ from mbrl.dynamics.base import DynamicsModel
 from mbrl.dynamics.ensemble import GaussianEnsemble
 
 from mbrl.data.transitions import Transitions, placeholder_rows
+from mbrl.nn import TanhGaussianActor
 from mbrl.optim import adam
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,15 @@ log = logging.getLogger(__name__)
 # Means over the last adversarial phase, reported with every update (zeros before the first phase) so that
 # each logged row has the same columns.
 ADV_METRICS = ("adv_nll", "adv_log_prob", "adv_value", "adv_loss")
+BC_LOSSES = ("nll", "sampled_mse")  # behaviour-cloning losses: the authors' and OfflineRL-Kit's
+
+
+def behaviour_cloning_loss(actor: TanhGaussianActor, obs: torch.Tensor, act: torch.Tensor, kind: str) -> torch.Tensor:
+    """The warm-up's loss of ``actor`` on dataset rows ``obs [B, obs_dim]``, ``act [B, act_dim]``: ``nll`` is
+    ``-mean log pi(a|s)``; ``sampled_mse`` is ``mean (a~pi(s) - a)^2``, which also shrinks the policy's spread."""
+    if kind == "nll":
+        return -actor.log_prob(obs, act).mean()
+    return (actor(obs, with_log_prob=False)[0] - act).pow(2).mean()
 
 
 @dataclass
@@ -92,9 +102,13 @@ class RAMBOConfig(SACConfig):
     bc_steps: int = 200_000  # BC steps before the first update (~50 epochs of a 1M-row dataset at 256 rows)
     bc_batch_size: int = 256
     bc_lr: float = 1e-4
+    # "nll": -log pi(a|s) of the dataset action (the authors' code); "sampled_mse": the squared error of a
+    # reparameterised sample against it (OfflineRL-Kit rambo.py:84-86).
+    bc_loss: str = "nll"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        require(self.bc_loss in BC_LOSSES, "bc_loss", self.bc_loss, "nll or sampled_mse")
         check(self, COUNT, "adv_every", "adv_steps", "adv_horizon", "bc_batch_size")
         # The advantage is normalised by its standard deviation over the batch, which needs two rows.
         require(self.adv_batch_size >= 2, "adv_batch_size", self.adv_batch_size, ">= 2")
@@ -168,17 +182,18 @@ class RAMBOAgent(SACAgent):
         return metrics | self.adv_metrics
 
     def behaviour_clone(self) -> None:
-        """``bc_steps`` steps of ``-mean log pi(a|s)`` on dataset batches: the published warm-up of the actor."""
+        """``bc_steps`` steps of :func:`behaviour_cloning_loss` on dataset batches: the published warm-up of the
+        actor."""
         cfg = self.cfg
         log.info("RAMBO: behaviour cloning the actor for %d steps", cfg.bc_steps)
         opt = adam(self.actor.parameters(), cfg.bc_lr)
         for _ in range(cfg.bc_steps):
             batch = self.data.sample(cfg.bc_batch_size, self.generator)
-            loss = -self.actor.log_prob(batch.obs, batch.act).mean()
+            loss = behaviour_cloning_loss(self.actor, batch.obs, batch.act, cfg.bc_loss)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        log.info("RAMBO: behaviour cloning done, last batch NLL %.3f", loss.item())
+        log.info("RAMBO: behaviour cloning done, last batch %s %.3f", cfg.bc_loss, loss.item())
 
     def adversarial_phase(self) -> dict[str, torch.Tensor]:
         """``adv_steps`` model steps along on-policy model rollouts; returns the metrics' means over the phase."""

@@ -118,6 +118,7 @@ BAD_VALUES = [
     ("rambo", "adv_weight", -3e-4, "a finite number >= 0"),
     ("rambo", "adv_lr", 0.0, "a finite number > 0"),
     ("rambo", "bc_lr", INF, "a finite number > 0"),
+    ("rambo", "bc_loss", "mse", "nll or sampled_mse"),
     ("rambo", "bc_steps", -1, ">= 0"),
     ("rambo", "num_critics", 0, ">= 1"),  # SAC's checks run for RAMBO too
 ]

@@ -14,6 +14,7 @@ from mbrl.dynamics.ensemble import GaussianEnsemble
 
 from mbrl.checkpoint import load
 from mbrl.config import typed_section
+from mbrl.data.transitions import Transitions
 from mbrl.testing import SPEC, check_agent, random_batch
 from mbrl.train import compose, train
 from tests.helpers import RAMBO_TINY, SMALL_ENSEMBLE, SMOKE, resume_killed_run
@@ -136,17 +137,33 @@ def test_state_round_trip_restores_the_dynamics_and_continues_identically(model)
         a.load_state_dict(plain.state_dict())
 
 
-def test_behaviour_cloning_warm_up_pulls_the_actor_to_the_data_actions(model):
+def warmed_up(model: GaussianEnsemble, bc_steps: int, bc_loss: str) -> tuple[RAMBOAgent, Transitions]:
+    """An agent after its warm-up and one update on data whose actions are a smooth function of the state."""
     low, high = torch.tensor(SPEC.act_low), torch.tensor(SPEC.act_high)
     data = dataclasses.replace(DATA, act=low + (high - low) * torch.sigmoid(2 * DATA.obs[:, : SPEC.act_dim]))
+    agent = attached(dataclasses.replace(SMALL, bc_steps=bc_steps, bc_lr=1e-3, bc_loss=bc_loss), model)
+    agent.attach(data, agent.dynamics)
+    agent.update(random_batch(32, seed=1), random_batch(16, seed=2))
+    return agent, data
 
+
+@pytest.mark.parametrize("bc_loss", ["nll", "sampled_mse"])
+def test_behaviour_cloning_warm_up_pulls_the_actor_to_the_data_actions(model, bc_loss):
     def action_error(bc_steps: int) -> float:
-        agent = attached(dataclasses.replace(SMALL, bc_steps=bc_steps, bc_lr=1e-3), model)
-        agent.attach(data, agent.dynamics)
-        agent.update(random_batch(32, seed=1), random_batch(16, seed=2))
+        agent, data = warmed_up(model, bc_steps, bc_loss)
         return float((agent.act(data.obs, deterministic=True) - data.act).pow(2).mean())
 
     assert action_error(300) < 0.5 * action_error(0)
+
+
+def test_sampled_mse_warm_up_narrows_the_policy_where_the_likelihood_keeps_its_spread(model):
+    def policy_std(bc_loss: str) -> float:
+        agent, data = warmed_up(model, 300, bc_loss)
+        with torch.no_grad():
+            samples = torch.stack([agent.act(data.obs) for _ in range(8)])
+        return float(samples.std(dim=0).mean())
+
+    assert policy_std("sampled_mse") < 0.5 * policy_std("nll")
 
 
 def test_refuses_dynamics_that_are_not_learned():
