@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import platform
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from mbrl.agents.rambo import behaviour_cloning_loss
 from mbrl.config import resolve
 from mbrl.data.loading import load_dataset
 from mbrl.evaluate import evaluate
+from mbrl.machine import cpu_name
 from mbrl.nn import TanhGaussianActor, fit_zscore, zscore
 from mbrl.train import compose
 
@@ -98,7 +98,7 @@ def report(rows: list[dict], out: Path) -> None:
     lines = [
         "# RAMBO's behaviour-cloning warm-up: what its starting policy scores",
         "",
-        f"`python benchmarks/rambo_bc_probe.py` ({platform.processor() or platform.machine()}, torch "
+        f"`python benchmarks/rambo_bc_probe.py` ({cpu_name()}, torch "
         f"{torch.__version__}). Normalised score of the deterministic policy after the warm-up alone (no RL update), "
         "mean over seeds, then per seed; the policy's mean std over the dataset's states.",
         "",
