@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils import parametrize
 
-from mbrl.nn import INITS, EnsembleLinear, mlp, orthogonal_linears, require_init
+from mbrl.nn import INITS, EnsembleLinear, mlp, orthogonal_linears, require_init, state_input
 
 
 class BatchedSpectralNorm(nn.Module):
@@ -52,7 +52,8 @@ class VectorizedCritic(nn.Module):
     ``init`` (one of :data:`mbrl.nn.INITS`) is the initialisation scheme; each draws from the global RNG in
     its reference's order (:meth:`_initialise`). ``spectral_norm=True`` normalises every hidden layer to
     spectral norm 1 (Zheng et al., ICLR 2023), so each member's Lipschitz constant in ``(s, a)`` is at most
-    the norm of its output layer.
+    the norm of its output layer. ``standardise_states=True`` standardises ``obs`` first
+    (:class:`mbrl.nn.StateStandardiser`, fitted by the agent's ``attach``).
     """
 
     def __init__(
@@ -63,10 +64,12 @@ class VectorizedCritic(nn.Module):
         num_critics: int,
         spectral_norm: bool = False,
         init: str = "edac_heads",
+        standardise_states: bool = False,
     ) -> None:
         super().__init__()
         require_init("VectorizedCritic", init, INITS)
         self.num_critics = num_critics
+        self.obs_in = state_input(obs_dim, standardise_states)  # draws nothing
         if init == "edac_heads":
             # Built with EnsembleLinear's own draw (every member of a layer at once, U(+-1/sqrt(in))), then the
             # EDAC fills: what every run before the init setting used, so kept draw for draw.
@@ -131,6 +134,7 @@ class VectorizedCritic(nn.Module):
         nn.init.uniform_(head.bias, -3e-3, 3e-3)
 
     def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        obs = self.obs_in(obs)
         if act.dim() == 3:
             obs = obs.unsqueeze(0).expand(act.shape[0], -1, -1)
         return self.net(torch.cat([obs, act], dim=-1)).squeeze(-1)
@@ -146,6 +150,7 @@ class VectorizedCritic(nn.Module):
         linears = self.layers()
         # Each weight is read once: a spectral-norm parametrisation runs a power step per read.
         weights = [layer.weight for layer in linears]
+        obs = self.obs_in(obs)
         h = torch.cat([obs, act], dim=-1).unsqueeze(0).expand(self.num_critics, -1, -1)
         active = []
         for layer, weight in zip(linears[:-1], weights[:-1], strict=True):

@@ -9,9 +9,10 @@ metric ``|| (beta * s, a) - (beta * s_i, a_i) ||_2`` and regresses ``a`` on that
 
 Unlike TD3+BC this constrains the policy to the dataset's support, not to the action taken in the
 same state: a state may borrow an action seen in a nearby state. ``beta`` trades the two: large,
-the neighbour comes from (nearly) the same state; small, from (nearly) the same action. States
-enter the metric standardised by the dataset's mean and std (``+1e-3``, as TD3+BC), so ``beta`` has
-the published meaning; the networks see raw states, as in this project's TD3+BC.
+the neighbour comes from (nearly) the same state; small, from (nearly) the same action. With
+``normalize_states`` (the default, as the authors' code, which standardises its replay buffer) states
+enter both the metric and the networks standardised by the dataset's mean and std (``+1e-3``, as
+TD3+BC), so ``beta`` has the published meaning.
 
 The constraint needs the whole dataset: the training loop calls ``attach(transitions, dynamics)``
 once, which builds an exact nearest-neighbour search (``mbrl.agents.nn_search``: chunked matrix
@@ -39,6 +40,7 @@ from mbrl.dynamics.base import DynamicsModel
 
 from mbrl.data.transitions import Transitions
 from mbrl.errors import ConfigError
+from mbrl.nn import state_statistics
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,9 @@ class PRDCConfig(TD3BCConfig):
     ``exploration_noise``; ``alpha`` now weighs the RL term against the dataset constraint) plus the search's."""
 
     beta: float = 2.0  # weight of the (standardised) state in the search metric
-    normalize_states: bool = True  # standardise states in the metric by the attached dataset's mean and std
+    # Standardise states by the attached dataset's mean and std + 1e-3, in the networks' inputs (TD3+BC's option)
+    # and in the search metric, as the authors' code does.
+    normalize_states: bool = True
     search_backend: str = "auto"  # exact nearest-neighbour search: auto (= matmul), kdtree, matmul
 
     def __post_init__(self) -> None:
@@ -83,9 +87,10 @@ class PRDCAgent(TD3BCAgent):
         Derived from the dataset alone, so it is not part of ``state_dict``: a resumed run attaches
         the same dataset again.
         """
+        super().attach(dataset, dynamics)
         if self.cfg.normalize_states:
-            self.state_mean = dataset.obs.mean(dim=0).to(self.state_mean)
-            self.state_std = (dataset.obs.std(dim=0, correction=0) + 1e-3).to(self.state_std)
+            mean, std = state_statistics(dataset.obs)
+            self.state_mean, self.state_std = mean.to(self.state_mean), std.to(self.state_std)
         keys = self._keys(dataset.obs.to(self.state_mean.device), dataset.act.to(self.state_mean.device))
         if not torch.isfinite(keys).all() and torch.isfinite(dataset.obs).all() and torch.isfinite(dataset.act).all():
             states = "standardised states" if self.cfg.normalize_states else "states"

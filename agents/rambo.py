@@ -47,7 +47,11 @@ actions deterministic, critics the current ones; the entropy left out of the adv
 included) gets the supervised loss, only the elites the adversarial one; the elites are not re-chosen;
 dynamics Adam lr 3e-4, actor lr 1e-4, BC lr 1e-4 and batch 256. Differences: OfflineRL-Kit keeps running
 the (then purely supervised) model steps when ``adv_weight = 0``, the authors' code skips them (here they
-run); both references normalise observations, which this framework does not.
+run). Both references standardise observations by the dataset's mean and std + 1e-3 (OfflineRL-Kit
+``run_rambo.py:150, 188``; the authors' ``normalize_states``): ``normalize_states: true`` in the preset
+does the same for the actor's and critics' inputs (:class:`mbrl.nn.StateStandardiser`). OfflineRL-Kit also
+fits its dynamics model on the standardised states, so its model's loss weighs the state dimensions by
+their spread; here the model learns in raw units behind its own input scaler (the loss weighting differs).
 """
 
 from __future__ import annotations
@@ -146,6 +150,7 @@ class RAMBOAgent(SACAgent):
                 f"agent=rambo trains its dynamics model adversarially and needs a learned one "
                 f"(dynamics=ensemble or dynamics=single); got {type(dynamics).__name__}"
             )
+        super().attach(dataset, dynamics)  # the state standardisers (normalize_states)
         self.data = dataset
         # D4RL's placeholder next states (terminal rows with next_obs = obs) are left out of the supervised
         # rows, as the training job leaves them out of the fit.

@@ -37,9 +37,10 @@ from mbrl.agents.rules import (
     check_actor_lr_schedule,
     check_init,
 )
+from mbrl.dynamics.base import DynamicsModel
 
 from mbrl.data.transitions import Transitions
-from mbrl.nn import TanhGaussianActor
+from mbrl.nn import TanhGaussianActor, fit_state_standardisers
 from mbrl.optim import adam
 
 
@@ -68,6 +69,9 @@ class SACBaseConfig:
     # (OfflineRL-Kit's SAC, MOPO, MOBILE, COMBO, RAMBO, CQL), "edac" (CORL, edge-of-reach), "edac_trunc_normal"
     # (OfflineRL-Kit's run_edac.py); the default "edac_heads" is what runs made before the setting used.
     init: str = "edac_heads"
+    # Standardise the actor's and critics' state inputs by the attached dataset's mean and std + 1e-3
+    # (mbrl.nn.StateStandardiser), as both RAMBO references do; the default false is what earlier runs used.
+    normalize_states: bool = False
 
     def __post_init__(self) -> None:
         check(self, SIZES, "hidden_sizes")
@@ -120,10 +124,19 @@ class SACAgent(CriticQValues, SteppedUpdate, Agent):
         dev = torch.device(spec.device)
         hidden = tuple(config.hidden_sizes)
         init = config.init
-        self.actor = TanhGaussianActor(spec.obs_dim, spec.act_dim, hidden, spec.act_low, spec.act_high, init).to(dev)
+        standardise = config.normalize_states
+        self.actor = TanhGaussianActor(
+            spec.obs_dim, spec.act_dim, hidden, spec.act_low, spec.act_high, init, standardise_states=standardise
+        ).to(dev)
         spectral_norm = isinstance(config, SACConfig) and config.spectral_norm  # a SAC option; CQL has none
         self.critic = VectorizedCritic(
-            spec.obs_dim, spec.act_dim, hidden, config.num_critics, spectral_norm=spectral_norm, init=init
+            spec.obs_dim,
+            spec.act_dim,
+            hidden,
+            config.num_critics,
+            spectral_norm=spectral_norm,
+            init=init,
+            standardise_states=standardise,
         ).to(dev)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(config.init_alpha), device=dev, requires_grad=True)
@@ -132,6 +145,10 @@ class SACAgent(CriticQValues, SteppedUpdate, Agent):
         self.critic_opt = adam(self.critic.parameters(), config.critic_lr)
         self.alpha_opt = adam([self.log_alpha], config.alpha_lr)
         self.actor_schedule = actor_lr_schedule(self.actor_opt, config)
+
+    def attach(self, dataset: Transitions, dynamics: DynamicsModel | None) -> None:
+        """Fit the networks' state standardisers to ``dataset.obs [N, obs_dim]`` (``normalize_states``)."""
+        fit_state_standardisers(dataset.obs, self.actor, self.critic, self.target_critic)
 
     # -- acting -----------------------------------------------------------------------------------
     @torch.no_grad()

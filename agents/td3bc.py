@@ -17,25 +17,36 @@ from mbrl.agents.base import Agent, AgentSpec, SteppedUpdate, register_agent
 from mbrl.agents.critics import VectorizedCritic
 from mbrl.agents.kit import CriticQValues, bootstrap, ensemble_td_loss, mixed_batch, optimise, polyak
 from mbrl.agents.rules import COUNT, DISCOUNT, NON_NEGATIVE, POSITIVE, RATE, SIZES, check, check_init
+from mbrl.dynamics.base import DynamicsModel
 from torch import nn
 
 from mbrl.data.transitions import Transitions
-from mbrl.nn import mlp
+from mbrl.nn import fit_state_standardisers, mlp, state_input
 from mbrl.optim import adam
 
 
 class DeterministicActor(nn.Module):
-    """``obs [B, obs_dim] -> action [B, act_dim]`` squashed into the action box."""
+    """``obs [B, obs_dim] -> action [B, act_dim]`` squashed into the action box; ``standardise_states`` puts a
+    :class:`mbrl.nn.StateStandardiser` before the layers."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], low: tuple, high: tuple) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: tuple[int, ...],
+        low: tuple,
+        high: tuple,
+        standardise_states: bool = False,
+    ) -> None:
         super().__init__()
         self.net = nn.Sequential(mlp(obs_dim, hidden), nn.Linear(hidden[-1], act_dim), nn.Tanh())
         low_t, high_t = torch.as_tensor(low, dtype=torch.float32), torch.as_tensor(high, dtype=torch.float32)
         self.register_buffer("act_scale", (high_t - low_t) / 2)
         self.register_buffer("act_bias", (high_t + low_t) / 2)
+        self.obs_in = state_input(obs_dim, standardise_states)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.net(obs) * self.act_scale + self.act_bias
+        return self.net(self.obs_in(obs)) * self.act_scale + self.act_bias
 
 
 @dataclass
@@ -50,6 +61,9 @@ class TD3BCConfig:
     noise_clip: float = 0.5
     policy_freq: int = 2
     exploration_noise: float = 0.1  # std of the noise added by act(deterministic=False)
+    # Standardise the networks' state inputs by the attached dataset's mean and std + 1e-3, as the authors'
+    # code, OfflineRL-Kit and CORL do (mbrl.nn.StateStandardiser); the default false is what earlier runs used.
+    normalize_states: bool = False
     # How the critics are initialised (mbrl.nn.INITS, docs/fidelity.md "Initialisation"); the actor is at
     # nn.Linear's default under both. "torch": OfflineRL-Kit's, the authors' (TD3+BC, PRDC) and CORL's; the
     # default "edac_heads" (EDAC-style critics) is what runs made before the setting used.
@@ -75,14 +89,22 @@ class TD3BCAgent(CriticQValues, SteppedUpdate, Agent):
     def __init__(self, spec: AgentSpec, config: TD3BCConfig) -> None:
         self.cfg = config
         hidden = tuple(config.hidden_sizes)
-        self.actor = DeterministicActor(spec.obs_dim, spec.act_dim, hidden, spec.act_low, spec.act_high).to(spec.device)
-        self.critic = VectorizedCritic(spec.obs_dim, spec.act_dim, hidden, num_critics=2, init=config.init)
-        self.critic.to(spec.device)
+        standardise = config.normalize_states
+        self.actor = DeterministicActor(
+            spec.obs_dim, spec.act_dim, hidden, spec.act_low, spec.act_high, standardise_states=standardise
+        ).to(spec.device)
+        self.critic = VectorizedCritic(
+            spec.obs_dim, spec.act_dim, hidden, num_critics=2, init=config.init, standardise_states=standardise
+        ).to(spec.device)
         self.target_actor = copy.deepcopy(self.actor).requires_grad_(False)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_opt = adam(self.actor.parameters(), config.actor_lr)
         self.critic_opt = adam(self.critic.parameters(), config.critic_lr)
         self.updates = 0
+
+    def attach(self, dataset: Transitions, dynamics: DynamicsModel | None) -> None:
+        """Fit the networks' state standardisers to ``dataset.obs [N, obs_dim]`` (``normalize_states``)."""
+        fit_state_standardisers(dataset.obs, self.actor, self.critic, self.target_actor, self.target_critic)
 
     def _clip_to_box(self, action: torch.Tensor) -> torch.Tensor:
         low = self.actor.act_bias - self.actor.act_scale

@@ -145,6 +145,52 @@ def zscore(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tens
     return (x - mean) / std
 
 
+def state_statistics(obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The state standardisation of TD3+BC (Fujimoto and Gu 2021): ``obs [N, obs_dim]`` -> ``mean [obs_dim]``,
+    ``std [obs_dim]``, the population std plus 1e-3 (OfflineRL-Kit ``ReplayBuffer.normalize_obs``, which its
+    TD3+BC and RAMBO use; PRDC's authors' code). Computed in float64, returned in ``obs``'s dtype."""
+    x = obs.to(torch.float64)
+    return x.mean(dim=0).to(obs.dtype), (x.std(dim=0, correction=0) + 1e-3).to(obs.dtype)
+
+
+class StateStandardiser(nn.Module):
+    """``(obs - mean) / std`` in front of a network, so the network learns on standardised states while every
+    caller (acting, rollouts, targets, evaluation) passes raw ones.
+
+    The identity until :meth:`fit` sets the statistics (:func:`state_statistics`). They are buffers: saved in
+    the network's ``state_dict``, moved with it and copied into target networks. Shapes: ``obs [..., obs_dim]``.
+    """
+
+    def __init__(self, obs_dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(obs_dim))
+        self.register_buffer("std", torch.ones(obs_dim))
+
+    @torch.no_grad()
+    def fit(self, obs: torch.Tensor) -> None:
+        """Set the statistics from the dataset's states ``obs [N, obs_dim]``."""
+        mean, std = state_statistics(obs)
+        self.mean.copy_(mean)
+        self.std.copy_(std)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return zscore(obs, self.mean, self.std)
+
+
+def state_input(obs_dim: int, standardise: bool) -> nn.Module:
+    """A network's state input: a :class:`StateStandardiser` or, when ``standardise`` is off, ``nn.Identity``
+    (no buffers, so the network's ``state_dict`` is what it was before the option existed)."""
+    return StateStandardiser(obs_dim) if standardise else nn.Identity()
+
+
+def fit_state_standardisers(obs: torch.Tensor, *networks: nn.Module) -> None:
+    """Fit every :class:`StateStandardiser` inside ``networks`` to the dataset's states ``obs [N, obs_dim]``."""
+    for network in networks:
+        for module in network.modules():
+            if isinstance(module, StateStandardiser):
+                module.fit(obs.to(module.mean))
+
+
 class BoxPolicy(nn.Module):
     """A policy network over the action box ``[act_low, act_high]``: subclasses define :meth:`build` and
     :meth:`initialise`.
@@ -152,6 +198,7 @@ class BoxPolicy(nn.Module):
     The layers are built first (so parameters are created, and drawn from the RNG at nn.Linear's default, in
     ``build``'s order), then :meth:`initialise` redraws what the ``init`` scheme (one of :data:`INITS`) says,
     then the box's ``act_scale = (high - low) / 2`` and ``act_bias = (high + low) / 2`` buffers.
+    ``standardise_states`` puts a :class:`StateStandardiser` (``obs_in``) before the layers; it draws nothing.
     """
 
     INITS: tuple[str, ...] = ()  # the schemes a subclass defines
@@ -164,12 +211,14 @@ class BoxPolicy(nn.Module):
         act_low: tuple[float, ...],
         act_high: tuple[float, ...],
         init: str = "edac_heads",
+        standardise_states: bool = False,
     ) -> None:
         super().__init__()
         require_init(type(self).__name__, init, self.INITS)
         self.build(obs_dim, act_dim, hidden)
         self.initialise(init)
         self.register_box(torch.as_tensor(act_low, dtype=torch.float32), torch.as_tensor(act_high, dtype=torch.float32))
+        self.obs_in = state_input(obs_dim, standardise_states)
 
     def build(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...]) -> None:
         raise NotImplementedError
@@ -212,7 +261,7 @@ class TanhGaussianActor(BoxPolicy):
                 nn.init.uniform_(head.bias, -1e-3, 1e-3)
 
     def _head(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.trunk(obs)
+        h = self.trunk(self.obs_in(obs))
         return self.mu(h), self.log_std(h).clamp(self.LOG_STD_MIN, self.LOG_STD_MAX)
 
     def log_prob(self, obs: torch.Tensor, action: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -283,7 +332,7 @@ class TanhMeanGaussianActor(BoxPolicy):
 
     def _head(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``obs [B, obs_dim]`` -> mean ``[B, act_dim]`` (inside the box), clamped log-std ``[act_dim]``."""
-        mean = torch.tanh(self.net(obs)) * self.act_scale + self.act_bias
+        mean = torch.tanh(self.net(self.obs_in(obs))) * self.act_scale + self.act_bias
         return mean, self.log_std.clamp(self.LOG_STD_MIN, self.LOG_STD_MAX)
 
     @staticmethod
