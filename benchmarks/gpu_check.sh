@@ -17,7 +17,7 @@
 #              on halfcheetah-medium, the whole job with its evaluation, SMOKE_JOBS at a time; on a GPU
 #              also four jobs with cuda_graphs=true
 #   ravl       experiment=ravl_paper on hopper-medium for RAVL_UPDATES updates with its 50k-state
-#              rollout rounds; the steady-state time per update, rollouts included, projects the
+#              rollout rounds (plus RAVL_OVERRIDES, e.g. "cuda_graphs=true"); the steady-state time per update, rollouts included, projects the
 #              published 3M-update run (its rows are written as it goes, so a cut run still projects)
 #   throughput benchmarks/throughput.py --quick --device $DEVICE, in what is left of the deadline; with
 #              --reference-offlinerl-kit when a checkout is at .refs/OfflineRL-Kit (git-ignored; carried
@@ -26,7 +26,7 @@
 #
 # Environment: DEVICE (cuda), QUICK (0), PYTHON (python3), WORK (/tmp/mbrl_gpu_check: datasets,
 # dynamics cache, runs), SITE (/tmp/site), WHEELS (.whl), DEADLINE_S (450 on cuda, 3600 on cpu),
-# SMOKE_JOBS (8 on cuda, 2 on cpu), RAVL_UPDATES (4000; QUICK 150), ONLY (items to run besides wheels, env
+# SMOKE_JOBS (8 on cuda, 2 on cpu), RAVL_UPDATES (4000; QUICK 150), RAVL_OVERRIDES (none), ONLY (items to run besides wheels, env
 # and imports, e.g. ONLY="smoke ravl"; all when empty).
 set -u -o pipefail
 
@@ -44,6 +44,7 @@ else
     DEADLINE_S="${DEADLINE_S:-450}" SMOKE_JOBS="${SMOKE_JOBS:-8}" SCALE_T=1
 fi
 if [[ "$QUICK" == 1 ]]; then RAVL_UPDATES="${RAVL_UPDATES:-150}"; else RAVL_UPDATES="${RAVL_UPDATES:-4000}"; fi
+RAVL_OVERRIDES="${RAVL_OVERRIDES:-}"
 ONLY="${ONLY:-}"
 SMOKE_DATASET=halfcheetah-medium
 RAVL_DATASET=hopper-medium
@@ -289,6 +290,8 @@ ravl_item() {
         dynamics.max_epochs=10
         # 100 final episodes is the published evaluation; 10 show the vectorised evaluation works.
         final_eval_episodes=10)
+    # shellcheck disable=SC2206 # overrides without spaces, split on purpose
+    args+=($RAVL_OVERRIDES)
     if [[ "$QUICK" == 1 ]]; then
         args+=(log_every=50 rollout.every=50 rollout.batch_size=2000 dynamics.max_epochs=2
             dynamics.max_train_steps_per_epoch=20 final_eval_episodes=2)
@@ -312,7 +315,7 @@ summary() {
 trap 'summary >>"$LOG" 2>&1' EXIT
 
 # -- run ---------------------------------------------------------------------------------------------
-export REPO OUT WORK SITE WHEELS DEVICE QUICK PYTHON LOG START DEADLINE_S SCALE_T SMOKE_JOBS RAVL_UPDATES
+export REPO OUT WORK SITE WHEELS DEVICE QUICK PYTHON LOG START DEADLINE_S SCALE_T SMOKE_JOBS RAVL_UPDATES RAVL_OVERRIDES
 export SMOKE_DATASET RAVL_DATASET
 export -f elapsed budget env_item wheels_item imports_item cuda_graphs_item datasets_item smoke_one smoke_item \
     throughput_item ravl_item

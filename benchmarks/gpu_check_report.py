@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -202,6 +203,7 @@ def summarize(out: Path, work: Path, device: str, quick: bool, ravl_updates: int
 
     run = work / "runs" / "ravl"
     ravl = {"updates": ravl_updates, "paper_setting": not quick, **ravl_projection(run / "train.csv", quick)}
+    ravl["overrides"] = os.environ.get("RAVL_OVERRIDES", "").split()  # gpu_check.sh's, beyond the item's own
     ravl["final"] = (read_json(run / "final.json") or {}).get("final")
     ravl |= gpu_samples(work / "ravl_smi.csv")
 
@@ -263,7 +265,8 @@ def markdown(results: dict[str, Any]) -> str:
             same = "matches" if d["matches_recorded"] else "DIFFERS from"
             md.append(f"- {name}: content hash {d['hash'][:12]}, {same} the recorded one")
     ravl = results["ravl"]
-    md += ["", "## RAVL, experiment=ravl_paper on hopper-medium", ""]
+    extra = "".join(f" {o}" for o in ravl.get("overrides", []))
+    md += ["", f"## RAVL, experiment=ravl_paper{extra} on hopper-medium", ""]
     if "projected_hours_3M_updates" in ravl:
         md.append(
             f"{ravl['updates']} updates, {ravl['updates_per_s_overall']:.1f} updates/s overall; steady state "

@@ -72,7 +72,8 @@ def test_gpu_samples_skip_unreadable_lines(tmp_path):
     assert "gpu_util_mean_pct" not in summary(tmp_path)["ravl"]
 
 
-def test_summary_reads_items_smoke_jobs_and_the_ravl_run(tmp_path):
+def test_summary_reads_items_smoke_jobs_and_the_ravl_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAVL_OVERRIDES", "cuda_graphs=true  seed=3")
     out, work = tmp_path / "out", tmp_path / "work"
     (work / "smoke").mkdir(parents=True)
     (work / "runs" / "smoke_agent_bc").mkdir(parents=True)
@@ -95,6 +96,8 @@ def test_summary_reads_items_smoke_jobs_and_the_ravl_run(tmp_path):
     md = (out / "summary.md").read_text()
     assert "| agent_cql | timeout | 150 |  |" in md
     assert "16.7 h projected for 3M updates" in md
+    assert results["ravl"]["overrides"] == ["cuda_graphs=true", "seed=3"]
+    assert "## RAVL, experiment=ravl_paper cuda_graphs=true seed=3 on hopper-medium" in md
 
 
 def test_summary_reports_cuda_graphs_and_the_ratios_to_offlinerl_kit(tmp_path):
