@@ -7,8 +7,9 @@ row. Its warm-up differs from ours in three ways; this probe crosses them on our
 
 - ``loss``: ``nll``, ``-log pi(a|s)`` of the dataset action (ours, and the authors' code), or ``sampled_mse``,
   the squared error of a reparameterised sample (OfflineRL-Kit ``rambo.py:84-86``; ``agent.bc_loss``);
-- ``states``: ``raw``, or ``standardised`` by the dataset's mean and std (both references normalise
-  observations, ``run_rambo.py:179-188``; this framework does not);
+- ``states``: ``raw``, or ``standardised`` by the dataset's mean and std + 1e-3 (both references normalise
+  observations, ``run_rambo.py:150, 188``; here the actor's :class:`mbrl.nn.StateStandardiser`, what
+  ``agent.normalize_states`` turns on);
 - ``batches``: ``random`` rows with replacement (ours), or ``in_order``: each epoch walks the dataset in its
   stored order, because ``rambo.py:76`` shuffles an index array it never uses. A ``medium-replay`` dataset is
   stored in the order its behaviour policy learned, so each epoch ends on the best data.
@@ -36,7 +37,7 @@ from mbrl.config import resolve
 from mbrl.data.loading import load_dataset
 from mbrl.evaluate import evaluate
 from mbrl.machine import cpu_name
-from mbrl.nn import TanhGaussianActor, fit_zscore, zscore
+from mbrl.nn import TanhGaussianActor, fit_state_standardisers
 from mbrl.train import compose
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -51,11 +52,13 @@ def probe(dataset: str, seed: int, loss: str, states: str, batches: str, episode
     agent = cfg.agent
     data = load_dataset(cfg.dataset)
     spec, t = data.spec, data.transitions
-    mean, std = fit_zscore(t.obs) if states == "standardised" else (torch.zeros(spec.obs_dim), torch.ones(spec.obs_dim))
-    obs = zscore(t.obs, mean, std)
+    hidden = tuple(agent["hidden_sizes"])
+    standardise = states == "standardised"
     actor = TanhGaussianActor(
-        spec.obs_dim, spec.act_dim, tuple(agent["hidden_sizes"]), spec.act_low, spec.act_high, agent["init"]
+        spec.obs_dim, spec.act_dim, hidden, spec.act_low, spec.act_high, agent["init"], standardise_states=standardise
     )
+    fit_state_standardisers(t.obs, actor)
+    obs = t.obs
     opt = torch.optim.Adam(actor.parameters(), lr=agent["bc_lr"])
     n, size = len(obs), agent["bc_batch_size"]
     per_epoch = n // size
@@ -73,7 +76,7 @@ def probe(dataset: str, seed: int, loss: str, states: str, batches: str, episode
         _, log_std = actor._head(obs)
         policy_std = float(log_std.exp().mean())
         res = evaluate(
-            lambda o: actor(zscore(o, mean, std), deterministic=True, with_log_prob=False)[0],
+            lambda o: actor(o, deterministic=True, with_log_prob=False)[0],
             spec.env_id,
             episodes,
             seed=10_000 * (seed + 1) + 1,
