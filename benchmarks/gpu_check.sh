@@ -9,16 +9,17 @@
 #   wheels     installs .whl/*.whl into $SITE when .whl/ exists and `import gymnasium` fails
 #   env        nvidia-smi, Python/torch/CUDA and package versions, carried wheels' requirements
 #   imports    mbrl.agents / mbrl.dynamics importable from the working tree (no pip install)
-#   cuda_graphs benchmarks/cuda_graphs_check.py: every graph-capable agent's update and the RAVL rollout,
-#              eager against cuda_graphs=true (agreement, speed-up); on a CPU it refuses, as it should
+#   cuda_graphs benchmarks/cuda_graphs_check.py: every graph-capable agent's update, eager against
+#              cuda_graphs=true (agreement, speed-up); on a CPU it refuses, as it should
 #   datasets   builds the built-in halfcheetah-medium and hopper-medium, checks their content hashes
 #   smoke      every agent preset (configs/agent), every dynamics kind (configs/dynamics, with
 #              agent=sac) and every transition filter (configs/filter, with agent=mopo) at scale=smoke
 #              on halfcheetah-medium, the whole job with its evaluation, SMOKE_JOBS at a time; on a GPU
 #              also four jobs with cuda_graphs=true
 #   ravl       experiment=ravl_paper on hopper-medium for RAVL_UPDATES updates with its 50k-state
-#              rollout rounds (plus RAVL_OVERRIDES, e.g. "cuda_graphs=true"); the steady-state time per update, rollouts included, projects the
-#              published 3M-update run (its rows are written as it goes, so a cut run still projects)
+#              rollout rounds (plus RAVL_OVERRIDES, e.g. "cuda_graphs=true"); the steady-state time per
+#              update, rollouts included, projects the published 3M-update run (its rows are written as
+#              it goes, so a cut run still projects)
 #   throughput benchmarks/throughput.py --quick --device $DEVICE, in what is left of the deadline; with
 #              --reference-offlinerl-kit when a checkout is at .refs/OfflineRL-Kit (git-ignored; carried
 #              to the machine with the tree): its ensemble fit and EDAC update against ours
@@ -170,7 +171,7 @@ assert CONFIG_DIR.is_dir(), CONFIG_DIR
 "
 }
 
-# -- cuda_graphs: graphed against eager updates and rollouts -----------------------------------------
+# -- cuda_graphs: graphed against eager updates -----------------------------------------------------
 cuda_graphs_item() {
     # As a script: it needs no dataset (synthetic batches); exit 2 is its refusal without a GPU.
     "$PYTHON" "$REPO/benchmarks/cuda_graphs_check.py" --out "$OUT/cuda_graphs.json"
@@ -234,7 +235,7 @@ smoke_item() {
         name=$(basename "$f" .yaml)
         [[ "$name" != none ]] && jobs+=("filter_$name agent=mopo filter=$name")
     done
-    if [[ "$DEVICE" != cpu ]]; then  # the job with cuda_graphs=true (refused on a CPU): both graphed paths
+    if [[ "$DEVICE" != cpu ]]; then  # jobs with cuda_graphs=true (refused on a CPU): graphed updates
         jobs+=(
             "graphs_ravl agent=ravl cuda_graphs=true"
             "graphs_td3bc agent=td3bc cuda_graphs=true"

@@ -293,7 +293,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def cuda_graphs_markdown(cg: dict[str, Any] | None) -> list[str]:
-    """The section of ``cuda_graphs_check.py``'s results: agreement and speed-up per agent and rollout."""
+    """The section of ``cuda_graphs_check.py``'s results: agreement and speed-up per agent."""
     if not cg:
         return []
     verdict = "everything agrees" if cg.get("all_agree") else "NOT everything agrees"
@@ -310,18 +310,6 @@ def cuda_graphs_markdown(cg: dict[str, Any] | None) -> list[str]:
         md.append(
             f"| {case} | {r['max_rel_diff_state']:.1e} | {r['max_rel_diff_metrics']:.1e} | {r['bitwise_equal']} | "
             f"{r['eager_updates_per_s']:.0f} | {r['graphed_updates_per_s']:.0f} | x{r['speedup']:.2f} |"
-        )
-    md += ["", "| rollout | rel. diff. | bit for bit | eager rollout /s | eager all rows /s | graphed /s | speed-up |"]
-    md.append("|---|---|---|---|---|---|---|")
-    for case, r in cg["rollouts"].items():
-        if "error" in r:
-            md.append(f"| {case} | error | | | | | |")
-            errors.append(f"{case}: `{r['error'][:300]}`")
-            continue
-        t = r["transitions_per_s"]
-        md.append(
-            f"| {case} | {r['max_rel_diff']:.1e} | {r['bitwise_equal']} | {t['eager_rollout']:.0f} | "
-            f"{t['eager_all_rows']:.0f} | {t['graphed']:.0f} | x{r['speedup_over_eager_rollout']:.2f} |"
         )
     return md + [f"\n{e}" for e in errors]
 

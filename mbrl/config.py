@@ -74,7 +74,7 @@ class TrainConfig:
     device: str = "cpu"
     threads: int | None = None  # torch intra-op threads; None keeps torch's default
     compile: bool = False  # torch.compile the agent's update (opt-in; agrees with eager to float rounding)
-    # Replay the agent's update step and the rollout step from CUDA graphs (opt-in; device=cuda; docs/gpu.md).
+    # Replay the agent's update step from CUDA graphs (opt-in; device=cuda; rollouts stay eager; docs/gpu.md).
     cuda_graphs: bool = False
     total_updates: int = 100_000
     batch_size: int = 256

@@ -9,14 +9,14 @@ would launch the same kernels with the same arguments on the same tensors, so:
 - it never waits for the device (``.item()``, ``float(t)``, boolean-mask indexing, ``nonzero``);
 - it changes persistent tensors in place and never rebinds an attribute to a new tensor.
 
-The agents' ``update_step`` and the rollout step are written so; :mod:`mbrl.testing` checks it on a CPU by
-running them through :class:`mbrl.testing.EmulatedGraphs`, which stands in for the backend here.
+The agents' ``update_step`` is written so; :mod:`mbrl.testing` checks it on a CPU by running it through
+:class:`mbrl.testing.EmulatedGraphs`, which stands in for the backend here.
 
 :class:`CapturedStep` runs such a function: eagerly for its first ``warmup`` calls (on a side stream, as
 torch's recipe asks: lazy set-ups such as optimiser state and library workspaces happen there), captures it
 at the next call, and from then on copies each call's inputs into its static input tensors and replays.
-Random draws inside use the default CUDA generator and the generators registered with the graph; each
-replay advances their offsets as an eager call would.
+Random draws inside use the default CUDA generator; each replay advances its offset as an eager call would.
+Only the update is graphed: rollouts run eagerly (``mbrl.model_data``; measured in ``docs/gpu.md``).
 """
 
 from __future__ import annotations
@@ -58,12 +58,10 @@ class GraphBackend(Protocol):
 
 class CudaGraph:
     """:class:`torch.cuda.CUDAGraph` behind :class:`Graph`: captured on ``stream`` (the warm-up calls' side stream,
-    whose library workspaces they set up), with ``generators`` registered before the capture."""
+    whose library workspaces they set up); the default CUDA generator registers itself at capture."""
 
-    def __init__(self, generators: Sequence[torch.Generator], stream: torch.cuda.Stream) -> None:
+    def __init__(self, stream: torch.cuda.Stream) -> None:
         self._graph = torch.cuda.CUDAGraph()
-        for generator in generators:  # the default CUDA generator registers itself at capture
-            self._graph.register_generator_state(generator)
         self._stream = stream
         self._outputs: list[torch.Tensor] = []
 
@@ -77,12 +75,10 @@ class CudaGraph:
 
 
 class CudaGraphs:
-    """The CUDA backend of :class:`CapturedStep`: warm-up calls on a side stream, graphs with ``generators``
-    (CUDA generators other than the default one that the captured function draws from) registered."""
+    """The CUDA backend of :class:`CapturedStep`: warm-up calls on a side stream, then graphs captured there."""
 
-    def __init__(self, generators: Sequence[torch.Generator] = ()) -> None:
+    def __init__(self) -> None:
         require_cuda()
-        self.generators = tuple(generators)
         self._side = torch.cuda.Stream()
 
     def warm(self, fn: Callable[[], list[torch.Tensor]]) -> list[torch.Tensor]:
@@ -95,7 +91,7 @@ class CudaGraphs:
         return outputs
 
     def graph(self) -> Graph:
-        return CudaGraph(self.generators, self._side)
+        return CudaGraph(self._side)
 
 
 def require_cuda() -> None:

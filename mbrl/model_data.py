@@ -35,7 +35,7 @@ from mbrl.dynamics.ensemble import GaussianEnsemble
 from mbrl.dynamics.factory import build_dynamics
 from mbrl.filters.base import RankedComponent, TransitionFilter
 from mbrl.filters.penalties import RewardPenalty, ValuePenalty, by_stage
-from mbrl.rollout import GraphedRollout, RolloutConfig, RolloutStats, model_buffer, rollout, split_batch
+from mbrl.rollout import RolloutConfig, RolloutStats, model_buffer, rollout, split_batch
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +53,10 @@ class ModelData:
         transition_filter: the run's filter (``NoFilter`` keeps the model's own sample).
         seed: the run's seed; rollouts draw from a generator seeded with ``seed + 1``.
         filter_ranking: what the filter's learned parts measured after their fit (constant over the run).
-        cuda_graphs: roll out with :class:`~mbrl.rollout.GraphedRollout` (a CUDA graph of the step) where the
-            model is a learned :class:`~mbrl.dynamics.ensemble.GaussianEnsemble` and the filter, if any, is
-            ``graph_safe``; otherwise (the oracle steps a simulator on the host; MOREC's softmax selection
-            draws with torch.multinomial, which checks its input on the host) rollouts run eagerly.
+
+    Rollouts run eagerly also under ``cuda_graphs=true``: on an H200 a graphed 50k-row round ran at half the
+    eager round's speed (``docs/gpu.md``), since the eager one drops terminated rows and evaluates only each
+    row's drawn member, and a step of that size is a few large kernels with no launch overhead to remove.
     """
 
     def __init__(
@@ -70,7 +70,6 @@ class ModelData:
         transition_filter: TransitionFilter,
         seed: int,
         filter_ranking: dict[str, float] | None = None,
-        cuda_graphs: bool = False,
     ) -> None:
         self.cfg = cfg
         self.dynamics = dynamics
@@ -86,14 +85,6 @@ class ModelData:
         else:
             self.buffer, self.n_real, self.n_model = None, batch_size, 0
         self.metrics: dict[str, torch.Tensor] = {}  # of the last batch: merged into the agent's metrics
-        self.graphed: GraphedRollout | None = None
-        if cuda_graphs and dynamics is not None:
-            if not isinstance(dynamics, GaussianEnsemble):
-                log.info("cuda_graphs: rollouts run eagerly: %s steps on the host", type(dynamics).__name__)
-            elif transition_filter.samples_per_elite > 0 and not getattr(transition_filter, "graph_safe", False):
-                log.info("cuda_graphs: rollouts run eagerly: the filter's selection waits for the device")
-            else:
-                self.graphed = GraphedRollout(dynamics, self.generator, self.rollout_penalty, transition_filter)
 
     def batch(
         self, step: int, agent: Agent, generator: torch.Generator, on_round: Callable[[int, dict[str, float]], Any]
@@ -119,18 +110,15 @@ class ModelData:
         idx = torch.randint(
             len(self.start_obs), (self.cfg.batch_size,), device=self.start_obs.device, generator=self.generator
         )
-        if self.graphed is not None:
-            new, stats = self.graphed(agent.act, self.start_obs[idx], self.cfg.horizon)
-        else:
-            new, stats = rollout(
-                self.dynamics,
-                lambda o: agent.act(o),
-                self.start_obs[idx],
-                self.cfg.horizon,
-                self.generator,
-                self.rollout_penalty,
-                self.filter,
-            )
+        new, stats = rollout(
+            self.dynamics,
+            lambda o: agent.act(o),
+            self.start_obs[idx],
+            self.cfg.horizon,
+            self.generator,
+            self.rollout_penalty,
+            self.filter,
+        )
         self.buffer.add(new)
         return stats
 
@@ -185,5 +173,4 @@ def build_model_data(
         transition_filter,
         cfg.seed,
         ranking,
-        cfg.cuda_graphs,
     )

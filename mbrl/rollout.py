@@ -7,9 +7,7 @@ bootstrapped from but never regressed). With a transition filter (MOREC's reward
 each step draws ``K`` candidates per row, the filter keeps one and may stop the row (a terminal
 step). Everything stays on the device.
 
-:func:`rollout` drops terminated rows from the batch as it goes. With ``cuda_graphs=true`` a round is
-:class:`GraphedRollout`'s: every row steps all ``horizon`` steps at one fixed shape (terminated rows' later
-steps are computed and dropped), so a CUDA graph of the step replays each step.
+:func:`rollout` drops terminated rows from the batch as it goes.
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ from dataclasses import dataclass
 
 import torch
 
-from mbrl.cuda_graphs import WARMUP_CALLS, CapturedStep, CudaGraphs, GraphBackend
 from mbrl.data.buffer import ReplayBuffer
 from mbrl.data.transitions import Transitions
 from mbrl.dynamics.base import DynamicsModel
@@ -130,115 +127,6 @@ def rollout(
         obs = step.next_obs[~step.terminated]
     data = Transitions.cat(parts)
     return data, round_stats(data, start_obs.shape[0], steps)
-
-
-@torch.no_grad()
-def rollout_all_rows(
-    step: Callable[[torch.Tensor], ModelStep], start_obs: torch.Tensor, horizon: int
-) -> tuple[Transitions, RolloutStats]:
-    """:func:`rollout` with every row stepped ``horizon`` times at the fixed shape ``[B]`` (what a CUDA graph
-    replays): ``step`` maps ``obs [B, obs_dim]`` to a :class:`ModelStep` of ``B`` rows.
-
-    A row that terminates keeps stepping from its last state, and those steps are dropped: the transitions,
-    their order (step by step, rows in start order) and the stats are :func:`rollout`'s. The random draws are
-    too while no row has terminated; after that they differ (every row draws, not only the running ones), with
-    the same distribution. Nothing waits for the device until the transitions are gathered at the end.
-    """
-    obs = start_obs
-    running = torch.ones(start_obs.shape[0], dtype=torch.bool, device=start_obs.device)
-    inputs: list[torch.Tensor] = []
-    took: list[torch.Tensor] = []  # [B] per step: the rows that took it
-    steps: list[ModelStep] = []
-    for _ in range(horizon):
-        out = step(obs)
-        inputs.append(obs)
-        took.append(running)
-        steps.append(out)
-        running = running & ~out.terminated
-        obs = torch.where(running.unsqueeze(1), out.next_obs, obs)
-    mask = torch.stack(took)  # [h, B]
-
-    def taken(values: list[torch.Tensor]) -> torch.Tensor:
-        """``h`` tensors ``[B, ...]`` -> the rows that took each step, step by step: ``[n, ...]``."""
-        return torch.stack(values)[mask]
-
-    terminated = torch.stack([s.terminated for s in steps])
-    last = torch.zeros_like(terminated)
-    last[-1] = True
-    data = Transitions(
-        taken(inputs),
-        taken([s.act for s in steps]),
-        taken([s.reward for s in steps]),
-        taken([s.next_obs for s in steps]),
-        terminated[mask],
-        (last & ~terminated)[mask],
-    )
-    filtered = steps[0].stop is not None
-    kept = ModelStep(
-        data.act,
-        data.rew,
-        data.next_obs,
-        data.terminated,
-        taken([s.penalty for s in steps]),
-        taken([s.stop for s in steps]) if filtered else None,
-        taken([s.score for s in steps]) if filtered else None,
-    )
-    return data, round_stats(data, start_obs.shape[0], [kept])
-
-
-class GraphedRollout:
-    """Rollout rounds of ``model`` for ``cuda_graphs=true``: :func:`rollout_all_rows` with the step replayed from
-    a CUDA graph, one per number of start states.
-
-    The step is :func:`model_step` with every member's prediction computed (a model that evaluates only each
-    row's drawn member splits the rows by member on the host, which a graph cannot replay), the same step as
-    :func:`rollout`'s to float rounding. A filter must be ``graph_safe`` (:class:`~mbrl.filters.base.TransitionFilter`).
-    ``generator`` (the rollouts' own) is registered with the graphs.
-    ``graphs`` is the backend (default: this CUDA device). Every round must pass the same ``policy`` network: a
-    graph replays the one it captured.
-    """
-
-    def __init__(
-        self,
-        model: DynamicsModel,
-        generator: torch.Generator,
-        penalty: RewardPenalty | None = None,
-        transition_filter: TransitionFilter | None = None,
-        graphs: GraphBackend | None = None,
-        warmup: int = WARMUP_CALLS,
-    ) -> None:
-        self.filtered = transition_filter is not None and transition_filter.samples_per_elite > 0
-        if self.filtered and not getattr(transition_filter, "graph_safe", False):
-            raise ValueError(f"{type(transition_filter).__name__} is not graph safe: roll out eagerly with it")
-        self.model, self.generator, self.penalty, self.filter = model, generator, penalty, transition_filter
-        self.graphs = graphs if graphs is not None else CudaGraphs(generators=(generator,))
-        self.warmup = warmup
-        self.policy: Callable[[torch.Tensor], torch.Tensor] | None = None
-        self._steps: dict[tuple[int, ...], CapturedStep] = {}
-
-    def __call__(
-        self, policy: Callable[[torch.Tensor], torch.Tensor], start_obs: torch.Tensor, horizon: int
-    ) -> tuple[Transitions, RolloutStats]:
-        """Roll ``start_obs [B, obs_dim]`` for ``horizon`` steps with ``policy``; as :func:`rollout_all_rows`."""
-        if self.policy is None:
-            self.policy = policy
-        elif policy != self.policy:
-            raise ValueError("GraphedRollout replays the policy of its first round; pass the same policy every round")
-        shape = tuple(start_obs.shape)
-        if shape not in self._steps:
-            self._steps[shape] = CapturedStep(self._step_fn, self.graphs, self.warmup)
-        captured = self._steps[shape]
-
-        def step(obs: torch.Tensor) -> ModelStep:
-            return ModelStep(*[t.clone() for t in captured([obs])])  # a replay's outputs are overwritten by the next
-
-        return rollout_all_rows(step, start_obs, horizon)
-
-    def _step_fn(self, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
-        """The captured function: ``[obs]`` -> the :class:`ModelStep`'s tensors (``stop``, ``score`` if filtered)."""
-        out = model_step(self.model, self.policy, tensors[0], self.generator, self.penalty, self.filter)
-        tensors = [out.act, out.reward, out.next_obs, out.terminated, out.penalty]
-        return [*tensors, out.stop, out.score] if self.filtered else tensors
 
 
 def round_stats(data: Transitions, n_start: int, steps: list[ModelStep]) -> RolloutStats:

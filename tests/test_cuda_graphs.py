@@ -1,8 +1,8 @@
 """``cuda_graphs=true``, checked on a CPU: the config checks, and that what a CUDA graph would replay is what runs
 eagerly.
 
-A graph replays the kernels of its capture with no Python: these tests run the agents' updates and the rollout
-step through the same code (``GraphedUpdate``, ``GraphedRollout``) on ``mbrl.testing.EmulatedGraphs``, whose
+A graph replays the kernels of its capture with no Python: these tests run the agents' updates through the same
+code (``GraphedUpdate``) on ``mbrl.testing.EmulatedGraphs``, whose
 replays re-run the captured function and check that it launches the operators of the capture (same non-tensor
 arguments, same persistent tensors), never waits for the device and changes no Python attribute, and compare the
 results with eager ones bit for bit. The capture and replay on a real GPU are ``benchmarks/cuda_graphs_check.py``'s
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import subprocess
 import sys
 
@@ -22,19 +23,14 @@ from mbrl.agents import AGENTS
 from mbrl.agents.base import Agent, SteppedUpdate, graphs_can_replay
 from mbrl.agents.bc import BCAgent
 from mbrl.agents.graphed import GraphedUpdate
-from mbrl.dynamics.base import StepResult
 from mbrl.dynamics.ensemble import GaussianEnsemble
 
+import mbrl.rollout
 from mbrl.config import ConfigError, TrainConfig, check_cuda_graphs, components, resolve
 from mbrl.cuda_graphs import CapturedStep
-from mbrl.data.transitions import Transitions
-from mbrl.filters.base import NoFilter, NoFilterConfig
-from mbrl.filters.penalties import MOPOPenalty, MOPOPenaltyConfig, NoPenalty, NoPenaltyConfig
-from mbrl.filters.reward_consistency import DynamicsRewardConfig, RewardConsistencyConfig, RewardConsistencyFilter
 from mbrl.model_data import ModelData
-from mbrl.rollout import GraphedRollout, RolloutConfig, model_step, rollout, rollout_all_rows
 from mbrl.testing import SPEC, EmulatedGraphs, OpTrace, check_graph_updates, random_batch
-from tests.helpers import ROOT, SMALL_ENSEMBLE, tiny_fitted_ensemble
+from tests.helpers import ROOT, tiny_fitted_ensemble
 
 DATA = random_batch(400, seed=5)
 
@@ -192,109 +188,9 @@ def test_a_captured_step_refuses_inputs_of_another_shape():
         step([torch.ones(4)])
 
 
-# -- rollouts: all rows at one shape, graphed ------------------------------------------------------------------
-class CountingModel:
-    """Deterministic: next = obs + act[:, :1] + 1, reward = obs[:, 0], terminates once next[:, 0] >= ``stop_at``."""
-
-    elites = torch.tensor([0, 1])
-
-    def __init__(self, stop_at: float) -> None:
-        self.stop_at = stop_at
-
-    def sample(self, obs, act, generator, member_stats=True):
-        nxt = obs + act[:, :1] + 1
-        std = torch.arange(3.0).view(3, 1, 1).expand(3, obs.shape[0], obs.shape[1] + 1) * obs[:, :1].abs()
-        return StepResult(nxt, obs[:, 0].clone(), nxt[:, 0] >= self.stop_at, {"std": std})
-
-
-def _same_rollouts(a: tuple, b: tuple) -> None:
-    (data_a, stats_a), (data_b, stats_b) = a, b
-    for field in ("obs", "act", "rew", "next_obs", "terminated", "truncated"):
-        assert torch.equal(getattr(data_a, field), getattr(data_b, field)), field
-    assert stats_a == stats_b
-
-
-def test_all_rows_rollouts_equal_rollouts_that_drop_terminated_rows():
-    """Deterministic model and policy: the same transitions, order and stats, terminations included."""
-    model, pen = CountingModel(stop_at=6.0), MOPOPenalty(MOPOPenaltyConfig(coef=0.5))
-    start = torch.tensor([[0.0, 1.0], [4.0, 0.0], [2.0, -1.0], [5.5, 2.0]])
-
-    def policy(obs):
-        return torch.tanh(obs.flip(1))
-
-    gen = torch.Generator()
-    eager = rollout(model, policy, start, 4, gen, pen)
-    assert eager[0].terminated.any() and eager[0].truncated.any()
-    _same_rollouts(eager, rollout_all_rows(lambda obs: model_step(model, policy, obs, gen, pen), start, 4))
-
-
-def _sac():
-    torch.manual_seed(3)
-    return AGENTS.get("sac")(SPEC, AGENTS.get("sac").Config(hidden_sizes=(16, 16)))
-
-
-def _model(termination: str | None) -> GaussianEnsemble:
-    return GaussianEnsemble(SPEC.obs_dim, SPEC.act_dim, dataclasses.replace(SMALL_ENSEMBLE, termination=termination))
-
-
-def test_all_rows_rollouts_of_an_ensemble_draw_what_rollouts_draw_while_no_row_terminates():
-    agent, model, pen = _sac(), _model(None), MOPOPenalty(MOPOPenaltyConfig())
-    start = DATA.obs[:50]
-    torch.manual_seed(1)
-    eager = rollout(model, agent.act, start, 3, torch.Generator().manual_seed(1), pen)
-    torch.manual_seed(1)
-    gen = torch.Generator().manual_seed(1)
-    _same_rollouts(eager, rollout_all_rows(lambda obs: model_step(model, agent.act, obs, gen, pen), start, 3))
-
-
-def _reward_filter(softmax: bool) -> RewardConsistencyFilter:
-    reward = DynamicsRewardConfig(hidden_sizes=(16,), rounds=20, snapshot_every=5, batch_size=32, calibration_rows=40)
-    config = RewardConsistencyConfig(select="softmax" if softmax else "argmax", threshold=0.75, reward=reward)
-    filt = RewardConsistencyFilter(config, SPEC.obs_dim, SPEC.act_dim, seed=0, device="cpu")
-    filt.reward.fit(DATA)
-    return filt
-
-
-ROLLOUT_CASES = {
-    "mopo-hopper-termination": lambda: (MOPOPenalty(MOPOPenaltyConfig()), None, "hopper"),
-    "no-penalty": lambda: (NoPenalty(NoPenaltyConfig()), None, None),
-    "reward-consistency": lambda: (None, _reward_filter(softmax=False), "walker2d"),
-}
-
-
-@pytest.mark.parametrize("case", ROLLOUT_CASES)
-def test_graphed_rollouts_replay_the_eager_step(case):
-    """GraphedRollout on emulated graphs (each replay checked) against the same all-rows rollout with the step run
-    eagerly, over two rounds: bit for bit."""
-    penalty, transition_filter, termination = ROLLOUT_CASES[case]()
-    agent, model = _sac(), _model(termination)
-    start = DATA.obs[:64]
-    graphs = EmulatedGraphs(watch=[agent, model, penalty, transition_filter])
-    graphed = GraphedRollout(model, torch.Generator().manual_seed(2), penalty, transition_filter, graphs, warmup=1)
-    gen = torch.Generator().manual_seed(2)
-
-    def eager_step(obs):
-        return model_step(model, agent.act, obs, gen, penalty, transition_filter)
-
-    for round_ in range(2):
-        torch.manual_seed(round_)
-        expected = rollout_all_rows(eager_step, start, 5)
-        torch.manual_seed(round_)
-        _same_rollouts(graphed(agent.act, start, 5), expected)
-    assert graphs.graphs[0].replays == 9  # one eager step, then every step a replay
-    if termination == "hopper":
-        assert expected[0].terminated.any() and len(expected[0]) < 5 * 64
-    if transition_filter is not None:
-        assert 0 < expected[1].stopped_fraction < 1
-
-
-def test_the_trace_names_host_waits_so_softmax_selection_rolls_out_eagerly():
+def test_the_trace_names_host_waits():
     """torch.multinomial without replacement checks its probabilities on the host (inside its kernel, where the
-    emulation cannot look: the check names the operator)."""
-    filt = _reward_filter(softmax=True)
-    assert not filt.graph_safe and _reward_filter(softmax=False).graph_safe
-    with pytest.raises(ValueError, match="not graph safe"):
-        GraphedRollout(_model(None), torch.Generator(), None, filt, EmulatedGraphs())
+    emulation cannot look: the check names the operator); boolean masks wait for the device, index tensors do not."""
     with OpTrace() as trace:
         torch.multinomial(torch.ones(3, 4), 1)
         torch.multinomial(torch.ones(3, 4), 1, replacement=True)
@@ -305,35 +201,13 @@ def test_the_trace_names_host_waits_so_softmax_selection_rolls_out_eagerly():
         x[x > 2]
         x[torch.tensor([True, False])] = 0.0
     assert trace.syncs == ["aten.index.Tensor", "aten.index_put_.default"]
-    cfg = RolloutConfig(horizon=2, batch_size=32, every=2, retain=2, real_ratio=0.5)
-    data = ModelData(
-        cfg, 16, DATA.obs, SPEC.act_dim, _model(None), NoPenalty(NoPenaltyConfig()), filt, 0, cuda_graphs=True
-    )
-    assert data.graphed is None
 
 
-def test_graphed_rollouts_replay_one_policy():
-    graphed = GraphedRollout(_model(None), torch.Generator(), graphs=EmulatedGraphs(), warmup=1)
-    a, b = _sac(), _sac()
-    graphed(a.act, DATA.obs[:8], 2)
-    with pytest.raises(ValueError, match="same policy every round"):
-        graphed(b.act, DATA.obs[:8], 2)
-
-
-def test_model_data_rolls_out_through_graphs_with_cuda_graphs(monkeypatch):
-    import mbrl.rollout
-
-    monkeypatch.setattr(mbrl.rollout, "CudaGraphs", lambda generators: EmulatedGraphs())
-    cfg = RolloutConfig(horizon=2, batch_size=32, every=2, retain=2, real_ratio=0.5)
-    pen, filt = MOPOPenalty(MOPOPenaltyConfig()), NoFilter(NoFilterConfig(), 0, 0, 0, "cpu")
-    data = ModelData(cfg, 16, DATA.obs, SPEC.act_dim, _model("hopper"), pen, filt, 0, cuda_graphs=True)
-    assert isinstance(data.graphed, GraphedRollout)
-    agent, rounds = _sac(), []
-    for step in range(1, 6):
-        batch = data.batch(step, agent, torch.Generator(), lambda s, stats: rounds.append(stats))
-        assert isinstance(batch, Transitions) and len(batch) == 8
-    assert len(rounds) == 3 and rounds[0]["transitions"] > 32
-    assert ModelData(cfg, 16, DATA.obs, SPEC.act_dim, _model(None), pen, filt, 0).graphed is None  # off by default
+def test_rollouts_run_eagerly_whatever_cuda_graphs_says():
+    """Only the update is graphed (a graphed rollout ran at half the eager one's speed on a GPU, docs/gpu.md):
+    the model data takes no such setting and rolls out with :func:`mbrl.rollout.rollout`."""
+    assert "cuda_graphs" not in inspect.signature(ModelData).parameters
+    assert not hasattr(mbrl.rollout, "GraphedRollout")
 
 
 # -- the GPU check ---------------------------------------------------------------------------------------------
@@ -353,14 +227,12 @@ def test_the_gpu_check_refuses_to_run_without_a_gpu(tmp_path):
 
 @pytest.mark.slow
 def test_a_training_job_on_emulated_graphs_trains_what_the_eager_job_trains(env_vars, monkeypatch, tmp_path):
-    """The job's wiring (GraphedUpdate after the resume, GraphedRollout in the model data): MOPO on a model that
-    never terminates (so all-rows rollouts draw what eager ones draw) ends in the same checkpoint and logs."""
+    """The job's wiring (GraphedUpdate after the resume; rollouts eager): MOPO ends in the same checkpoint and logs."""
     import csv
 
     import mbrl.agents.graphed
 
     import mbrl.config
-    import mbrl.rollout
     from mbrl.train import compose, train
     from tests.helpers import SMOKE
 
@@ -370,16 +242,15 @@ def test_a_training_job_on_emulated_graphs_trains_what_the_eager_job_trains(env_
     train(compose(overrides), tmp_path / "eager")
     graphs: list[EmulatedGraphs] = []
 
-    def emulated(generators=()):
+    def emulated():
         graphs.append(EmulatedGraphs())
         return graphs[-1]
 
     monkeypatch.setattr(mbrl.config, "check_cuda_graphs", lambda cfg, device: None)  # allow it on this CPU
     monkeypatch.setattr(mbrl.agents.graphed, "CudaGraphs", emulated)
-    monkeypatch.setattr(mbrl.rollout, "CudaGraphs", emulated)
     train(compose([*overrides, "cuda_graphs=true"]), tmp_path / "graphed")
 
-    assert len(graphs) == 2 and all(g.graphs and max(x.replays for x in g.graphs) > 10 for g in graphs)
+    assert len(graphs) == 1 and all(g.graphs and max(x.replays for x in g.graphs) > 10 for g in graphs)
     eager, graphed = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=True) for run in ("eager", "graphed"))
     for part in ("agent", "model_buffer", "rng"):
         a, b = _tensors(eager[part]), _tensors(graphed[part])

@@ -28,8 +28,7 @@ class FilterResult:
 
 
 class TransitionFilter(Protocol):
-    """Optional attribute ``graph_safe`` (default False): ``__call__`` never waits for the device, so that with
-    ``cuda_graphs=true`` a CUDA graph of the rollout step may replay it (else those rollouts run eagerly)."""
+    """Chooses, per row, one of the model's ``K`` candidate transitions and may stop the row."""
 
     Config: ClassVar[type]
     samples_per_elite: int  # candidates asked of each elite model; 0 = no filtering (``model.sample``)

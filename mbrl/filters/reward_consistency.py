@@ -406,8 +406,6 @@ class RewardConsistencyFilter:
     def __init__(self, config: RewardConsistencyConfig, obs_dim: int, act_dim: int, seed: int, device: str) -> None:
         self.cfg = config
         self.samples_per_elite = config.samples_per_elite
-        # A CUDA graph may replay argmax selection; torch.multinomial checks its probabilities on the host.
-        self.graph_safe = config.select == "argmax"
         self.reward = DynamicsReward(obs_dim, act_dim, dataclasses.replace(config.reward, seed=seed), device)
         self.learned = [self.reward]  # fitted (and cached) by the training job before rollouts
         self._threshold = config.threshold if config.threshold_quantile is None else None
