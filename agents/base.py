@@ -108,8 +108,9 @@ class Agent(ABC):
         model (``None`` in model-free runs). The default ignores both.
 
         PRDC indexes the dataset for its neighbour search; RAMBO keeps both and trains the model
-        adversarially (the run, not the agent, saves the model's state). Whatever an agent derives here
-        from the dataset is not part of its ``state_dict``: a resumed run attaches again.
+        adversarially (the run, not the agent, saves the model's state); with ``normalize_states`` the SAC
+        family, TD3+BC and PRDC fit their networks' state standardisers, which are saved with the networks.
+        Anything else an agent derives here is not part of its ``state_dict``: a resumed run attaches again.
         """
         return None
 

@@ -84,8 +84,9 @@ class PRDCAgent(TD3BCAgent):
         """Index the dataset's ``(obs, act)`` pairs ``[N, ...]`` for the constraint (once, before training); the
         dynamics are not used.
 
-        Derived from the dataset alone, so it is not part of ``state_dict``: a resumed run attaches
-        the same dataset again.
+        The index and the metric's statistics derive from the dataset alone, so they are not part of
+        ``state_dict``: a resumed run attaches the same dataset again. The networks' standardisers (TD3+BC's
+        ``attach``) are.
         """
         super().attach(dataset, dynamics)
         if self.cfg.normalize_states:
