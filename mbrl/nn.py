@@ -169,7 +169,11 @@ class StateStandardiser(nn.Module):
     @torch.no_grad()
     def fit(self, obs: torch.Tensor) -> None:
         """Set the statistics from the dataset's states ``obs [N, obs_dim]``."""
-        mean, std = state_statistics(obs)
+        self.set_statistics(*state_statistics(obs))
+
+    @torch.no_grad()
+    def set_statistics(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Copy ``mean [obs_dim]`` and ``std [obs_dim]`` (from :func:`state_statistics`) onto this layer's device."""
         self.mean.copy_(mean)
         self.std.copy_(std)
 
@@ -184,11 +188,13 @@ def state_input(obs_dim: int, standardise: bool) -> nn.Module:
 
 
 def fit_state_standardisers(obs: torch.Tensor, *networks: nn.Module) -> None:
-    """Fit every :class:`StateStandardiser` inside ``networks`` to the dataset's states ``obs [N, obs_dim]``."""
-    for network in networks:
-        for module in network.modules():
-            if isinstance(module, StateStandardiser):
-                module.fit(obs.to(module.mean))
+    """Fit every :class:`StateStandardiser` inside ``networks`` to the dataset's states ``obs [N, obs_dim]`` (the
+    statistics computed once, where ``obs`` lies, and copied into each)."""
+    layers = [m for network in networks for m in network.modules() if isinstance(m, StateStandardiser)]
+    if layers:
+        mean, std = state_statistics(obs)
+        for layer in layers:
+            layer.set_statistics(mean, std)
 
 
 class BoxPolicy(nn.Module):
