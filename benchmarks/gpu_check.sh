@@ -20,15 +20,26 @@
 #              rollout rounds (plus RAVL_OVERRIDES, e.g. "cuda_graphs=true"); the steady-state time per
 #              update, rollouts included, projects the published 3M-update run (its rows are written as
 #              it goes, so a cut run still projects)
+#   budget_start  (only when named in ONLY) starts, in the background, the published settings of each method in
+#              BUDGET_METHODS (experiment=<method>_paper plus the per-task values of the dataset's D4RL
+#              namesake, cuda_graphs=true on a GPU) on each dataset in BUDGET_DATASETS, at once, seed 0
+#   resume     benchmarks/cuda_graphs_resume_check.py on the first of DATASETS: runs resumed with
+#              cuda_graphs switched against the uninterrupted run (emulated graphs on a CPU)
+#   budget     (only when named in ONLY) waits for budget_start's jobs, which stop themselves BUDGET_END_S
+#              seconds before the deadline (SIGINT: a checkpoint, then exit), and copies their logs, curves
+#              and configs (no checkpoints) to OUT/budget/<method>_<dataset>/
 #   throughput benchmarks/throughput.py --quick --device $DEVICE, in what is left of the deadline; with
 #              --reference-offlinerl-kit when a checkout is at .refs/OfflineRL-Kit (git-ignored; carried
 #              to the machine with the tree): its ensemble fit and EDAC update against ours
-# OUT_DIR gets six files: summary.md, results.json, log.txt, throughput.json, cuda_graphs.json, env.txt.
+# OUT_DIR gets six files: summary.md, results.json, log.txt, throughput.json, cuda_graphs.json, env.txt; with
+# resume and budget also cuda_graphs_resume.json and budget/.
 #
 # Environment: DEVICE (cuda), QUICK (0), PYTHON (python3), WORK (/tmp/mbrl_gpu_check: datasets,
 # dynamics cache, runs), SITE (/tmp/site), WHEELS (.whl), DEADLINE_S (450 on cuda, 3600 on cpu),
 # SMOKE_JOBS (8 on cuda, 2 on cpu), RAVL_UPDATES (4000; QUICK 150), RAVL_OVERRIDES (none), ONLY (items to run besides wheels, env
-# and imports, e.g. ONLY="smoke ravl"; all when empty).
+# and imports, e.g. ONLY="smoke ravl"; all but budget_start and budget when empty), DATASETS (the built-in
+# datasets the datasets item builds: "halfcheetah-medium hopper-medium"), BUDGET_METHODS ("mopo mobile ravl td3bc"),
+# BUDGET_DATASETS ("hopper-medium-replay halfcheetah-medium-replay"), BUDGET_FIT_EPOCHS (25), BUDGET_END_S (60).
 set -u -o pipefail
 
 OUT="${1:?usage: benchmarks/gpu_check.sh OUT_DIR}"
@@ -49,6 +60,11 @@ RAVL_OVERRIDES="${RAVL_OVERRIDES:-}"
 ONLY="${ONLY:-}"
 SMOKE_DATASET=halfcheetah-medium
 RAVL_DATASET=hopper-medium
+DATASETS="${DATASETS:-$SMOKE_DATASET $RAVL_DATASET}"
+BUDGET_METHODS="${BUDGET_METHODS:-mopo mobile ravl td3bc}"
+BUDGET_DATASETS="${BUDGET_DATASETS:-hopper-medium-replay halfcheetah-medium-replay}"
+BUDGET_FIT_EPOCHS="${BUDGET_FIT_EPOCHS:-25}"
+BUDGET_END_S="${BUDGET_END_S:-60}"
 
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
@@ -73,9 +89,9 @@ elapsed() { echo $(($(date +%s) - START)); }
 note() { echo "[$(elapsed) s] $*" | tee -a "$LOG"; }
 
 # The timeout an item gets: its own (scaled on CPU), cut to what is left before the deadline (less
-# 20 s for the summary); 0 when too little is left to start it.
+# 20 s for the summary, and RESERVE_S: the budget item's time, while its jobs run); 0 when too little is left.
 budget() {
-    local want=$(($1 * SCALE_T)) left=$((DEADLINE_S - $(elapsed) - 20))
+    local want=$(($1 * SCALE_T)) left=$((DEADLINE_S - $(elapsed) - 20 - ${RESERVE_S:-0}))
     ((left < 15)) && echo 0 && return
     echo $((want < left ? want : left))
 }
@@ -85,6 +101,9 @@ budget() {
 item() {
     local name=$1 t t0 rc status
     if [[ -n "$ONLY" && " wheels env imports $ONLY " != *" $name "* ]]; then
+        return 0
+    fi
+    if [[ -z "$ONLY" && " budget_start budget " == *" $name "* ]]; then  # a long probe: only when asked for
         return 0
     fi
     t=$(budget "$2")
@@ -189,7 +208,7 @@ datasets_item() {
     # namespace folder, is built again alone.
     local name failed=()
     declare -A pid
-    for name in "$SMOKE_DATASET" "$RAVL_DATASET"; do
+    for name in $DATASETS; do
         "$PYTHON" -m mbrl.data.make_dataset "$name" &
         pid[$name]=$!
     done
@@ -200,8 +219,8 @@ datasets_item() {
         echo "building $name again"
         "$PYTHON" -m mbrl.data.make_dataset "$name" || return 1
     done
-    "$PYTHON" "$REPO/benchmarks/gpu_check_report.py" datasets "$SMOKE_DATASET" "$RAVL_DATASET" \
-        >"$WORK/datasets.json" || return 1
+    # shellcheck disable=SC2086 # dataset names, split on purpose
+    "$PYTHON" "$REPO/benchmarks/gpu_check_report.py" datasets $DATASETS >"$WORK/datasets.json" || return 1
     cat "$WORK/datasets.json"
 }
 
@@ -309,6 +328,91 @@ ravl_item() {
     return $rc
 }
 
+# -- resume: switching cuda_graphs across a resume ------------------------------------------------------
+resume_item() {
+    local extra=()
+    [[ "$DEVICE" == cpu ]] && extra+=(--emulate)
+    [[ "$QUICK" == 1 ]] && extra+=(--updates 40)
+    "$PYTHON" "$REPO/benchmarks/cuda_graphs_resume_check.py" --dataset "${DATASETS%% *}" --device "$DEVICE" \
+        "${extra[@]}" --out "$OUT/cuda_graphs_resume.json"
+}
+
+# -- budget: the published settings for as long as the window allows ---------------------------------------
+budget_start_item() {
+    # Each job stops itself (SIGINT: checkpoint, exit) BUDGET_END_S before the deadline; the budget item waits.
+    local stop=$((DEADLINE_S - $(elapsed) - BUDGET_END_S)) name m d task extra=()
+    ((stop < 30)) && echo "too little time left for the budget jobs" && return 1
+    if [[ "$DEVICE" == cpu ]]; then
+        [[ "$QUICK" == 1 ]] && extra=(rollout.batch_size=2000 dynamics.max_train_steps_per_epoch=20 eval_every=200
+            eval_episodes=2 log_every=50)
+    else
+        extra=(cuda_graphs=true)
+        if command -v nvidia-smi >/dev/null; then
+            nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader,nounits -l 2 \
+                >"$WORK/budget_smi.csv" 2>/dev/null &
+            echo $! >"$WORK/budget_smi.pid"
+        fi
+    fi
+    # One line per job: its name and the method's published per-task values for the dataset's D4RL namesake
+    # (none for RAVL), as the headline benchmark adds them; one Python process for all of them.
+    "$PYTHON" - "$BUDGET_METHODS" "$BUDGET_DATASETS" >"$WORK/budget_tasks.txt" <<'EOF2' || return 1
+import sys
+
+from mbrl.config import published_task_overrides
+
+for d in sys.argv[2].split():
+    for m in sys.argv[1].split():
+        print(f"{m}_{d}", m, d, *published_task_overrides(m, d))
+EOF2
+    : >"$WORK/budget_jobs.txt"
+    while read -r name m d task; do
+        # shellcheck disable=SC2206 # overrides without spaces, split on purpose
+        local args=("experiment=${m}_paper" $task "dataset=$d" "device=$DEVICE" seed=0 threads=2
+            "dynamics.max_epochs=$BUDGET_FIT_EPOCHS" logger.progress=false "${extra[@]}")
+        echo "$name ${args[*]}" | tee -a "$WORK/budget_jobs.txt"
+        budget_job "$name" "$stop" "${args[@]}" </dev/null >/dev/null 2>&1 &
+        disown
+    done <"$WORK/budget_tasks.txt"
+}
+budget_job() {  # NAME STOP_S OVERRIDES...: a graphed job that fails runs again eagerly for the time left
+    local name=$1 stop=$2 t0 rc
+    shift 2
+    t0=$(date +%s)
+    timeout -s INT --kill-after=20 "$stop" "$PYTHON" -m mbrl.train "$@" "hydra.run.dir=$WORK/runs/budget/$name" \
+        >"$WORK/runs/budget_$name.log" 2>&1
+    rc=$?
+    if [[ $rc != 0 && $rc != 124 && " $* " == *" cuda_graphs=true "* ]]; then
+        local left=$((stop - ($(date +%s) - t0)))
+        echo "graphed job failed (exit $rc); eagerly for ${left} s" >>"$WORK/runs/budget_$name.log"
+        mv "$WORK/runs/budget/$name" "$WORK/runs/budget/${name}_graphed_failed"
+        ((left > 30)) && timeout -s INT --kill-after=20 "$left" "$PYTHON" -m mbrl.train "${@/cuda_graphs=true/cuda_graphs=false}" \
+            "hydra.run.dir=$WORK/runs/budget/$name" >>"$WORK/runs/budget_$name.log" 2>&1
+        rc=$?
+    fi
+    echo "$rc" >"$WORK/runs/budget_$name.rc"
+}
+budget_item() {
+    local name f dest
+    # Every job writes its exit status last (after an eager retry, if any).
+    while read -r name _; do
+        while [[ ! -f "$WORK/runs/budget_$name.rc" ]]; do sleep 2; done
+    done <"$WORK/budget_jobs.txt"
+    [[ -f "$WORK/budget_smi.pid" ]] && kill "$(cat "$WORK/budget_smi.pid")" 2>/dev/null
+    mkdir -p "$OUT/budget"
+    cp "$WORK/budget_jobs.txt" "$OUT/budget/jobs.txt"
+    [[ -f "$WORK/budget_smi.csv" ]] && cp "$WORK/budget_smi.csv" "$OUT/budget/smi.csv"
+    for f in "$WORK"/runs/budget/*/; do
+        name=$(basename "$f")
+        dest="$OUT/budget/$name"
+        mkdir -p "$dest"
+        find "$f" -maxdepth 2 -type f \( -name '*.csv' -o -name '*.json' -o -name '*.yaml' -o -name '*.log' \
+            -o -name '*.txt' \) -size -5M -exec cp {} "$dest/" \;
+        tail -c 20000 "$WORK/runs/budget_$name.log" 2>/dev/null | tr '\r' '\n' >"$dest/stdout_tail.txt"
+        cp "$WORK/runs/budget_$name.rc" "$dest/rc.txt" 2>/dev/null
+        echo "== $name: exit $(cat "$dest/rc.txt" 2>/dev/null); last eval: $(tail -n 1 "$dest/eval.csv" 2>/dev/null)"
+    done
+}
+
 summary() {
     "$PYTHON" "$REPO/benchmarks/gpu_check_report.py" summary "$OUT" "$WORK" "$DEVICE" "$QUICK" "$RAVL_UPDATES" \
         "$(elapsed)"
@@ -317,10 +421,13 @@ trap 'summary >>"$LOG" 2>&1' EXIT
 
 # -- run ---------------------------------------------------------------------------------------------
 export REPO OUT WORK SITE WHEELS DEVICE QUICK PYTHON LOG START DEADLINE_S SCALE_T SMOKE_JOBS RAVL_UPDATES RAVL_OVERRIDES
-export SMOKE_DATASET RAVL_DATASET
+export SMOKE_DATASET RAVL_DATASET DATASETS BUDGET_METHODS BUDGET_DATASETS BUDGET_FIT_EPOCHS BUDGET_END_S
 export -f elapsed budget env_item wheels_item imports_item cuda_graphs_item datasets_item smoke_one smoke_item \
-    throughput_item ravl_item
+    throughput_item ravl_item resume_item budget_start_item budget_job budget_item
 
+# While the budget jobs run, the items between them and the budget item leave it the jobs' last BUDGET_END_S.
+if [[ " $ONLY " == *" budget "* ]]; then RESERVE_S=$BUDGET_END_S; else RESERVE_S=0; fi
+export RESERVE_S
 note "gpu_check: DEVICE=$DEVICE QUICK=$QUICK PYTHON=$PYTHON WORK=$WORK deadline ${DEADLINE_S} s"
 overlay
 item wheels 120 wheels_item
@@ -329,6 +436,9 @@ item imports 60 imports_item
 item cuda_graphs 120 cuda_graphs_item
 item datasets 240 datasets_item
 item smoke 300 smoke_item
+item budget_start 60 budget_start_item
+item resume 180 resume_item
 item ravl 180 ravl_item
+RESERVE_S=0 item budget 900 budget_item
 item throughput 240 throughput_item
 note "done"
