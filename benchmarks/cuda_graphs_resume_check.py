@@ -10,8 +10,9 @@ process, one after another:
 - ``graphed``: the whole run with ``cuda_graphs=true``;
 - ``eager+eager``: half the updates, then ``resume=true`` with ``total_updates`` raised to the whole (the
   control: a run extended at its end continues as the whole run);
-- ``eager+graphed`` and ``graphed+eager``: half the updates with one setting, the rest after ``resume=force``
-  with the other (``cuda_graphs`` is not a resume-safe key, so the switch needs ``force``).
+- ``eager+graphed`` and ``graphed+eager``: half the updates with one setting, the rest with the other
+  (``resume=force``, so the check runs whether or not ``cuda_graphs`` is a resume-safe key; it is one since
+  this check passed on an H200).
 
 Each run's final checkpoint (agent networks and optimiser states, the model buffer, the random states) is
 compared with ``eager``'s: the largest relative difference of any tensor and whether all are bit for bit equal.
@@ -34,7 +35,7 @@ from typing import Any
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))  # after PYTHONPATH: the GPU check's overlay package must win over the tree's mbrl/
 
 from benchmarks.cuda_graphs_check import flat, refuse_without_gpu, relative_difference  # noqa: E402
 

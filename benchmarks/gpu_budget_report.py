@@ -1,14 +1,17 @@
 """The budget probe of a GPU window (``gpu_check.sh``'s ``budget`` item) as a table, a plot and a JSON file.
 
     python benchmarks/gpu_budget_report.py OUT_DIR --name gpu_budget_h200
+    python benchmarks/gpu_budget_report.py benchmarks/results/gpu_budget_h200.tar.gz --name gpu_budget_h200
 
-OUT_DIR is the GPU check's output folder: ``budget/<method>_<dataset>/`` holds each job's ``config.yaml``,
-``eval.csv``, ``train.csv`` and exit status, ``budget/smi.csv`` the GPU's utilisation. Each job ran a method's
-published setting (``experiment=<method>_paper`` with its per-task values, seed 0) until the window's deadline
-stopped it, so a job is the first part of the published run, evaluated every ``eval_every`` updates. Per job the
-report gives how far it got, its rate, the score at each evaluation (best and last), and beside it the same
-method's `cpu` preset (final normalised score, IQM over seeds, from ``headline_cpu.json``), so the two budgets
-can be read together. Writes ``benchmarks/results/<name>.{md,json}`` and ``<name>.png`` (the curves).
+OUT_DIR is the GPU check's output folder (its ``budget.tar.gz``, or the folder ``budget/`` it holds) or such
+an archive itself, kept in ``benchmarks/results/`` with the report. In it ``budget/<method>_<dataset>/`` holds
+each job's ``config.yaml``, ``eval.csv``, ``train.csv`` and exit status, ``budget/smi.csv`` the GPU's
+utilisation. Each job ran a method's published setting (``experiment=<method>_paper`` with its per-task values,
+seed 0) until the window's deadline stopped it, so a job is the first part of the published run, evaluated
+every ``eval_every`` updates. Per job the report gives how far it got, its rate, the score at each evaluation
+(best and last), and beside it the same method's `cpu` preset (final normalised score, IQM over seeds, from
+``headline_cpu.json``), so the two budgets can be read together. Writes ``benchmarks/results/<name>.{md,json}``
+and ``<name>.png`` (the curves).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import argparse
 import csv
 import json
 import sys
+import tarfile
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -79,8 +84,9 @@ def markdown(report: dict[str, Any], name: str) -> str:
     md = [
         f"# The published settings for a GPU window's length ({name})",
         "",
-        f"Made by `python benchmarks/gpu_budget_report.py OUT_DIR --name {name}` from `benchmarks/gpu_check.sh`'s "
-        "`budget` item: every job at once on one GPU, seed 0, each method's `experiment=<method>_paper` with the "
+        f"Made by `python benchmarks/gpu_budget_report.py benchmarks/results/{name}.tar.gz --name {name}` from "
+        "`benchmarks/gpu_check.sh`'s `budget` item (its jobs' logs, curves and configs are in that archive): "
+        "every job at once on one GPU, seed 0, each method's `experiment=<method>_paper` with the "
         "per-task values of the dataset's D4RL namesake, the dynamics fit capped at "
         f"{report['fit_epochs']} epochs (the `cpu` preset's), `cuda_graphs={report['cuda_graphs']}`, stopped by the "
         "window's deadline. A job is the first part of the published run (its schedules are the 3M-update run's).",
@@ -132,10 +138,16 @@ def plot(report: dict[str, Any], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("out_dir", type=Path)
+    p.add_argument("out_dir", type=Path, help="the GPU check's output folder, or its budget.tar.gz")
     p.add_argument("--name", required=True)
     args = p.parse_args(argv)
     budget = args.out_dir / "budget"
+    archive = args.out_dir if args.out_dir.is_file() else args.out_dir / "budget.tar.gz"
+    if not budget.is_dir() and archive.exists():
+        unpacked = Path(tempfile.mkdtemp(prefix="gpu_budget_"))
+        with tarfile.open(archive) as tar:
+            tar.extractall(unpacked, filter="data")
+        budget = unpacked / "budget"
     folders = sorted(f for f in budget.iterdir() if f.is_dir() and not f.name.endswith("_graphed_failed"))
     if not folders:
         print(f"no jobs in {budget}", file=sys.stderr)

@@ -27,12 +27,12 @@
 #              cuda_graphs switched against the uninterrupted run (emulated graphs on a CPU)
 #   budget     (only when named in ONLY) waits for budget_start's jobs, which stop themselves BUDGET_END_S
 #              seconds before the deadline (SIGINT: a checkpoint, then exit), and copies their logs, curves
-#              and configs (no checkpoints) to OUT/budget/<method>_<dataset>/
+#              and configs (no checkpoints) to OUT/budget/<method>_<dataset>/, archived as OUT/budget.tar.gz
 #   throughput benchmarks/throughput.py --quick --device $DEVICE, in what is left of the deadline; with
 #              --reference-offlinerl-kit when a checkout is at .refs/OfflineRL-Kit (git-ignored; carried
 #              to the machine with the tree): its ensemble fit and EDAC update against ours
 # OUT_DIR gets six files: summary.md, results.json, log.txt, throughput.json, cuda_graphs.json, env.txt; with
-# resume and budget also cuda_graphs_resume.json and budget/.
+# resume and budget also cuda_graphs_resume.json and budget.tar.gz (benchmarks/gpu_budget_report.py reads it).
 #
 # Environment: DEVICE (cuda), QUICK (0), PYTHON (python3), WORK (/tmp/mbrl_gpu_check: datasets,
 # dynamics cache, runs), SITE (/tmp/site), WHEELS (.whl), DEADLINE_S (450 on cuda, 3600 on cpu),
@@ -409,8 +409,10 @@ budget_item() {
             -o -name '*.txt' \) -size -5M -exec cp {} "$dest/" \;
         tail -c 20000 "$WORK/runs/budget_$name.log" 2>/dev/null | tr '\r' '\n' >"$dest/stdout_tail.txt"
         cp "$WORK/runs/budget_$name.rc" "$dest/rc.txt" 2>/dev/null
-        echo "== $name: exit $(cat "$dest/rc.txt" 2>/dev/null); last eval: $(tail -n 1 "$dest/eval.csv" 2>/dev/null)"
+        echo "== $name: exit $(cat "$dest/rc.txt" 2>/dev/null); last eval: $(tail -n 1 "$dest/eval.csv" 2>/dev/null | cut -d, -f1-4)"
     done
+    # One file: a window brings back a limited number of files, and the jobs' folders hold about a hundred.
+    tar -czf "$OUT/budget.tar.gz" -C "$OUT" budget && rm -rf "$OUT/budget"
 }
 
 summary() {

@@ -229,6 +229,7 @@ def summarize(out: Path, work: Path, device: str, quick: bool, ravl_updates: int
         "versions": version_info,
         "throughput": {k: throughput.get(k) for k in throughput_keys} if throughput else None,
         "cuda_graphs": read_json(out / "cuda_graphs.json"),
+        "cuda_graphs_resume": read_json(out / "cuda_graphs_resume.json"),
     }
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     (out / "summary.md").write_text(markdown(results))
@@ -264,9 +265,25 @@ def markdown(results: dict[str, Any]) -> str:
         for name, d in results["datasets"]["datasets"].items():
             same = "matches" if d["matches_recorded"] else "DIFFERS from"
             md.append(f"- {name}: content hash {d['hash'][:12]}, {same} the recorded one")
-    ravl = results["ravl"]
+    if any(i["item"] == "ravl" for i in results["items"]):  # asked for (ONLY)
+        md += ravl_markdown(results["ravl"])
+    md += cuda_graphs_markdown(results.get("cuda_graphs"))
+    md += resume_markdown(results.get("cuda_graphs_resume"))
+    tp = results["throughput"]
+    if tp and tp.get("workloads"):
+        md += ["", "## throughput.py --quick", "", "| workload | median | unit |", "|---|---|---|"]
+        md += [f"| {name} | {row['median']:.1f} | {row['unit']} |" for name, row in tp["workloads"].items()]
+        if tp.get("projection"):
+            md.append(f"\nRAVL projection from the workloads: {tp['projection']['hours']:.1f} h (evaluation excluded).")
+    if tp:
+        md += offlinerl_kit_markdown(tp.get("offlinerl_kit_side_by_side"), tp.get("offlinerl_kit_edac"))
+    return "\n".join(md) + "\n"
+
+
+def ravl_markdown(ravl: dict[str, Any]) -> list[str]:
+    """The section of the ravl item: the projection of the published run and the GPU's load."""
     extra = "".join(f" {o}" for o in ravl.get("overrides", []))
-    md += ["", f"## RAVL, experiment=ravl_paper{extra} on hopper-medium", ""]
+    md = ["", f"## RAVL, experiment=ravl_paper{extra} on hopper-medium", ""]
     if "projected_hours_3M_updates" in ravl:
         md.append(
             f"{ravl['updates']} updates, {ravl['updates_per_s_overall']:.1f} updates/s overall; steady state "
@@ -280,16 +297,24 @@ def markdown(results: dict[str, Any]) -> str:
             f"\nGPU utilisation {ravl['gpu_util_mean_pct']:.0f} % on average over the job, "
             f"{ravl['gpu_memory_max_mib']:.0f} MiB of memory in use at most."
         )
-    md += cuda_graphs_markdown(results.get("cuda_graphs"))
-    tp = results["throughput"]
-    if tp and tp.get("workloads"):
-        md += ["", "## throughput.py --quick", "", "| workload | median | unit |", "|---|---|---|"]
-        md += [f"| {name} | {row['median']:.1f} | {row['unit']} |" for name, row in tp["workloads"].items()]
-        if tp.get("projection"):
-            md.append(f"\nRAVL projection from the workloads: {tp['projection']['hours']:.1f} h (evaluation excluded).")
-    if tp:
-        md += offlinerl_kit_markdown(tp.get("offlinerl_kit_side_by_side"), tp.get("offlinerl_kit_edac"))
-    return "\n".join(md) + "\n"
+    return md
+
+
+def resume_markdown(res: dict[str, Any] | None) -> list[str]:
+    """The section of ``cuda_graphs_resume_check.py``'s results: each resumed run against the uninterrupted one."""
+    if not res:
+        return []
+    verdict = "every run agrees with the uninterrupted eager one" if res["agree"] else "NOT every run agrees"
+    md = ["", "## Resumes with cuda_graphs switched (cuda_graphs_resume_check.py)", ""]
+    md += [f"{verdict}; {res['wall_s']} s.", ""]
+    md += ["| agent | run | ok | bit for bit | largest rel. diff. | error |", "|---|---|---|---|---|---|"]
+    for agent, a in res["agents"].items():
+        for run, r in a["runs"].items():
+            worst = max(r["rel_diff"].values()) if r.get("rel_diff") else None
+            diff = "" if worst is None else f"{worst:.1e}"
+            error = r.get("error", "")[:120]
+            md.append(f"| {agent} | {run} | {r['ok']} | {r.get('bit_for_bit', '')} | {diff} | {error} |")
+    return md
 
 
 def cuda_graphs_markdown(cg: dict[str, Any] | None) -> list[str]:

@@ -87,8 +87,10 @@ def rng_state(*generators: torch.Generator) -> dict[str, Any]:
 
 
 def restore_rng_state(state: dict[str, Any], *generators: torch.Generator) -> None:
-    torch.set_rng_state(state["torch"])
+    """Set what :func:`rng_state` saved. Every RNG state is a CPU byte tensor, whatever the generator's device: a
+    checkpoint loaded with ``map_location="cuda"`` holds them on the GPU, so they are moved back first."""
+    torch.set_rng_state(state["torch"].cpu())
     for g, s in zip(generators, state["generators"], strict=True):
-        g.set_state(s)
+        g.set_state(s.cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])

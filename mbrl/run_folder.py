@@ -27,7 +27,9 @@ CONFIG_FILE = "config.yaml"
 LOCK_FILE = ".lock"
 # Keys that change what is logged or how fast, never what is trained: a rerun may change them and
 # continue. ``total_updates`` may grow (train longer) but not fall below the checkpoint's step;
-# ``threads`` may change float rounding, not the method.
+# ``threads`` may change float rounding, not the method. ``cuda_graphs`` replays the eager update's kernels:
+# on an H200 a run resumed with it switched either way ended bit for bit where the uninterrupted eager run
+# did (benchmarks/cuda_graphs_resume_check.py, benchmarks/results/cuda_graphs_resume_h200.json).
 RESUME_SAFE = (
     "resume",
     "logger",
@@ -38,6 +40,7 @@ RESUME_SAFE = (
     "log_every",
     "checkpoint_every",
     "threads",
+    "cuda_graphs",
     "download",
     "total_updates",
     "dynamics.cache",

@@ -14,6 +14,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import inspect
+import json
+import os
 import subprocess
 import sys
 
@@ -30,7 +32,7 @@ from mbrl.config import ConfigError, TrainConfig, check_cuda_graphs, components,
 from mbrl.cuda_graphs import CapturedStep
 from mbrl.model_data import ModelData
 from mbrl.testing import SPEC, EmulatedGraphs, OpTrace, check_graph_updates, random_batch
-from tests.helpers import ROOT, tiny_fitted_ensemble
+from tests.helpers import ROOT, TINY_DATASET, tiny_fitted_ensemble
 
 DATA = random_batch(400, seed=5)
 
@@ -223,6 +225,26 @@ def test_the_gpu_check_refuses_to_run_without_a_gpu(tmp_path):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "needs a CUDA GPU" in lines[0], done.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.slow
+def test_the_resume_check_runs_on_emulated_graphs(env_vars, tmp_path):
+    """benchmarks/cuda_graphs_resume_check.py on a CPU (--emulate): every resumed run, the switched ones too, ends
+    where the uninterrupted run does; without --emulate it refuses, as on any machine without a GPU."""
+    script = str(ROOT / "benchmarks" / "cuda_graphs_resume_check.py")
+    out = tmp_path / "resume.json"
+    args = [sys.executable, script, "--dataset", TINY_DATASET, "--updates", "40", "--agents", "td3bc"]
+    args += ["--out", str(out)]
+    env = {**os.environ, **env_vars}
+    done = subprocess.run([*args, "--device", "cpu", "--emulate"], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    runs = json.loads(out.read_text())["agents"]["td3bc"]["runs"]
+    assert set(runs) == {"eager", "graphed", "eager+eager", "eager+graphed", "graphed+eager"}
+    assert all(r["ok"] for r in runs.values())
+    assert all(r["bit_for_bit"] for name, r in runs.items() if name != "eager")
+    out.unlink()
+    refused = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, env=env)
+    assert refused.returncode == 2 and "needs a CUDA GPU" in refused.stderr and not out.exists()
 
 
 @pytest.mark.slow

@@ -78,7 +78,8 @@ def test_summary_reads_items_smoke_jobs_and_the_ravl_run(tmp_path, monkeypatch):
     (work / "smoke").mkdir(parents=True)
     (work / "runs" / "smoke_agent_bc").mkdir(parents=True)
     (work / "runs" / "ravl").mkdir(parents=True)
-    (work / "items.tsv").write_text("wheels\tok\t0\t3\nsmoke\tfailed\t1\t90\nthroughput\tskipped\t\t0\n")
+    items = ["wheels\tok\t0\t3", "smoke\tfailed\t1\t90", "ravl\tok\t0\t30", "throughput\tskipped\t\t0"]
+    (work / "items.tsv").write_text("\n".join(items) + "\n")
     (work / "smoke" / "agent_bc.status").write_text("ok\t0\t21\n")
     (work / "runs" / "smoke_agent_bc" / "final.json").write_text(json.dumps({"final": {"return_mean": 12.5}}))
     (work / "smoke" / "agent_cql.status").write_text("timeout\t124\t150\n")
@@ -87,7 +88,7 @@ def test_summary_reads_items_smoke_jobs_and_the_ravl_run(tmp_path, monkeypatch):
 
     results = summary(tmp_path)
 
-    assert [i["status"] for i in results["items"]] == ["ok", "failed", "skipped"]
+    assert [i["status"] for i in results["items"]] == ["ok", "failed", "ok", "skipped"]
     by_job = {r["job"]: r for r in results["smoke"]}
     assert by_job["agent_bc"]["final_return"] == 12.5 and "error" not in by_job["agent_bc"]
     assert by_job["agent_cql"]["error"] == "RuntimeError: expected all tensors on cuda:0"
@@ -98,6 +99,29 @@ def test_summary_reads_items_smoke_jobs_and_the_ravl_run(tmp_path, monkeypatch):
     assert "16.7 h projected for 3M updates" in md
     assert results["ravl"]["overrides"] == ["cuda_graphs=true", "seed=3"]
     assert "## RAVL, experiment=ravl_paper cuda_graphs=true seed=3 on hopper-medium" in md
+
+    # Without the ravl item (ONLY left it out) there is no RAVL section.
+    (work / "items.tsv").write_text("wheels\tok\t0\t3\nsmoke\tfailed\t1\t90\n")
+    summary(tmp_path)
+    assert "## RAVL" not in (out / "summary.md").read_text()
+
+
+def test_summary_reports_the_resume_check(tmp_path):
+    """cuda_graphs_resume_check.py's file becomes a section: one row per run, failures with their error."""
+    out = tmp_path / "out"
+    out.mkdir()
+    runs = {
+        "eager": {"ok": True},
+        "graphed+eager": {"ok": True, "rel_diff": {"agent": 0.0, "rng": 2e-3}, "bit_for_bit": False},
+        "eager+graphed": {"ok": False, "error": "TypeError: RNG state must be a torch.ByteTensor"},
+    }
+    resume = {"agree": False, "wall_s": 57.0, "agents": {"mopo": {"runs": runs}}}
+    (out / "cuda_graphs_resume.json").write_text(json.dumps(resume))
+    summary(tmp_path)
+    md = (out / "summary.md").read_text()
+    assert "NOT every run agrees; 57.0 s." in md
+    assert "| mopo | graphed+eager | True | False | 2.0e-03 |  |" in md
+    assert "| mopo | eager+graphed | False |  |  | TypeError: RNG state must be a torch.ByteTensor |" in md
 
 
 def test_summary_reports_cuda_graphs_and_the_ratios_to_offlinerl_kit(tmp_path):

@@ -154,12 +154,19 @@ def test_divergence_before_the_first_checkpoint_says_nothing_is_kept(in_env, tmp
 
 
 def test_config_changes_ignore_resume_safe_keys_and_new_keys():
-    old = {"seed": 0, "logger": {"wandb": False}, "agent": {"name": "sac", "tau": 0.005}, "eval_episodes": 5}
+    old = {
+        "seed": 0,
+        "logger": {"wandb": False},
+        "agent": {"name": "sac", "tau": 0.005},
+        "eval_episodes": 5,
+        "cuda_graphs": False,
+    }
     new = {
         "seed": 0,
         "logger": {"wandb": True},
         "agent": {"name": "sac", "tau": 0.01},
         "eval_episodes": 10,
+        "cuda_graphs": True,  # the same kernels replayed: a speed key (checked on a GPU across resumes)
         "env_id": None,  # a key a newer version added
     }
     assert config_changes(old, new) == {"agent.tau": (0.005, 0.01)}
