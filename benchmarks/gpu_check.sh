@@ -65,6 +65,8 @@ BUDGET_METHODS="${BUDGET_METHODS:-mopo mobile ravl td3bc}"
 BUDGET_DATASETS="${BUDGET_DATASETS:-hopper-medium-replay halfcheetah-medium-replay}"
 BUDGET_FIT_EPOCHS="${BUDGET_FIT_EPOCHS:-25}"
 BUDGET_END_S="${BUDGET_END_S:-60}"
+# A dynamics reward sized for a smoke job (scale presets cannot size it: filter=none has no such keys).
+MOREC_SMOKE="filter.reward.rounds=300 filter.reward.snapshot_every=30"
 
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
@@ -252,14 +254,14 @@ smoke_item() {
     done
     for f in "$REPO"/configs/filter/*.yaml; do  # beyond the presets: the transition filters (MOREC's)
         name=$(basename "$f" .yaml)
-        [[ "$name" != none ]] && jobs+=("filter_$name agent=mopo filter=$name")
+        [[ "$name" != none ]] && jobs+=("filter_$name agent=mopo filter=$name $MOREC_SMOKE")
     done
     if [[ "$DEVICE" != cpu ]]; then  # jobs with cuda_graphs=true (refused on a CPU): graphed updates
         jobs+=(
             "graphs_ravl agent=ravl cuda_graphs=true"
             "graphs_td3bc agent=td3bc cuda_graphs=true"
             "graphs_combo agent=combo cuda_graphs=true"
-            "graphs_morec agent=mopo filter=reward_consistency cuda_graphs=true"
+            "graphs_morec agent=mopo filter=reward_consistency cuda_graphs=true $MOREC_SMOKE"
         )
     fi
     local job
@@ -423,7 +425,7 @@ trap 'summary >>"$LOG" 2>&1' EXIT
 
 # -- run ---------------------------------------------------------------------------------------------
 export REPO OUT WORK SITE WHEELS DEVICE QUICK PYTHON LOG START DEADLINE_S SCALE_T SMOKE_JOBS RAVL_UPDATES RAVL_OVERRIDES
-export SMOKE_DATASET RAVL_DATASET DATASETS BUDGET_METHODS BUDGET_DATASETS BUDGET_FIT_EPOCHS BUDGET_END_S
+export SMOKE_DATASET RAVL_DATASET MOREC_SMOKE DATASETS BUDGET_METHODS BUDGET_DATASETS BUDGET_FIT_EPOCHS BUDGET_END_S
 export -f elapsed budget env_item wheels_item imports_item cuda_graphs_item datasets_item smoke_one smoke_item \
     throughput_item ravl_item resume_item budget_start_item budget_job budget_item
 

@@ -65,20 +65,31 @@ NAME = "headline_cpu"
 ARCHIVE = f"{NAME}_archive"  # under the results folder
 RUNS = ROOT / "benchmarks" / "runs"
 RESULTS = ROOT / "benchmarks" / "results"
-# Row label -> (folder name, overrides). Order is the table's: baselines first.
+# Row label -> (folder name, overrides). Order is the table's: baselines first. A row whose preset changed keeps
+# its runs as a row of its own, pinned to the old setting, beside the preset's new row.
 AGENTS: dict[str, tuple[str, list[str]]] = {
     "BC": ("bc", ["agent=bc"]),
     "TD3+BC": ("td3bc_standardised", ["experiment=td3bc_cpu"]),  # the preset: states standardised, as published
-    # The row as it was made before agent.normalize_states (f176723): raw states; kept beside the preset's. (The
-    # folder names the published per-task settings, configs/experiment/paper/<folder>; TD3+BC has one for all.)
+    # The row as it was made before agent.normalize_states (f176723): raw states.
     "TD3+BC, raw states": ("td3bc", ["experiment=td3bc_cpu", "agent.normalize_states=false"]),
     "IQL": ("iql", ["experiment=iql_cpu"]),
     "MOPO": ("mopo", ["experiment=mopo_cpu"]),
     "MOBILE": ("mobile", ["experiment=mobile_cpu"]),
     "RAVL": ("ravl", ["experiment=ravl_cpu"]),
-    "MOREC-MOPO": ("morec_mopo", ["experiment=morec_mopo_cpu"]),
+    "MOREC-MOPO": ("morec_mopo_30k", ["experiment=morec_mopo_cpu"]),  # the dynamics reward's 30000 rounds
+    # The row as it was made before the filter's dynamics reward trained 30000 rounds instead of 3000.
+    "MOREC-MOPO, 3000 rounds": ("morec_mopo", ["experiment=morec_mopo_cpu", "filter.reward.rounds=3000"]),
     "COMBO": ("combo", ["experiment=combo_cpu"]),
 }
+
+
+def method(label: str) -> str:
+    """The method a row runs, which names its published per-task settings (``configs/experiment/paper/<method>``):
+    its ``experiment=<method>_cpu`` preset, or its ``agent=`` for a row without one (BC)."""
+    overrides = dict(o.split("=", 1) for o in AGENTS[label][1])
+    return overrides["experiment"].removesuffix("_cpu") if "experiment" in overrides else overrides["agent"]
+
+
 DATASETS = [
     "halfcheetah-random",
     "hopper-random",
@@ -154,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
         folder, agent = AGENTS[label]
         if (label, d) not in overrides:
-            overrides[label, d] = [*agent, *published_task_overrides(folder, d)]
+            overrides[label, d] = [*agent, *published_task_overrides(method(label), d)]
         own = a.runs_dir / NAME / d / folder / f"seed{s}"
         cells[label, d, s] = own
         cfg = resolve(compose([f"dataset={d}", f"seed={s}", "scale=cpu", *overrides[label, d], *RUN_OVERRIDES]))

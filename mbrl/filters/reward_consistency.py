@@ -91,7 +91,7 @@ class DynamicsRewardConfig:
     hidden_sizes: tuple[int, ...] = (128, 128)
     policy_hidden_sizes: tuple[int, ...] = (200, 200, 200)
     pretrain_steps: int = 0
-    rounds: int = 3000
+    rounds: int = 30000
     batch_size: int = 256
     lr: float = 3e-4
     r1_coef: float = 0.0
