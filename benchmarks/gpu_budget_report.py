@@ -28,9 +28,11 @@ from typing import Any
 from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.headline import AGENTS, method  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results"
-# The headline's row for each method's folder name (benchmarks/headline.py AGENTS).
-HEADLINE_ROW = {"mopo": "MOPO", "mobile": "MOBILE", "ravl": "RAVL", "td3bc": "TD3+BC", "combo": "COMBO", "iql": "IQL"}
 
 
 def rows(path: Path) -> list[dict[str, str]]:
@@ -153,10 +155,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no jobs in {budget}", file=sys.stderr)
         return 1
     cpu = cpu_presets()
+    # The headline's row for each method: the first row that runs it (the preset's, not a pinned old setting).
+    headline_row = {}
+    for label in AGENTS:
+        headline_row.setdefault(method(label), label)
     jobs = []
     for folder in folders:
         j = job(folder)
-        if (g := cpu.get((j["dataset"], HEADLINE_ROW.get(j["method"], j["method"])))) is not None:
+        if (g := cpu.get((j["dataset"], headline_row.get(j["method"], j["method"])))) is not None:
             j["cpu_preset"] = {k: g[k] for k in ("iqm", "iqm_ci", "num_seeds")}
         jobs.append(j)
     configs = [OmegaConf.load(f / "config.yaml") for f in folders if (f / "config.yaml").exists()]
