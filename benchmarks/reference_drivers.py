@@ -116,6 +116,8 @@ FIXED: dict[str, dict[str, Any]] = {
         "agent.num_critics": 2,
         "agent.bc_steps": 0,  # COMBOPolicy has no behaviour-cloning warm-up
         "agent.actor_lr_schedule": "constant",
+        # combo.py:185-189 discards value.reshape: its logsumexp runs over the 3 proposals of each draw
+        "agent.logsumexp_over": "draw",
         "penalty.name": "none",
         "filter.name": "none",
     },
@@ -427,6 +429,44 @@ def kit_policy(job: Job, dynamics: Any, normaliser: tuple[np.ndarray, np.ndarray
     )
 
 
+class TrainTrace:
+    """What a reference's update did, every ``every`` updates, in ``train.csv`` beside ours' (which logs the
+    same quantities of one update at the same steps): the returned losses, the temperature, the critics' mean
+    value on the update's batch ``q_mean`` and the policy's entropy there (``-log pi`` of one sample per row,
+    drawn with the RNG state restored after, so tracing changes no later draw), and the mean model reward of
+    the last rollout round.
+    """
+
+    def __init__(self, path: Path, every: int) -> None:
+        self.path, self.every, self.fields = path, every, None
+
+    def due(self, step: int) -> bool:
+        return (step + 1) % self.every == 0
+
+    @torch.no_grad()
+    def write(
+        self,
+        step: int,
+        result: dict[str, float],
+        obs: torch.Tensor,
+        act: torch.Tensor,
+        critics: list[Any],
+        actforward: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+        rollout_reward: float,
+    ) -> None:
+        q = torch.stack([c(obs, act).reshape(-1, len(obs)) for c in critics])
+        with torch.random.fork_rng(devices=[]):
+            _, log_prob = actforward(obs)
+        row = {"step": step + 1, **{k.replace("loss/", "loss_"): float(v) for k, v in result.items()}}
+        row |= {"q_mean": float(q.mean()), "entropy": float(-log_prob.mean()), "rollout_reward": rollout_reward}
+        if self.fields is None:
+            self.fields = list(row)
+            with open(self.path, "w", newline="") as f:
+                csv.DictWriter(f, fieldnames=self.fields).writeheader()
+        with open(self.path, "a", newline="") as f:
+            csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore").writerow(row)
+
+
 def kit_model_based(job: Job, fit_dir: Path, out: Path) -> None:
     """MOPO, MOBILE, COMBO or RAMBO on the fit in ``fit_dir``, by a loop that follows ``MBPolicyTrainer.train``."""
     from offlinerlkit.buffer import ReplayBuffer
@@ -449,14 +489,25 @@ def kit_model_based(job: Job, fit_dir: Path, out: Path) -> None:
     fake = ReplayBuffer(size, (job.obs_dim,), np.float32, job.act_dim, np.float32, "cpu")
     n_real, n_model = split_batch(cfg.batch_size, roll.real_ratio)
 
+    trace = TrainTrace(out / "train.csv", cfg.log_every)
+    rollout_reward = 0.0
+
     def update(step: int) -> None:
+        nonlocal rollout_reward
         if step % roll.every == 0:
             starts = real.sample(roll.batch_size)["observations"].cpu().numpy()
-            transitions, _ = policy.rollout(starts, roll.horizon)
+            transitions, info = policy.rollout(starts, roll.horizon)
             fake.add_batch(**transitions)
-        policy.learn({"real": real.sample(n_real), "fake": fake.sample(n_model)})
+            rollout_reward = float(info["reward_mean"])
+        batch = {"real": real.sample(n_real), "fake": fake.sample(n_model)}
+        result = policy.learn(batch)
         if job.method == "rambo" and (step + 1) % agent["adv_every"] == 0:
             policy.update_dynamics(real)
+        if trace.due(step):
+            obs = torch.cat([batch["real"]["observations"], batch["fake"]["observations"]])
+            act = torch.cat([batch["real"]["actions"], batch["fake"]["actions"]])
+            critics = list(policy.critics) if job.method == "mobile" else [policy.critic1, policy.critic2]
+            trace.write(step, result, obs, act, critics, policy.actforward, rollout_reward)
 
     policy.train()
     act = lambda o: policy.select_action(o, deterministic=True)  # noqa: E731 (RAMBO's normalises o first)

@@ -22,7 +22,9 @@ thread each:
   say later.
 
 ``--overrides`` apply to both sides; ``method:key=value`` applies to that method only (e.g.
-``rambo:agent.bc_steps=100``, a key other methods do not have).
+``rambo:agent.bc_steps=100``, a key other methods do not have). A reference's fixed choices that are
+settings of ours (``reference_drivers.FIXED``) must be passed the same way, or its side stops: COMBO needs
+``combo:agent.logsumexp_over=draw`` (OfflineRL-Kit's grouping of the conservative logsumexp).
 
 One dynamics fit per (side, dataset, seed, dynamics config), shared by the methods of that side. Ours:
 every method of a dataset and seed points at one cache folder (``dynamics.cache_dir``), whose entries
@@ -104,7 +106,7 @@ BUDGET: dict[str, tuple[str, ...]] = {
 }
 SIDES = ("ours", "reference")
 # What the archive keeps of a finished run (wall_s.txt: the earlier layout's whole-job wall time) and of a fit.
-RUN_FILES = (*RUN_RECORD, "wall.json", "wall_s.txt")
+RUN_FILES = (*RUN_RECORD, "train.csv", "wall.json", "wall_s.txt")
 FIT_FILES = ("fit.json", "scores.json")
 # The name of each side's fit: its implementation; RAMBO's reference fit sees normalised observations.
 FIT_KIND = {"ours": "ours", "OfflineRL-Kit": "offlinerlkit", "edge-of-reach": "edge-of-reach"}
