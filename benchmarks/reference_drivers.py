@@ -429,6 +429,10 @@ def kit_policy(job: Job, dynamics: Any, normaliser: tuple[np.ndarray, np.ndarray
     )
 
 
+def _trace_name(key: str) -> str:
+    return f"{key.removeprefix('loss/')}_loss" if key.startswith("loss/") else key
+
+
 class TrainTrace:
     """What a reference's update did, every ``every`` updates, in ``train.csv`` beside ours' (which logs the
     same quantities of one update at the same steps): the returned losses, the temperature, the critics' mean
@@ -457,7 +461,8 @@ class TrainTrace:
         q = torch.stack([c(obs, act).reshape(-1, len(obs)) for c in critics])
         with torch.random.fork_rng(devices=[]):
             _, log_prob = actforward(obs)
-        row = {"step": step + 1, **{k.replace("loss/", "loss_"): float(v) for k, v in result.items()}}
+        # OfflineRL-Kit's "loss/actor" is ours' "actor_loss"
+        row = {"step": step + 1, **{_trace_name(k): float(v) for k, v in result.items()}}
         row |= {"q_mean": float(q.mean()), "entropy": float(-log_prob.mean()), "rollout_reward": rollout_reward}
         if self.fields is None:
             self.fields = list(row)

@@ -77,7 +77,15 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.learning import RUN_RECORD, archive_run, machine, run_cpus_text, score_curve, train_in  # noqa: E402
+from benchmarks.learning import (  # noqa: E402
+    RUN_RECORD,
+    archive_run,
+    machine,
+    read_rows,
+    run_cpus_text,
+    score_curve,
+    train_in,
+)
 from benchmarks.reference_drivers import CHECKOUT  # noqa: E402
 from mbrl.data.scores import summarize  # noqa: E402
 
@@ -105,6 +113,8 @@ BUDGET: dict[str, tuple[str, ...]] = {
     "edac": ("total_updates=15000", "eval_every=2500", *_EVAL),
 }
 SIDES = ("ours", "reference")
+# What both sides log of an update (ours' train.csv, the reference driver's TrainTrace), plotted side by side.
+TRACE = ("q_mean", "alpha", "entropy", "actor_loss")
 # What the archive keeps of a finished run (wall_s.txt: the earlier layout's whole-job wall time) and of a fit.
 RUN_FILES = (*RUN_RECORD, "train.csv", "wall.json", "wall_s.txt")
 FIT_FILES = ("fit.json", "scores.json")
@@ -377,6 +387,7 @@ def summarise(runs: Path, pairs: list[tuple[str, str]], seeds: list[int]) -> lis
                 "fit_s": [f for _, f in walls],
                 "curve": score_curve(curved) if curved else [],
                 "curve_seeds": [int(x.name[4:]) for x in curved],
+                "trace": trace_curves([x for x in done if (x / "train.csv").exists()]),
             }
         if row["ours"]["scores"] or row["reference"]["scores"]:
             rows.append(row)
@@ -517,6 +528,47 @@ def render_fits(fits: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def trace_curves(run_dirs: list[Path]) -> dict[str, list[tuple[int, float]]]:
+    """Per ``TRACE`` column, its mean over ``run_dirs`` at each logged step they share (``train.csv``: ours' and
+    the reference driver's log the same quantities of one update every ``log_every`` updates)."""
+    tables = [read_rows(d / "train.csv") for d in run_dirs]
+    out = {}
+    for column in TRACE:
+        curves = [{int(r["step"]): float(r[column]) for r in t} for t in tables if t and column in t[0]]
+        if curves and len(curves) == len(tables):
+            steps = sorted(set.intersection(*(set(c) for c in curves)))
+            out[column] = [(step, sum(c[step] for c in curves) / len(curves)) for step in steps]
+    return out
+
+
+def plot_traces(rows: list[dict], name: str, results: Path) -> list[Path]:
+    """One figure per row whose sides both traced their updates: each ``TRACE`` quantity against updates."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for r in rows:
+        columns = [c for c in TRACE if c in r["ours"]["trace"] and c in r["reference"]["trace"]]
+        if not columns:
+            continue
+        fig, axes = plt.subplots(1, len(columns), figsize=(3.2 * len(columns), 3))
+        for ax, column in zip(np.atleast_1d(axes), columns, strict=True):
+            for side, style in (("ours", "-"), ("reference", "--")):
+                steps, values = zip(*r[side]["trace"][column], strict=True)
+                ax.plot(steps, values, style, label=f"{side} ({len(r[side]['seeds'])} seeds)")
+            ax.set(title=column, xlabel="updates")
+        np.atleast_1d(axes)[0].legend()
+        fig.suptitle(f"{r['method']} on {r['dataset']}: one update every log_every, mean over seeds")
+        fig.tight_layout()
+        path = results / f"{name}_{r['method']}_{r['dataset']}_trace.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
 def plot(rows: list[dict], name: str, results: Path) -> list[Path]:
     """One plot per row with a curve on either side, both sides in it; a row without one keeps its old plot."""
     import matplotlib
@@ -604,6 +656,7 @@ def main(argv: list[str] | None = None) -> int:
     text = render(rows, info) + render_fits(fits)
     (args.results_dir / f"{args.name}.md").write_text(text)
     plot(rows, args.name, args.results_dir)
+    plot_traces(rows, args.name, args.results_dir)
     print(text)
     return 0
 

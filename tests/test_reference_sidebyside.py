@@ -66,6 +66,9 @@ def test_finished_rows_are_archived_and_survive_losing_the_run_folders(tmp_path)
         (run / "eval.csv").write_text(f"step,score_mean\n500,{score - 5}\n1000,{score}\n")
         (run / "wall.json").write_text(json.dumps({"run_s": 240.0, "fit": fit if side == "ours" else None}))
         (run / "checkpoint.pt").write_bytes(b"large")
+        # each side's trace of its updates; only the reference's driver logs its critics' losses apart
+        extra = "critic_loss" if side == "ours" else "critic1_loss"
+        (run / "train.csv").write_text(f"step,q_mean,alpha,{extra}\n500,{score},0.9,1\n1000,{2 * score},0.8,1\n")
     argv = ["--methods", "mopo", "--datasets", "hopper-medium-replay", "--seeds", "0", "--name", "sbs"]
     argv += ["--runs-dir", str(tmp_path / "runs"), "--results-dir", str(results)]
 
@@ -79,6 +82,9 @@ def test_finished_rows_are_archived_and_survive_losing_the_run_folders(tmp_path)
     assert first[0]["ours"]["wall_s"] == [300.0] and first[0]["ours"]["fit_s"] == [60.0]
     assert first[0]["reference"]["wall_s"] == [240.0]  # its final.json has no timing: never resumed
     assert first[0]["ours"]["curve"] == [[500, 7.5], [1000, 12.5]]
+    assert first[0]["reference"]["trace"] == {"q_mean": [[500, 11.5], [1000, 23.0]], "alpha": [[500, 0.9], [1000, 0.8]]}
+    assert (results / "sbs_mopo_hopper-medium-replay_trace.png").exists()
+    assert (results / "sbs_archive" / "hopper-medium-replay" / "mopo" / "ours" / "seed0" / "train.csv").exists()
     assert (results / "sbs_archive" / fit / "fit.json").exists()
     assert not list((results / "sbs_archive").rglob("*.pt"))
     for path in sorted(tmp_path.joinpath("runs").rglob("*"), reverse=True):
