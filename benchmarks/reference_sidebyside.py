@@ -387,7 +387,8 @@ def summarise(runs: Path, pairs: list[tuple[str, str]], seeds: list[int]) -> lis
                 "fit_s": [f for _, f in walls],
                 "curve": score_curve(curved) if curved else [],
                 "curve_seeds": [int(x.name[4:]) for x in curved],
-                "trace": trace_curves([x for x in done if (x / "train.csv").exists()]),
+                "trace": trace_curves(traced := [x for x in done if (x / "train.csv").exists()]),
+                "trace_seeds": [int(x.name[4:]) for x in traced],
             }
         if row["ours"]["scores"] or row["reference"]["scores"]:
             rows.append(row)
@@ -557,7 +558,7 @@ def plot_traces(rows: list[dict], name: str, results: Path) -> list[Path]:
         for ax, column in zip(np.atleast_1d(axes), columns, strict=True):
             for side, style in (("ours", "-"), ("reference", "--")):
                 steps, values = zip(*r[side]["trace"][column], strict=True)
-                ax.plot(steps, values, style, label=f"{side} ({len(r[side]['seeds'])} seeds)")
+                ax.plot(steps, values, style, label=f"{side} ({len(r[side]['trace_seeds'])} seeds)")
             ax.set(title=column, xlabel="updates")
         np.atleast_1d(axes)[0].legend()
         fig.suptitle(f"{r['method']} on {r['dataset']}: one update every log_every, mean over seeds")
