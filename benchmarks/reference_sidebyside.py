@@ -529,6 +529,24 @@ def render_fits(fits: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def pyplot() -> Any:
+    """matplotlib's pyplot on the file-only backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig: Any, path: Path) -> Path:
+    """Write ``fig`` to ``path`` and close it."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    pyplot().close(fig)
+    return path
+
+
 def trace_curves(run_dirs: list[Path]) -> dict[str, list[tuple[int, float]]]:
     """Per ``TRACE`` column, its mean over ``run_dirs`` at each logged step they share (``train.csv``: ours' and
     the reference driver's log the same quantities of one update every ``log_every`` updates)."""
@@ -544,11 +562,7 @@ def trace_curves(run_dirs: list[Path]) -> dict[str, list[tuple[int, float]]]:
 
 def plot_traces(rows: list[dict], name: str, results: Path) -> list[Path]:
     """One figure per row whose sides both traced their updates: each ``TRACE`` quantity against updates."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     paths = []
     for r in rows:
         columns = [c for c in TRACE if c in r["ours"]["trace"] and c in r["reference"]["trace"]]
@@ -562,21 +576,13 @@ def plot_traces(rows: list[dict], name: str, results: Path) -> list[Path]:
             ax.set(title=column, xlabel="updates")
         np.atleast_1d(axes)[0].legend()
         fig.suptitle(f"{r['method']} on {r['dataset']}: one update every log_every, mean over seeds")
-        fig.tight_layout()
-        path = results / f"{name}_{r['method']}_{r['dataset']}_trace.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save(fig, results / f"{name}_{r['method']}_{r['dataset']}_trace.png"))
     return paths
 
 
 def plot(rows: list[dict], name: str, results: Path) -> list[Path]:
     """One plot per row with a curve on either side, both sides in it; a row without one keeps its old plot."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     paths = []
     for r in (r for r in rows if r["ours"]["curve"] or r["reference"]["curve"]):
         fig, ax = plt.subplots(figsize=(5, 3.2))
@@ -586,11 +592,7 @@ def plot(rows: list[dict], name: str, results: Path) -> list[Path]:
                 ax.plot(steps, scores, style, label=f"{side} ({len(r[side]['curve_seeds'])} seeds)")
         ax.set(title=f"{r['method']} on {r['dataset']}", xlabel="updates", ylabel="normalised score")
         ax.legend()
-        fig.tight_layout()
-        path = results / f"{name}_{r['method']}_{r['dataset']}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save(fig, results / f"{name}_{r['method']}_{r['dataset']}.png"))
     return paths
 
 
