@@ -39,7 +39,7 @@ from scipy.spatial import KDTree
 from mbrl.checkpoint import load
 from mbrl.config import TrainConfig, components, typed_section
 from mbrl.data.loading import load_dataset
-from mbrl.data.transitions import Transitions
+from mbrl.data.transitions import OfflineDataset, Transitions
 from mbrl.diagnostics import on_policy_errors
 from mbrl.evaluate import evaluate
 from mbrl.filters.penalties import RewardPenalty, ValuePenalty, by_stage
@@ -113,8 +113,9 @@ def first_episode_trace(
     return [dict(zip(rows, values, strict=True)) for values in zip(*rows.values(), strict=True)]
 
 
-def value_error(run_dir: Path, episodes: int, seed: int = 123, trace: bool = False) -> dict:
-    """Values and model errors along the final policy's episodes, for one run folder."""
+def restore(run_dir: Path) -> tuple[TrainConfig, Agent, GaussianEnsemble | None, OfflineDataset, dict]:
+    """A run folder's config, its agent and (model-based) fitted dynamics from its final checkpoint, its
+    dataset, and the checkpoint itself."""
     cfg: TrainConfig = OmegaConf.to_object(
         OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.load(run_dir / "config.yaml"))
     )
@@ -126,14 +127,21 @@ def value_error(run_dir: Path, episodes: int, seed: int = 123, trace: bool = Fal
     agent = cls(AgentSpec(spec.obs_dim, spec.act_dim, spec.act_low, spec.act_high), agent_cfg)
     state = load(run_dir / "checkpoint.pt")
     agent.load_state_dict(state["agent"])
-    ref = (spec.ref_min_score, spec.ref_max_score) if spec.ref_min_score is not None else None
-    env_id = cfg.eval_env or spec.env_id
     model = None
     if cfg.dynamics.kind in ("ensemble", "single") and state.get("dynamics") is not None:
-        model = build_dynamics(cfg.dynamics.kind, cfg.dynamics, spec, env_id, cfg.seed)
+        model = build_dynamics(cfg.dynamics.kind, cfg.dynamics, spec, cfg.eval_env or spec.env_id, cfg.seed)
         model.load_state_dict(state["dynamics"])
         assert isinstance(model, GaussianEnsemble)
-    gamma = agent_cfg.gamma
+    return cfg, agent, model, data, state
+
+
+def value_error(run_dir: Path, episodes: int, seed: int = 123, trace: bool = False) -> dict:
+    """Values and model errors along the final policy's episodes, for one run folder."""
+    cfg, agent, model, data, state = restore(run_dir)
+    name, spec = cfg.agent["name"], data.spec
+    ref = (spec.ref_min_score, spec.ref_max_score) if spec.ref_min_score is not None else None
+    env_id = cfg.eval_env or spec.env_id
+    gamma = agent.cfg.gamma
     res = evaluate(lambda o: agent.act(o, deterministic=True), env_id, episodes, seed, ref, gamma=gamma, record=True)
     q = agent.q_values(res.start_obs, agent.act(res.start_obs, deterministic=True))  # [N, episodes]
     row = {
