@@ -85,7 +85,7 @@ import torch
 from benchmarks.conformance.common import stub_modules, use_reference
 from mbrl.config import TrainConfig, as_dict, resolve
 from mbrl.data.loading import load_dataset
-from mbrl.data.transitions import DatasetSpec
+from mbrl.data.transitions import DatasetSpec, Transitions
 from mbrl.envs import env_family
 from mbrl.evaluate import evaluate
 from mbrl.rollout import split_batch
@@ -449,21 +449,13 @@ class TrainTrace:
 
     @torch.no_grad()
     def write(
-        self,
-        step: int,
-        result: dict[str, float],
-        obs: torch.Tensor,
-        act: torch.Tensor,
-        critics: list[Any],
-        actforward: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
-        rollout_reward: float,
+        self, step: int, result: dict[str, float], q: torch.Tensor, log_prob: torch.Tensor, reward: float
     ) -> None:
-        q = torch.stack([c(obs, act).reshape(-1, len(obs)) for c in critics])
-        with torch.random.fork_rng(devices=[]):
-            _, log_prob = actforward(obs)
-        # OfflineRL-Kit's "loss/actor" is ours' "actor_loss"
+        """One row: ``result`` (the update's returned losses), the critics' values ``q [N, B]`` on the update's
+        batch, the policy's log-density ``log_prob [B]`` of one sample per row there, the last round's mean model
+        reward."""
         row = {"step": step + 1, **{_trace_name(k): float(v) for k, v in result.items()}}
-        row |= {"q_mean": float(q.mean()), "entropy": float(-log_prob.mean()), "rollout_reward": rollout_reward}
+        row |= {"q_mean": float(q.mean()), "entropy": float(-log_prob.mean()), "rollout_reward": reward}
         if self.fields is None:
             self.fields = list(row)
             with open(self.path, "w", newline="") as f:
@@ -472,8 +464,51 @@ class TrainTrace:
             csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore").writerow(row)
 
 
-def kit_model_based(job: Job, fit_dir: Path, out: Path) -> None:
-    """MOPO, MOBILE, COMBO or RAMBO on the fit in ``fit_dir``, by a loop that follows ``MBPolicyTrainer.train``."""
+@torch.no_grad()
+def aside(draw: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """``draw()`` with the CPU RNG state restored after, so that a measurement changes no later draw."""
+    with torch.random.fork_rng(devices=[]):
+        return draw()
+
+
+class OurUpdate:
+    """Our agent in the reference's place inside its loop (``train --update ours``): our update on the loop's
+    batches, our policy's actions in the reference's rollouts (its ``rollout`` acts through ``select_action``)
+    and in the evaluation. What the reference's loop feeds is then all that differs from our own runs.
+    """
+
+    def __init__(self, job: Job, policy: Any) -> None:
+        from mbrl.agents import AGENTS
+        from mbrl.agents.base import AgentSpec
+
+        from mbrl.config import typed_section
+
+        spec, name = job.spec, job.agent["name"]
+        cls = AGENTS.get(name)
+        config = typed_section(job.agent, f"agent {name!r}", cls.Config)
+        if getattr(config, "normalize_states", False):
+            raise SystemExit(
+                f"{name}: --update ours does not fit our state standardisers; set agent.normalize_states=false"
+            )
+        self.agent = cls(AgentSpec(spec.obs_dim, spec.act_dim, spec.act_low, spec.act_high), config)
+        policy.select_action = self.select_action
+
+    def select_action(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        return self.agent.act(torch.as_tensor(obs, dtype=torch.float32), deterministic).numpy()
+
+    def learn(self, batch: dict[str, dict[str, torch.Tensor]]) -> dict[str, float]:
+        def rows(b: dict[str, torch.Tensor]) -> Transitions:
+            terminated = b["terminals"].squeeze(-1).bool()
+            return Transitions(b["observations"], b["actions"], b["rewards"].squeeze(-1), b["next_observations"],
+                               terminated, torch.zeros_like(terminated))  # fmt: skip
+
+        metrics = self.agent.update(rows(batch["real"]), rows(batch["fake"]))
+        return {k: float(metrics[k]) for k in ("actor_loss", "alpha")}
+
+
+def kit_model_based(job: Job, fit_dir: Path, out: Path, our_update: bool = False) -> None:
+    """MOPO, MOBILE, COMBO or RAMBO on the fit in ``fit_dir``, by a loop that follows ``MBPolicyTrainer.train``;
+    with ``our_update``, our agent learns and acts in it instead of the reference's policy (``OurUpdate``)."""
     from offlinerlkit.buffer import ReplayBuffer
 
     cfg, agent, roll = job.cfg, job.agent, job.cfg.rollout
@@ -496,6 +531,8 @@ def kit_model_based(job: Job, fit_dir: Path, out: Path) -> None:
 
     trace = TrainTrace(out / "train.csv", cfg.log_every)
     rollout_reward = 0.0
+    ours = OurUpdate(job, policy) if our_update else None
+    learn = ours.learn if ours else policy.learn
 
     def update(step: int) -> None:
         nonlocal rollout_reward
@@ -505,14 +542,19 @@ def kit_model_based(job: Job, fit_dir: Path, out: Path) -> None:
             fake.add_batch(**transitions)
             rollout_reward = float(info["reward_mean"])
         batch = {"real": real.sample(n_real), "fake": fake.sample(n_model)}
-        result = policy.learn(batch)
+        result = learn(batch)
         if job.method == "rambo" and (step + 1) % agent["adv_every"] == 0:
             policy.update_dynamics(real)
         if trace.due(step):
             obs = torch.cat([batch["real"]["observations"], batch["fake"]["observations"]])
             act = torch.cat([batch["real"]["actions"], batch["fake"]["actions"]])
-            critics = list(policy.critics) if job.method == "mobile" else [policy.critic1, policy.critic2]
-            trace.write(step, result, obs, act, critics, policy.actforward, rollout_reward)
+            if ours:
+                q, log_prob = ours.agent.q_values(obs, act), aside(lambda: ours.agent.actor(obs)[1])
+            else:
+                critics = list(policy.critics) if job.method == "mobile" else [policy.critic1, policy.critic2]
+                q = torch.stack([c(obs, act).reshape(-1) for c in critics])
+                log_prob = aside(lambda: policy.actforward(obs)[1])
+            trace.write(step, result, q, log_prob, rollout_reward)
 
     policy.train()
     act = lambda o: policy.select_action(o, deterministic=True)  # noqa: E731 (RAMBO's normalises o first)
@@ -767,6 +809,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="the run's folder (train), the scores' JSON file (score-fits)")
     parser.add_argument("--ours-fit", type=Path, help="our fit's folder, beside its cache (score-fits)")
     parser.add_argument("--overrides", nargs="*", default=[], help="config overrides after experiment=<method>_cpu")
+    parser.add_argument(
+        "--update",
+        choices=["reference", "ours"],
+        default="reference",
+        help="train: whose update and policy run inside the reference's loop (ours: OfflineRL-Kit's MOPO, MOBILE "
+        "and COMBO, to tell a difference of the update from one of the loop around it)",
+    )
     a = parser.parse_args(argv)
     edge_of_reach = CHECKOUT[a.method] == "edge-of-reach"
     revision = import_edge_of_reach(a.checkout) if edge_of_reach else import_offlinerlkit(a.checkout)
@@ -789,7 +838,7 @@ def main(argv: list[str] | None = None) -> int:
     elif edge_of_reach:
         eor_ravl(job, a.fit, a.out)
     else:
-        kit_model_based(job, a.fit, a.out)
+        kit_model_based(job, a.fit, a.out, our_update=a.update == "ours")
     return 0
 
 
