@@ -11,7 +11,10 @@ The harness runs these as child processes (one torch thread each), so that a ref
 stand-ins never enter its own process. ``fit`` trains the reference's dynamics ensemble, saves it with
 the reference's own ``save`` into ``FIT_DIR`` and writes ``FIT_DIR/fit.json`` (the fit's wall seconds);
 ``train`` loads that fit with the reference's own ``load`` and trains the agent into ``RUN_DIR``
-(``eval.csv``, then ``final.json`` last). EDAC is model-free: it has no fit.
+(``eval.csv``; ``train.csv``, a trace of the updates beside ours'; then ``final.json`` last). EDAC is
+model-free: it has no fit. ``train --update ours`` (OfflineRL-Kit's model-based methods) puts our agent in the
+reference policy's place inside the same loop: its update on the loop's batches, its actions in the rollouts,
+to tell a difference of the update from one of the loop.
 
 References and how they are driven:
 
