@@ -105,11 +105,15 @@ def final_value_check(run_dir: Path) -> tuple[float | None, float | None]:
     return float(rows[-1]["q_start"]), float(rows[-1]["discounted_return"])
 
 
-def score_curve(run_dirs: list[Path]) -> list[tuple[int, float]]:
-    """Mean over runs of the normalised evaluation score at each evaluation step they share."""
-    curves = [{int(r["step"]): float(r["score_mean"]) for r in read_rows(d / "eval.csv")} for d in run_dirs]
+def mean_curve(curves: list[dict[int, float]]) -> list[tuple[int, float]]:
+    """Mean over ``curves`` (``{step: value}`` each) at every step they share."""
     steps = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
     return [(step, sum(c[step] for c in curves) / len(curves)) for step in steps]
+
+
+def score_curve(run_dirs: list[Path]) -> list[tuple[int, float]]:
+    """Mean over runs of the normalised evaluation score at each evaluation step they share."""
+    return mean_curve([{int(r["step"]): float(r["score_mean"]) for r in read_rows(d / "eval.csv")} for d in run_dirs])
 
 
 def machine(run_dirs: list[Path]) -> dict:

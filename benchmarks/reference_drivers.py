@@ -459,12 +459,13 @@ class TrainTrace:
         reward."""
         row = {"step": step + 1, **{_trace_name(k): float(v) for k, v in result.items()}}
         row |= {"q_mean": float(q.mean()), "entropy": float(-log_prob.mean()), "rollout_reward": reward}
-        if self.fields is None:
-            self.fields = list(row)
-            with open(self.path, "w", newline="") as f:
-                csv.DictWriter(f, fieldnames=self.fields).writeheader()
-        with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore").writerow(row)
+        first = self.fields is None
+        self.fields = self.fields or list(row)
+        with open(self.path, "w" if first else "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
+            if first:
+                writer.writeheader()
+            writer.writerow(row)
 
 
 @torch.no_grad()

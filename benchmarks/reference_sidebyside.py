@@ -81,6 +81,7 @@ from benchmarks.learning import (  # noqa: E402
     RUN_RECORD,
     archive_run,
     machine,
+    mean_curve,
     read_rows,
     run_cpus_text,
     score_curve,
@@ -555,8 +556,7 @@ def trace_curves(run_dirs: list[Path]) -> dict[str, list[tuple[int, float]]]:
     for column in TRACE:
         curves = [{int(r["step"]): float(r[column]) for r in t} for t in tables if t and column in t[0]]
         if curves and len(curves) == len(tables):
-            steps = sorted(set.intersection(*(set(c) for c in curves)))
-            out[column] = [(step, sum(c[step] for c in curves) / len(curves)) for step in steps]
+            out[column] = mean_curve(curves)
     return out
 
 
