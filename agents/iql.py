@@ -7,6 +7,12 @@ Never queries Q at actions outside the data. Three losses per update:
 * actor: advantage-weighted regression, ``-exp(beta * (Qbar - V)) * log pi(a | s)`` with the weight
   clipped at 100 (``beta`` = 3 for locomotion).
 
+``normalize_rewards`` multiplies every reward the update sees by ``1000 / (best - worst trajectory return of
+the dataset)``, fitted in :meth:`IQLAgent.attach`: the authors' locomotion setting (``train_offline.py``
+``normalize``), which OfflineRL-Kit (``run_iql.py:48-91``) and CORL (``iql.py`` ``modify_reward``) repeat. The
+critics and V then learn in scaled units; :meth:`IQLAgent.q_values` divides the scale back out, so every
+diagnostic compares them with returns in the task's own units.
+
 ``policy`` picks the actor: ``"gaussian"`` (default) is the published one, an unsquashed Gaussian with a
 tanh mean and a state-independent std (:class:`~mbrl.nn.TanhMeanGaussianActor`; AWR on the unsquashed
 log-density of the dataset action); ``"tanh_gaussian"`` is the tanh-squashed Gaussian with a
@@ -47,13 +53,17 @@ from mbrl.agents.rules import (
     check_init,
     require,
 )
+from mbrl.dynamics.base import DynamicsModel
 from torch import nn
 
-from mbrl.data.transitions import Transitions
+from mbrl.data.transitions import Transitions, trajectory_returns
 from mbrl.nn import TanhGaussianActor, TanhMeanGaussianActor, mlp, orthogonal_linears
 from mbrl.optim import adam
 
 MAX_WEIGHT = 100.0
+# normalize_rewards: a trajectory's return span is scaled to the locomotion tasks' episode length, as the
+# authors' code does (its 1000.0; CORL's max_episode_steps).
+EPISODE_STEPS = 1000.0
 # Earlier names of the V network in checkpoints: ``value`` (now the ``Agent.value`` capability), then ``v_net``.
 LEGACY_KEYS = {"value": "value_net", "v_net": "value_net"}
 POLICIES = {"gaussian": TanhMeanGaussianActor, "tanh_gaussian": TanhGaussianActor}
@@ -80,6 +90,9 @@ class IQLConfig:
     # "orthogonal" (OfflineRL-Kit's run_iql.py), "torch" (CORL's iql.py); the default "edac_heads" (critics
     # EDAC-style, the rest at nn.Linear's default) is what runs made before the setting used.
     init: str = "edac_heads"
+    # Rewards times 1000 / (best - worst trajectory return in the dataset), the published locomotion setting;
+    # the default false is what runs made before the setting used.
+    normalize_rewards: bool = False
 
     def __post_init__(self) -> None:
         check(self, SIZES, "hidden_sizes")
@@ -106,6 +119,7 @@ class IQLAgent(CriticQValues, SteppedUpdate, Agent):
         "critic_opt",
         "value_opt",
         "actor_schedule",
+        "reward_scale",
     )
 
     def __init__(self, spec: AgentSpec, config: IQLConfig) -> None:
@@ -126,6 +140,28 @@ class IQLAgent(CriticQValues, SteppedUpdate, Agent):
         self.critic_opt = adam(self.critic.parameters(), config.critic_lr)
         self.value_opt = adam(self.value_net.parameters(), config.value_lr)
         self.actor_schedule = actor_lr_schedule(self.actor_opt, config)
+        # A tensor, set in place by attach: CUDA graphs capture it, and it travels in the checkpoint.
+        self.reward_scale = torch.ones((), device=dev)
+
+    def attach(self, dataset: Transitions, dynamics: DynamicsModel | None) -> None:
+        """With ``normalize_rewards``, fit the reward scale to the trajectories of ``dataset [N, ...]``."""
+        if not self.cfg.normalize_rewards:
+            return
+        returns = trajectory_returns(dataset)
+        span = float(returns.max() - returns.min())
+        if not span > 0:
+            raise ValueError(
+                f"agent.normalize_rewards scales rewards by {EPISODE_STEPS:g} / (best - worst trajectory return), "
+                f"but the dataset's {returns.numel()} trajectories all return {float(returns[0]):g}: "
+                "set agent.normalize_rewards=false for this dataset"
+            )
+        self.reward_scale.fill_(EPISODE_STEPS / span)
+
+    @torch.no_grad()
+    def q_values(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """Every critic's ``Q(s, a)`` in the task's reward units (the scale divided out): ``obs [B, obs_dim]``,
+        ``act [B, act_dim]`` -> ``[2, B]``."""
+        return self.critic(obs, act) / self.reward_scale
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
@@ -135,6 +171,7 @@ class IQLAgent(CriticQValues, SteppedUpdate, Agent):
         batch = mixed_batch(real, model)
         cfg = self.cfg
         with torch.no_grad():
+            rew = batch.rew * self.reward_scale
             target_q = self.target_critic(batch.obs, batch.act).min(dim=0).values
 
         v = self.value_net(batch.obs).squeeze(-1)
@@ -147,7 +184,7 @@ class IQLAgent(CriticQValues, SteppedUpdate, Agent):
             # Both the TD target and the advantage read the value network after its step, as the
             # authors' learner.py does (update_v, then the actor and update_q with the new value).
             next_v = self.value_net(batch.next_obs).squeeze(-1)
-            target = bootstrap(batch.rew, batch.terminated, cfg.gamma, next_v)
+            target = bootstrap(rew, batch.terminated, cfg.gamma, next_v)
             advantage = target_q - self.value_net(batch.obs).squeeze(-1)
         q = self.critic(batch.obs, batch.act)
         critic_loss = ensemble_td_loss(q, target)
@@ -181,4 +218,6 @@ class IQLAgent(CriticQValues, SteppedUpdate, Agent):
                 f"IQL checkpoint holds a {saved!r} actor but this agent has policy={self.cfg.policy!r}: "
                 f"set agent.policy={saved} to load it (checkpoints saved before the option hold tanh_gaussian)"
             )
-        load_parts(self, {LEGACY_KEYS.get(k, k): v for k, v in state.items()}, self.state_parts)
+        # Checkpoints saved before normalize_rewards existed hold no scale: their rewards were not scaled.
+        state = {"reward_scale": torch.ones(()), **{LEGACY_KEYS.get(k, k): v for k, v in state.items()}}
+        load_parts(self, state, self.state_parts)

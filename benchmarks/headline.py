@@ -72,7 +72,9 @@ AGENTS: dict[str, tuple[str, list[str]]] = {
     "TD3+BC": ("td3bc_standardised", ["experiment=td3bc_cpu"]),  # the preset: states standardised, as published
     # The row as it was made before agent.normalize_states (f176723): raw states.
     "TD3+BC, raw states": ("td3bc", ["experiment=td3bc_cpu", "agent.normalize_states=false"]),
-    "IQL": ("iql", ["experiment=iql_cpu"]),
+    "IQL": ("iql_scaled_rewards", ["experiment=iql_cpu"]),  # the preset: rewards scaled, as published
+    # The row as it was made before agent.normalize_rewards: the dataset's own rewards.
+    "IQL, raw rewards": ("iql", ["experiment=iql_cpu", "agent.normalize_rewards=false"]),
     "MOPO": ("mopo", ["experiment=mopo_cpu"]),
     "MOBILE": ("mobile", ["experiment=mobile_cpu"]),
     "RAVL": ("ravl", ["experiment=ravl_cpu"]),

@@ -503,6 +503,25 @@ def test_iql_update() -> None:
     compare_params(slots, fx["after"], "iql", "after")
 
 
+def test_iql_reward_scale() -> None:
+    """``run_iql.py``'s ``normalize_rewards`` (rewards times 1000 / (best - worst trajectory return), trajectories
+    split at terminals and at jumps between rows) on a dataset in ``qlearning_dataset``'s layout: our IQL's
+    ``normalize_rewards`` scales its rewards to the reference's."""
+    fx = load_conformance("offlinerlkit_mf_iql_rewards")
+    data = fx["dataset"]
+    rows = Transitions(
+        obs=data["observations"],
+        act=data["actions"],
+        rew=data["rewards"],
+        next_obs=data["next_observations"],
+        terminated=data["terminals"].bool(),
+        truncated=torch.zeros(len(data["rewards"]), dtype=torch.bool),  # qlearning_dataset drops its timeouts
+    )
+    agent = make_agent("iql", SPEC, IQLConfig(hidden_sizes=(8, 8), normalize_rewards=True))
+    agent.attach(rows, None)
+    close(rows.rew * agent.reward_scale, fx["rewards"], "scaled rewards", "iql_rewards")
+
+
 # -- TD3+BC ---------------------------------------------------------------------------------------
 
 

@@ -402,6 +402,42 @@ def iql(commit: str) -> dict[str, Any]:
     )
 
 
+def iql_rewards(checkout: str) -> dict[str, Any]:
+    """``run_iql.py``'s ``normalize_rewards`` on a small dataset in ``d4rl.qlearning_dataset``'s layout: five
+    trajectories, split by terminals and by jumps (a row whose next state is not the next row's state), in
+    float64 so the reference's arithmetic is exact to the tolerance. The function is read from the script's
+    source, which imports D4RL and gym at its top."""
+    import ast
+    from pathlib import Path
+
+    import numpy as np
+
+    source = (Path(checkout) / "run_example" / "run_iql.py").read_text()
+    (node,) = [n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name == "normalize_rewards"]
+    namespace: dict[str, Any] = {"np": np}
+    exec(compile(ast.Module([node], type_ignores=[]), "run_iql.py", "exec"), namespace)
+
+    rng = np.random.default_rng(3)
+    lengths, terminal = [4, 2, 5, 3, 1], [True, False, True, False, False]
+    observations, next_observations, terminals = [], [], []
+    for length, ends_in_terminal in zip(lengths, terminal, strict=True):
+        states = rng.standard_normal((length + 1, OBS_DIM))
+        observations.append(states[:-1])
+        next_observations.append(states[1:])
+        terminals.append(np.array([0.0] * (length - 1) + [float(ends_in_terminal)]))
+    n = sum(lengths)
+    dataset = {
+        "observations": np.concatenate(observations),
+        "actions": rng.uniform(-0.9, 0.9, (n, ACT_DIM)),
+        "next_observations": np.concatenate(next_observations),
+        "rewards": rng.standard_normal(n) * 2.0 + 1.0,
+        "terminals": np.concatenate(terminals),
+    }
+    before = {k: torch.from_numpy(v.copy()) for k, v in dataset.items()}
+    after = namespace["normalize_rewards"](dataset)["rewards"]
+    return {"dataset": before, "rewards": torch.from_numpy(after)}
+
+
 def td3bc(commit: str) -> dict[str, Any]:
     """``td3bc.py`` with ``run_td3bc.py``'s settings (alpha 2.5, noise 0.2 clipped at 0.5, delay 2), two
     ``learn`` calls on two batches: the reference's actor steps on the first (``_cnt`` 0), not on the second."""
@@ -556,6 +592,7 @@ def main(argv: list[str] | None = None) -> None:
         "cql": (cql(commit, with_lagrange=False), "offlinerlkit/policy/model_free/cql.py, run_example/run_cql.py"),
         "cql_lagrange": (cql(commit, with_lagrange=True), "offlinerlkit/policy/model_free/cql.py, with_lagrange"),
         "iql": (iql(commit), "offlinerlkit/policy/model_free/iql.py, run_example/run_iql.py"),
+        "iql_rewards": (iql_rewards(args.ref), "run_example/run_iql.py normalize_rewards"),
         "td3bc": (td3bc(commit), "offlinerlkit/policy/model_free/td3bc.py, run_example/run_td3bc.py"),
         "bc": (bc(commit), "offlinerlkit/policy/model_free/bc.py, run_example/run_bc.py"),
     }

@@ -156,6 +156,22 @@ def placeholder_rows(data: Transitions) -> torch.Tensor:
     return data.terminated & (data.next_obs == data.obs).all(dim=1)
 
 
+def trajectory_returns(data: Transitions) -> torch.Tensor:
+    """The summed reward ``[num_trajectories]`` (float64) of each run of consecutive rows.
+
+    A trajectory ends after a terminated or truncated row, after a row whose ``next_obs`` is not the next
+    row's ``obs`` (files that drop their time-limit rows, as D4RL's ``qlearning_dataset`` does), and at the
+    last row: the split of IQL's authors (``split_into_trajectories``), OfflineRL-Kit's ``run_iql.py`` and
+    CORL's ``return_reward_range``, from the rows alone (``episode_id`` is not needed).
+    """
+    ends = data.terminated | data.truncated
+    ends[:-1] |= (data.next_obs[:-1] != data.obs[1:]).any(dim=1)
+    ends[-1] = True
+    trajectory = torch.cumsum(ends, 0) - ends.long()  # the index of each row's trajectory
+    returns = torch.zeros(int(ends.sum()), dtype=torch.float64, device=data.rew.device)
+    return returns.index_add_(0, trajectory, data.rew.double())
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """What a dataset is: where it came from, which env it belongs to, and how to score it.
