@@ -109,8 +109,9 @@ class Agent(ABC):
 
         PRDC indexes the dataset for its neighbour search; RAMBO keeps both and trains the model
         adversarially (the run, not the agent, saves the model's state); with ``normalize_states`` the SAC
-        family, TD3+BC and PRDC fit their networks' state standardisers, which are saved with the networks.
-        Anything else an agent derives here is not part of its ``state_dict``: a resumed run attaches again.
+        family, TD3+BC, PRDC, IQL and BC fit their networks' state standardisers, which are saved with the
+        networks, and IQL's ``normalize_rewards`` fits a reward scale it saves. Anything else an agent derives
+        here is not part of its ``state_dict``: a resumed run attaches again.
         """
         return None
 

@@ -12,9 +12,10 @@ import torch
 from mbrl.agents.base import Agent, AgentSpec, SteppedUpdate, register_agent
 from mbrl.agents.kit import optimise
 from mbrl.agents.rules import POSITIVE, SIZES, check, check_init
+from mbrl.dynamics.base import DynamicsModel
 
 from mbrl.data.transitions import Transitions
-from mbrl.nn import TanhGaussianActor
+from mbrl.nn import TanhGaussianActor, fit_state_standardisers
 from mbrl.optim import adam
 
 
@@ -26,6 +27,9 @@ class BCConfig:
     # run_bc.py); the default "edac_heads" (mean and log-std heads U(+-1e-3)) is what runs made before the
     # setting used.
     init: str = "edac_heads"
+    # Standardise the actor's state input by the dataset's mean and std + 1e-3, as CORL's any_percent_bc.py
+    # (normalize=True); OfflineRL-Kit's run_bc.py feeds raw states (the default).
+    normalize_states: bool = False
 
     def __post_init__(self) -> None:
         check(self, SIZES, "hidden_sizes")
@@ -42,9 +46,19 @@ class BCAgent(SteppedUpdate, Agent):
     def __init__(self, spec: AgentSpec, config: BCConfig) -> None:
         self.cfg = config
         self.actor = TanhGaussianActor(
-            spec.obs_dim, spec.act_dim, tuple(config.hidden_sizes), spec.act_low, spec.act_high, config.init
+            spec.obs_dim,
+            spec.act_dim,
+            tuple(config.hidden_sizes),
+            spec.act_low,
+            spec.act_high,
+            config.init,
+            standardise_states=config.normalize_states,
         ).to(spec.device)
         self.opt = adam(self.actor.parameters(), config.lr)
+
+    def attach(self, dataset: Transitions, dynamics: DynamicsModel | None) -> None:
+        """Fit the actor's state standardiser (``normalize_states``) to ``dataset.obs [N, obs_dim]``."""
+        fit_state_standardisers(dataset.obs, self.actor)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:

@@ -57,7 +57,14 @@ from mbrl.dynamics.base import DynamicsModel
 from torch import nn
 
 from mbrl.data.transitions import Transitions, trajectory_returns
-from mbrl.nn import TanhGaussianActor, TanhMeanGaussianActor, mlp, orthogonal_linears
+from mbrl.nn import (
+    StateStandardiser,
+    TanhGaussianActor,
+    TanhMeanGaussianActor,
+    fit_state_standardisers,
+    mlp,
+    orthogonal_linears,
+)
 from mbrl.optim import adam
 
 MAX_WEIGHT = 100.0
@@ -93,6 +100,9 @@ class IQLConfig:
     # Rewards times 1000 / (best - worst trajectory return in the dataset), the published locomotion setting;
     # the default false is what runs made before the setting used.
     normalize_rewards: bool = False
+    # Standardise the networks' state inputs (actor, critics, V) by the dataset's mean and std + 1e-3, as CORL's
+    # iql.py (normalize=True); OfflineRL-Kit's run_iql.py and the authors' code feed raw states (the default).
+    normalize_states: bool = False
 
     def __post_init__(self) -> None:
         check(self, SIZES, "hidden_sizes")
@@ -127,12 +137,19 @@ class IQLAgent(CriticQValues, SteppedUpdate, Agent):
         hidden = tuple(config.hidden_sizes)
         dev = spec.device
         init = config.init
-        actor = POLICIES[config.policy](spec.obs_dim, spec.act_dim, hidden, spec.act_low, spec.act_high, init)
+        standardise = config.normalize_states
+        actor = POLICIES[config.policy](
+            spec.obs_dim, spec.act_dim, hidden, spec.act_low, spec.act_high, init, standardise_states=standardise
+        )
         self.actor = actor.to(dev)
-        self.critic = VectorizedCritic(spec.obs_dim, spec.act_dim, hidden, num_critics=2, init=init).to(dev)
+        self.critic = VectorizedCritic(
+            spec.obs_dim, spec.act_dim, hidden, num_critics=2, init=init, standardise_states=standardise
+        ).to(dev)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        # V(s). Not ``self.value``: that is the ``Agent.value`` capability, which IQL does not declare.
-        value_net = nn.Sequential(mlp(spec.obs_dim, hidden), nn.Linear(hidden[-1], 1))
+        # V(s). Not ``self.value``: that is the ``Agent.value`` capability, which IQL does not declare. The
+        # standardiser, when on, comes first (so the layers' keys are unchanged when it is off) and draws nothing.
+        layers = [mlp(spec.obs_dim, hidden), nn.Linear(hidden[-1], 1)]
+        value_net = nn.Sequential(*([StateStandardiser(spec.obs_dim)] if standardise else []), *layers)
         if init == "orthogonal":
             orthogonal_linears(value_net)
         self.value_net = value_net.to(dev)
@@ -144,7 +161,9 @@ class IQLAgent(CriticQValues, SteppedUpdate, Agent):
         self.reward_scale = torch.ones((), device=dev)
 
     def attach(self, dataset: Transitions, dynamics: DynamicsModel | None) -> None:
-        """With ``normalize_rewards``, fit the reward scale to the trajectories of ``dataset [N, ...]``."""
+        """Fit the networks' state standardisers (``normalize_states``) to ``dataset.obs [N, obs_dim]`` and, with
+        ``normalize_rewards``, the reward scale to the dataset's trajectories."""
+        fit_state_standardisers(dataset.obs, self.actor, self.critic, self.target_critic, self.value_net)
         if not self.cfg.normalize_rewards:
             return
         returns = trajectory_returns(dataset)

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import torch
 from mbrl.agents.base import make_agent
+from mbrl.agents.bc import BCConfig
 from mbrl.agents.cql import CQLConfig
+from mbrl.agents.iql import IQLConfig
 from mbrl.agents.prdc import PRDCConfig
 from mbrl.agents.rambo import RAMBOConfig
 from mbrl.agents.sac import SACConfig
@@ -29,6 +31,8 @@ CONFIGS = {
     "rambo": ("rambo", RAMBOConfig(hidden_sizes=(32, 32), bc_steps=4, bc_batch_size=16)),
     "td3bc": ("td3bc", TD3BCConfig(hidden_sizes=(32, 32), policy_freq=1)),
     "prdc": ("prdc", PRDCConfig(hidden_sizes=(32, 32), policy_freq=1)),
+    "iql": ("iql", IQLConfig(hidden_sizes=(32, 32))),
+    "bc": ("bc", BCConfig(hidden_sizes=(32, 32))),
 }
 
 
@@ -100,7 +104,7 @@ def test_an_agent_with_standardised_inputs_computes_what_it_computes_on_standard
         torch.testing.assert_close(p_on, p_off, rtol=1e-4, atol=1e-5, msg=key)
 
 
-@pytest.mark.parametrize("name", ["sac", "td3bc"])
+@pytest.mark.parametrize("name", ["sac", "td3bc", "iql"])
 def test_the_option_off_leaves_the_networks_state_dicts_as_they_were(name):
     agent = _agent(name, False)
     assert not any("obs_in" in key for key in agent.actor.state_dict())
@@ -109,7 +113,7 @@ def test_the_option_off_leaves_the_networks_state_dicts_as_they_were(name):
     assert {"obs_in.mean", "obs_in.std"} <= on.actor.state_dict().keys()
 
 
-@pytest.mark.parametrize("name", ["sac", "td3bc"])
+@pytest.mark.parametrize("name", ["sac", "td3bc", "iql"])
 def test_a_restored_agent_acts_on_the_saved_statistics_without_attaching_again(name):
     data = _dataset()
     agent = _agent(name, True)
@@ -125,6 +129,6 @@ def test_a_restored_agent_acts_on_the_saved_statistics_without_attaching_again(n
     torch.testing.assert_close(restored.act(data.obs, deterministic=True), agent.act(data.obs, deterministic=True))
 
 
-@pytest.mark.parametrize("name", ["sac", "td3bc"])
+@pytest.mark.parametrize("name", ["sac", "td3bc", "iql", "bc"])
 def test_agents_with_standardised_inputs_pass_the_generic_tester(name):
     check_agent(name, dataclasses.replace(CONFIGS[name][1], normalize_states=True))
