@@ -165,7 +165,7 @@ def trajectory_returns(data: Transitions) -> torch.Tensor:
     CORL's ``return_reward_range``, from the rows alone (``episode_id`` is not needed).
     """
     ends = data.terminated | data.truncated
-    ends[:-1] |= (data.next_obs[:-1] != data.obs[1:]).any(dim=1)
+    ends[:-1] |= (data.next_obs[:-1] - data.obs[1:]).norm(dim=1) > 1e-6  # the references' tolerance
     ends[-1] = True
     trajectory = torch.cumsum(ends, 0) - ends.long()  # the index of each row's trajectory
     returns = torch.zeros(int(ends.sum()), dtype=torch.float64, device=data.rew.device)
