@@ -190,7 +190,6 @@ class IQLAgent(CriticQValues, SteppedUpdate, Agent):
         batch = mixed_batch(real, model)
         cfg = self.cfg
         with torch.no_grad():
-            rew = batch.rew * self.reward_scale
             target_q = self.target_critic(batch.obs, batch.act).min(dim=0).values
 
         v = self.value_net(batch.obs).squeeze(-1)
@@ -203,7 +202,7 @@ class IQLAgent(CriticQValues, SteppedUpdate, Agent):
             # Both the TD target and the advantage read the value network after its step, as the
             # authors' learner.py does (update_v, then the actor and update_q with the new value).
             next_v = self.value_net(batch.next_obs).squeeze(-1)
-            target = bootstrap(rew, batch.terminated, cfg.gamma, next_v)
+            target = bootstrap(batch.rew * self.reward_scale, batch.terminated, cfg.gamma, next_v)
             advantage = target_q - self.value_net(batch.obs).squeeze(-1)
         q = self.critic(batch.obs, batch.act)
         critic_loss = ensemble_td_loss(q, target)
