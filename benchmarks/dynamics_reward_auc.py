@@ -6,7 +6,11 @@
 Fits (or loads from the cache, as a training run would) the dynamics model and the dynamics reward
 of ``experiment=morec_mopo_cpu`` plus ``--overrides``, then measures on the transitions the reward's
 fit held out: ROC-AUC of the true next state against a model sample for the same ``(s, a)`` and
-against the true next state moved by one sigma of the model's error (``ranking_auc``). Appends one
+against the true next state moved by one sigma of the model's error (``ranking_auc``); and what the
+rollout filter does at a rollout's first step when the policy takes the dataset's own actions: the share
+of those rows whose best of the ``K`` model candidates scores below the published threshold 0.6 and
+below the real transitions' 5 % quantile (the filter would stop them), and the chosen ``r_D``'s median.
+It separates the filter's verdict on the model from its verdict on the policy's actions. Appends one
 JSON line to ``benchmarks/results/dynamics_reward_auc.jsonl``.
 """
 
@@ -18,15 +22,34 @@ import time
 from pathlib import Path
 
 import torch
+from mbrl.dynamics.base import DynamicsModel
 from mbrl.dynamics.cache import fit_cached
 from mbrl.dynamics.factory import build_dynamics
 
 from mbrl.config import eval_env, resolve
 from mbrl.data.loading import load_dataset
-from mbrl.filters.reward_consistency import DynamicsReward, DynamicsRewardConfig
+from mbrl.data.transitions import Transitions
+from mbrl.filters.reward_consistency import PUBLISHED_THRESHOLD, DynamicsReward, DynamicsRewardConfig
 from mbrl.train import compose
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def first_step_stops(
+    reward: DynamicsReward, dynamics: DynamicsModel, real: Transitions, samples_per_elite: int, seed: int
+) -> dict[str, float]:
+    """The filter's choice (the best ``r_D`` of the model's ``K`` candidates) on up to 2048 of the rows the
+    reward's fit held out, at their own actions: the share below 0.6 and below the 5 % quantile of
+    ``r_D`` on real transitions, and the chosen ``r_D``'s median."""
+    held = real.index(reward.holdout_split(len(real))[0][:2048])
+    cand = dynamics.sample_candidates(held.obs, held.act, samples_per_elite, torch.Generator().manual_seed(seed + 7))
+    k = cand.next_obs.shape[0]
+    best = reward.score(held.obs.expand(k, -1, -1), held.act.expand(k, -1, -1), cand.next_obs).max(dim=0).values
+    return {
+        "first_step_best_below_published": float((best < PUBLISHED_THRESHOLD).float().mean()),
+        "first_step_best_below_real_p05": float((best < reward.real_quantile(0.05)).float().mean()),
+        "first_step_best_median": float(best.median()),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -51,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.time()
     fit_cached(reward, real, spec.content_hash, kind="filter_reward_consistency")
     ranking = reward.ranking(real, dynamics, torch.Generator().manual_seed(cfg.seed + 3))
+    ranking |= first_step_stops(reward, dynamics, real, cfg.filter["samples_per_elite"], cfg.seed)
     line = {
         "name": a.name,
         "dataset": a.dataset,
