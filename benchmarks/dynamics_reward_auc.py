@@ -9,7 +9,8 @@ fit held out: ROC-AUC of the true next state against a model sample for the same
 against the true next state moved by one sigma of the model's error (``ranking_auc``); and what the
 rollout filter does at a rollout's first step when the policy takes the dataset's own actions: the share
 of those rows whose best of the ``K`` model candidates scores below the published threshold 0.6 and
-below the real transitions' 5 % quantile (the filter would stop them), and the chosen ``r_D``'s median.
+below the real transitions' 5 % quantile (the filter would stop them), the chosen ``r_D``'s median, and
+the same share for the elites' mean predictions, the candidates without their sampling noise.
 It separates the filter's verdict on the model from its verdict on the policy's actions. Appends one
 JSON line to ``benchmarks/results/dynamics_reward_auc.jsonl``.
 """
@@ -40,12 +41,18 @@ def first_step_stops(
 ) -> dict[str, float]:
     """The filter's choice (the best ``r_D`` of the model's ``K`` candidates) on up to 2048 of the rows the
     reward's fit held out, at their own actions: the share below 0.6 and below the 5 % quantile of
-    ``r_D`` on real transitions, and the chosen ``r_D``'s median."""
+    ``r_D`` on real transitions, and the chosen ``r_D``'s median; and the share below 0.6 of the best of
+    the elites' mean predictions (the candidates without their Gaussian noise)."""
     held = real.index(reward.holdout_split(len(real))[0][:2048])
     cand = dynamics.sample_candidates(held.obs, held.act, samples_per_elite, torch.Generator().manual_seed(seed + 7))
     k = cand.next_obs.shape[0]
     best = reward.score(held.obs.expand(k, -1, -1), held.act.expand(k, -1, -1), cand.next_obs).max(dim=0).values
+    mean, _ = dynamics.predict(held.obs, held.act)  # [E, B, o+1]
+    means = held.obs + mean[dynamics.elites][..., :-1].to(held.obs)  # [elites, B, o]
+    e = means.shape[0]
+    best_mean = reward.score(held.obs.expand(e, -1, -1), held.act.expand(e, -1, -1), means).max(dim=0).values
     return {
+        "first_step_mean_below_published": float((best_mean < PUBLISHED_THRESHOLD).float().mean()),
         "first_step_best_below_published": float((best < PUBLISHED_THRESHOLD).float().mean()),
         "first_step_best_below_real_p05": float((best < reward.real_quantile(0.05)).float().mean()),
         "first_step_best_median": float(best.median()),
