@@ -30,7 +30,13 @@ from mbrl.dynamics.factory import build_dynamics
 from mbrl.config import eval_env, resolve
 from mbrl.data.loading import load_dataset
 from mbrl.data.transitions import Transitions
-from mbrl.filters.reward_consistency import PUBLISHED_THRESHOLD, DynamicsReward, DynamicsRewardConfig
+from mbrl.filters.reward_consistency import (
+    PUBLISHED_THRESHOLD,
+    DynamicsReward,
+    DynamicsRewardConfig,
+    RewardConsistencyConfig,
+    RewardConsistencyFilter,
+)
 from mbrl.train import compose
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,9 +50,11 @@ def first_step_stops(
     ``r_D`` on real transitions, and the chosen ``r_D``'s median; and the share below 0.6 of the best of
     the elites' mean predictions (the candidates without their Gaussian noise)."""
     held = real.index(reward.holdout_split(len(real))[0][:2048])
-    cand = dynamics.sample_candidates(held.obs, held.act, samples_per_elite, torch.Generator().manual_seed(seed + 7))
-    k = cand.next_obs.shape[0]
-    best = reward.score(held.obs.expand(k, -1, -1), held.act.expand(k, -1, -1), cand.next_obs).max(dim=0).values
+    best_of = RewardConsistencyFilter(
+        RewardConsistencyConfig(samples_per_elite, select="argmax"), reward.obs_dim, reward.act_dim, seed, "cpu"
+    )
+    best_of.reward = reward
+    best = best_of.first_step_scores(dynamics, held, torch.Generator().manual_seed(seed + 7))
     mean, _ = dynamics.predict(held.obs, held.act)  # [E, B, o+1]
     means = held.obs + mean[dynamics.elites][..., :-1].to(held.obs)  # [elites, B, o]
     e = means.shape[0]

@@ -33,7 +33,7 @@ from mbrl.dynamics.base import DynamicsModel
 from mbrl.dynamics.cache import fit_cached
 from mbrl.dynamics.ensemble import GaussianEnsemble
 from mbrl.dynamics.factory import build_dynamics
-from mbrl.filters.base import RankedComponent, TransitionFilter
+from mbrl.filters.base import CalibratedFilter, RankedComponent, TransitionFilter
 from mbrl.filters.penalties import RewardPenalty, ValuePenalty, by_stage
 from mbrl.rollout import RolloutConfig, RolloutStats, model_buffer, rollout, split_batch
 
@@ -145,7 +145,8 @@ def build_model_data(
     Fits are cached per dataset content, config and seed (``mbrl.dynamics.cache``) and leave out D4RL's
     placeholder next states (``OfflineDataset.model_rows``). A learned part that can rank held-out true
     transitions above the model's samples (``RankedComponent``) is measured once here: a filter that
-    cannot only shortens rollouts. That measure draws from its own generator with the global RNG restored.
+    cannot only shortens rollouts. That measure draws from its own generator with the global RNG restored,
+    as does a filter's calibration against the fitted model (``CalibratedFilter``).
     """
     spec = data.spec
     transition_filter = parts.filter_cls(parts.filter_cfg, spec.obs_dim, spec.act_dim, cfg.seed, str(device))
@@ -163,6 +164,11 @@ def build_model_data(
                     measured = component.ranking(data.model_rows, dynamics, rank_gen)
                 ranking |= {f"filter_{k}": v for k, v in measured.items()}
                 log.info("filter ranking on held-out transitions: %s", {k: round(v, 3) for k, v in measured.items()})
+        if isinstance(transition_filter, CalibratedFilter):
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                calibration_gen = torch.Generator(device=device).manual_seed(cfg.seed + 5)
+                calibrated = transition_filter.calibrate(dynamics, data.model_rows, calibration_gen)
+            ranking |= {f"filter_{k}": v for k, v in calibrated.items()}
     return ModelData(
         cfg.rollout,
         cfg.batch_size,

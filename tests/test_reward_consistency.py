@@ -141,6 +141,41 @@ def test_a_quantile_threshold_stops_that_share_of_real_transitions(fitted_reward
         RewardConsistencyConfig(threshold_quantile=1.5)
 
 
+def test_a_model_quantile_threshold_stops_that_share_of_the_models_first_steps(fitted_reward):
+    def calibrated(model, seed=0, of="model"):
+        cfg = RewardConsistencyConfig(
+            samples_per_elite=4, threshold=5.0, threshold_quantile=0.2, threshold_quantile_of=of
+        )
+        filt = RewardConsistencyFilter(cfg, obs_dim=3, act_dim=2, seed=0, device="cpu")
+        filt.reward = fitted_reward
+        return filt, filt.calibrate(model, toy_transitions(6000, seed=0), torch.Generator().manual_seed(seed))
+
+    close, far = ToyModel(bias=0.0, spread=0.02), ToyModel(bias=0.05, spread=0.02)
+    filt, out = calibrated(close)
+    assert filt.threshold == out["model_quantile_threshold"]  # the fixed threshold of 5 is not used
+    # The choice among a model's candidates on new rows of the system, at their own actions, falls below the
+    # threshold at about the quantile's rate: the rule stops that share of the model's steps inside the data.
+    rows = toy_transitions(3000, seed=11)
+    cand = close.sample_candidates(rows.obs, rows.act, 4, torch.Generator().manual_seed(5))
+    res = filt(rows.obs, rows.act, cand, torch.Generator())
+    assert 0.12 < res.stop.float().mean() < 0.28
+    # A model with an error gets a lower threshold, below the one read off real transitions: the reward
+    # finds its candidates less plausible than real next states, and the rule follows the model.
+    _, far_out = calibrated(far)
+    assert far_out["model_quantile_threshold"] < out["model_quantile_threshold"]
+    assert far_out["model_quantile_threshold"] < fitted_reward.real_quantile(0.2)
+    # Deterministic in its generator (a resumed run recomputes the same threshold); a threshold of real
+    # transitions needs no calibration, and a model threshold cannot be read before it.
+    assert calibrated(far)[1] == far_out and calibrated(far, seed=1)[1] != far_out
+    real_filt, real_out = calibrated(far, of="real")
+    assert real_out == {} and real_filt.threshold == fitted_reward.real_quantile(0.2)
+    cfg = RewardConsistencyConfig(threshold_quantile=0.2, threshold_quantile_of="model")
+    with pytest.raises(RuntimeError, match="calibrate"):
+        _ = RewardConsistencyFilter(cfg, obs_dim=3, act_dim=2, seed=0, device="cpu").threshold
+    with pytest.raises(ValueError, match="threshold_quantile_of"):
+        RewardConsistencyConfig(threshold_quantile_of="data")
+
+
 class DistanceScore:
     """A stand-in dynamics reward: higher the closer ``next_obs`` is to ``target`` (1.3 at distance 0)."""
 
@@ -301,6 +336,12 @@ class ToyModel:
     def sample(self, obs, act, generator, member_stats=True):
         delta = self._mean(obs, act) + self.spread * torch.randn(obs.shape, generator=generator)
         return StepResult(obs + delta, torch.zeros(len(obs)), torch.zeros(len(obs), dtype=torch.bool), {})
+
+    def sample_candidates(self, obs, act, samples_per_elite, generator):
+        k, b = samples_per_elite, len(obs)
+        delta = self._mean(obs, act) + self.spread * torch.randn((k, *obs.shape), generator=generator)
+        member = torch.zeros(k, dtype=torch.long)
+        return StepResult(obs + delta, torch.zeros(k, b), torch.zeros(k, b, dtype=torch.bool), {"member": member})
 
 
 def test_ranking_of_an_untrained_discriminator_is_chance():

@@ -35,6 +35,13 @@ SMOKE_CASES = {
     "mobile": ["agent=mobile"],
     "morec-mopo": ["agent=mopo", "filter=reward_consistency", *MOREC_SMOKE],
     "morec-ravl": ["agent=ravl", "filter=reward_consistency", "filter.select=softmax", *MOREC_SMOKE],
+    "morec-mopo-model-quantile": [
+        "agent=mopo",
+        "filter=reward_consistency",
+        *MOREC_SMOKE,
+        "filter.threshold_quantile=0.05",
+        "filter.threshold_quantile_of=model",
+    ],
 }
 
 
@@ -66,6 +73,10 @@ def test_smoke_run_of_every_agent_preset(case, env_vars, train_here, tmp_path):
         assert all(1.3134 > float(r["filter_score_mean"]) > 0.313 for r in rounds)  # the range of r_D
         # How well r_D ranks held-out transitions, measured once after its fit, is in the results.
         assert 0 <= result["filter_ranking"]["filter_auc_model_sample"] <= 1
+        # A threshold calibrated against the fitted model is in the results, inside r_D's range.
+        calibrated = result["filter_ranking"].get("filter_model_quantile_threshold")
+        assert (calibrated is not None) == (resolved.filter.threshold_quantile_of == "model")
+        assert calibrated is None or 1.3134 > calibrated > 0.313
 
 
 def _params(run_dir: Path) -> dict[str, torch.Tensor]:

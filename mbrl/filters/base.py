@@ -53,6 +53,19 @@ class RankedComponent(Protocol):
         ...
 
 
+@runtime_checkable
+class CalibratedFilter(Protocol):
+    """A filter whose stop rule is set from the fitted dynamics model (MOREC's ``threshold_quantile_of: model``).
+
+    Optional: the training job calls ``calibrate`` once, after fitting the model and the filter's learned
+    parts (again on resume, with the same generator), and logs what it returns.
+    """
+
+    def calibrate(self, model: DynamicsModel, data: Transitions, generator: torch.Generator) -> dict[str, float]:
+        """Set the stop rule from ``model`` on the rows of ``data`` (the fit's); names -> values set."""
+        ...
+
+
 FILTERS: Registry[type] = Registry("filter", group="mbrl.filters")
 
 

@@ -39,6 +39,14 @@ below is written from the paper, with these choices of ours:
   that scores many real transitions below 0.6 stops rollouts that are plausible. The filter may
   instead stop below a quantile of that distribution (``threshold_quantile``, a deviation from the
   paper, off by default), so that it stops at most that fraction of real transitions.
+* A discriminator trained long enough also tells the dynamics model's own predictions from real ones,
+  on the data's own states and actions: then any threshold read off real transitions stops the model
+  everywhere, not only where the policy strays. With ``threshold_quantile_of: model`` the quantile is
+  taken instead of the filter's own choice among the model's ``K`` candidates on the fit's held-out
+  rows at their own actions (``first_step_scores``), so that the filter stops at most
+  that fraction of the model's first steps inside the data and the rest where the policy leads the model
+  somewhere it is less plausible than there. Also not in the paper; measured on the built-in datasets
+  in ``benchmarks/results/headline_cpu_findings.md``.
 """
 
 from __future__ import annotations
@@ -67,6 +75,8 @@ _SCORE_CHUNK = 4096
 _QUANTILE_GRID = 1001
 # MOREC's published stop threshold on r_D (polixir/morec, rollout termination).
 PUBLISHED_THRESHOLD = 0.6
+# Held-out rows on which ``threshold_quantile_of: model`` calibrates the threshold.
+_CALIBRATION_ROWS = 2048
 
 
 @dataclass
@@ -376,8 +386,10 @@ class RewardConsistencyConfig:
     select: str = "argmax"  # "argmax" (MOREC's select_elite) or "softmax" (softmax_elite)
     temperature: float = 0.1  # of the softmax over r_D (the published 0.1)
     threshold: float = PUBLISHED_THRESHOLD  # stop the trajectory where the chosen r_D is below this
-    # When set, the threshold is instead this quantile of r_D on held-out real transitions (not in the paper).
+    # When set, the threshold is instead this quantile of r_D (not in the paper), taken on the fit's held-out
+    # real transitions ("real") or on the filter's choice among the model's candidates for them ("model").
     threshold_quantile: float | None = None
+    threshold_quantile_of: str = "real"
     reward: DynamicsRewardConfig = field(default_factory=DynamicsRewardConfig)
 
     def __post_init__(self) -> None:
@@ -390,6 +402,11 @@ class RewardConsistencyConfig:
                 f"filter threshold_quantile={self.threshold_quantile} must lie in (0, 1), "
                 "or be null to stop below the fixed threshold"
             )
+        if self.threshold_quantile_of not in ("real", "model"):
+            raise ValueError(
+                f"filter threshold_quantile_of={self.threshold_quantile_of!r} is unknown; choose real (held-out "
+                "real transitions) or model (the filter's choice among the model's candidates for them)"
+            )
 
 
 @FILTERS.register("reward_consistency")
@@ -398,7 +415,8 @@ class RewardConsistencyFilter:
 
     The stopped transition stays in the buffer, marked terminal (as in the public MOREC code), so the
     agent does not bootstrap through an implausible state. ``threshold`` is the configured one, or with
-    ``threshold_quantile`` set, that quantile of ``r_D`` on the fit's held-out real transitions.
+    ``threshold_quantile`` set, that quantile of ``r_D`` on the fit's held-out real transitions, or with
+    ``threshold_quantile_of: model`` too, of the filter's choice for them (set by ``calibrate``).
     """
 
     Config = RewardConsistencyConfig
@@ -415,23 +433,57 @@ class RewardConsistencyFilter:
         """The stop threshold on ``r_D``; a quantile threshold is read from the fitted reward when first needed."""
         if self._threshold is None:
             q = self.cfg.threshold_quantile
+            if self.cfg.threshold_quantile_of == "model":
+                raise RuntimeError(
+                    "filter threshold_quantile_of=model needs the dynamics model: call calibrate(model, data, "
+                    "generator) after fitting both (the training job does)"
+                )
             self._threshold = self.reward.real_quantile(q)
             log.info("filter stops below r_D %.4f, the %.3g quantile on held-out real rows", self._threshold, q)
         return self._threshold
 
-    def __call__(
-        self, obs: torch.Tensor, act: torch.Tensor, cand: StepResult, generator: torch.Generator
-    ) -> FilterResult:
-        """``obs [B, o]``, ``act [B, a]``, candidates ``[K, B, ...]`` -> the chosen ``[B]`` transitions."""
-        k, b = cand.reward.shape
-        scores = self.reward.score(obs.expand(k, -1, -1), act.expand(k, -1, -1), cand.next_obs)  # [K, B]
+    @torch.no_grad()
+    def calibrate(self, model: DynamicsModel, data: Transitions, generator: torch.Generator) -> dict[str, float]:
+        """With ``threshold_quantile_of: model``, set ``threshold`` to the ``threshold_quantile`` of
+        :meth:`first_step_scores` on the rows of ``data`` the reward's fit held out; otherwise nothing.
+        ``data`` is what the reward was fitted on; deterministic given ``generator``, so a resumed run
+        recomputes the same threshold. Returns ``{"model_quantile_threshold": ...}`` when it sets one."""
+        if self.cfg.threshold_quantile is None or self.cfg.threshold_quantile_of != "model":
+            return {}
+        q = self.cfg.threshold_quantile
+        held = data.index(self.reward.holdout_split(len(data))[0][:_CALIBRATION_ROWS])
+        self._threshold = float(torch.quantile(self.first_step_scores(model, held, generator).float(), q))
+        log.info("filter stops below r_D %.4f, the %.3g quantile of its choice on held-out rows", self._threshold, q)
+        return {"model_quantile_threshold": self._threshold}
+
+    @torch.no_grad()
+    def first_step_scores(self, model: DynamicsModel, rows: Transitions, generator: torch.Generator) -> torch.Tensor:
+        """``r_D`` of this filter's choice among ``model``'s candidates for real ``rows`` at their own actions
+        ``[B]``: on rows the reward was not fitted on, how plausible it finds the model inside the data."""
+        rows = rows.to(self.reward.device)
+        cand = model.sample_candidates(rows.obs, rows.act, self.samples_per_elite, generator)
+        return self._choose(rows.obs, rows.act, cand.next_obs.to(rows.obs), generator)[1]
+
+    def _choose(
+        self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``obs [B, o]``, ``act [B, a]``, candidate ``next_obs [K, B, o]`` -> the chosen candidate per row
+        ``[B]`` (by ``select``) and its ``r_D`` ``[B]``."""
+        k, b = next_obs.shape[:2]
+        scores = self.reward.score(obs.expand(k, -1, -1), act.expand(k, -1, -1), next_obs)  # [K, B]
         if self.cfg.select == "argmax":
             pick = scores.argmax(dim=0)
         else:
             probs = torch.softmax(scores / self.cfg.temperature, dim=0).T  # [B, K]
             pick = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-        rows = torch.arange(b, device=pick.device)
-        score = scores[pick, rows]
+        return pick, scores[pick, torch.arange(b, device=pick.device)]
+
+    def __call__(
+        self, obs: torch.Tensor, act: torch.Tensor, cand: StepResult, generator: torch.Generator
+    ) -> FilterResult:
+        """``obs [B, o]``, ``act [B, a]``, candidates ``[K, B, ...]`` -> the chosen ``[B]`` transitions."""
+        pick, score = self._choose(obs, act, cand.next_obs, generator)
+        rows = torch.arange(len(pick), device=pick.device)
         stop = score < self.threshold
         info = {**cand.info, "member": cand.info["member"][pick], "dynamics_reward": score}
         step = StepResult(cand.next_obs[pick, rows], cand.reward[pick, rows], cand.terminated[pick, rows] | stop, info)
