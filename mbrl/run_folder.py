@@ -63,12 +63,23 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def read_keys(config: dict[str, Any]) -> dict[str, Any]:
+    """``flatten(config)`` without the keys the run never reads: in a model-free run (``dynamics.kind:
+    none``) the rest of the ``dynamics`` section, which configures a model that is not built, so that a
+    change of the `cpu` scale's fit does not make every model-free run another experiment."""
+    flat = flatten(config)
+    if flat.get("dynamics.kind") != "none":
+        return flat
+    return {k: v for k, v in flat.items() if not k.startswith("dynamics.") or k == "dynamics.kind"}
+
+
 def config_changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """Keys whose value differs between two resolved configs, resume-safe keys left out.
+    """Keys whose value differs between two resolved configs, resume-safe keys and keys neither run
+    reads (:func:`read_keys`) left out.
 
     A key the old config lacks is taken to be a newer version's addition at its default, not a change.
     """
-    before, after = flatten(old), flatten(new)
+    before, after = read_keys(old), read_keys(new)
     safe = tuple(k + "." for k in RESUME_SAFE)
     changes = {}
     for key in sorted(before.keys() | after.keys()):
@@ -84,16 +95,17 @@ def same_experiment(run: dict[str, Any], target: dict[str, Any], defaults: dict[
     that a benchmark may use it instead of training ``target`` again.
 
     Keys that change only what is logged or how fast are left out (``RESUME_SAFE`` but
-    ``total_updates``: a longer or shorter run is another experiment). A key ``run`` lacks was added
-    to the framework after the run was made, which therefore ran at that key's default: it matches
-    only where ``target`` is at the default (``defaults``, flattened, from
-    :func:`mbrl.config.default_values`). Stricter than resuming, which takes every new key as unchanged.
+    ``total_updates``: a longer or shorter run is another experiment), and so are the keys neither run
+    reads (:func:`read_keys`). A key ``run`` lacks was added to the framework after the run was made,
+    which therefore ran at that key's default: it matches only where ``target`` is at the default
+    (``defaults``, flattened, from :func:`mbrl.config.default_values`). Stricter than resuming, which takes
+    every new key as unchanged.
     """
     ignored = tuple(k for k in RESUME_SAFE if k != "total_updates")
     prefixes = tuple(k + "." for k in ignored)
 
     def kept(config: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in flatten(config).items() if k not in ignored and not k.startswith(prefixes)}
+        return {k: v for k, v in read_keys(config).items() if k not in ignored and not k.startswith(prefixes)}
 
     old, new = kept(run), kept(target)
     if old.keys() - new.keys():

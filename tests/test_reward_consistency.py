@@ -8,6 +8,7 @@ from mbrl.dynamics.ensemble import EnsembleConfig, GaussianEnsemble
 from mbrl.data.transitions import Transitions
 from mbrl.filters import FILTERS, PENALTIES
 from mbrl.filters.reward_consistency import (
+    R_D_FLOOR,
     DynamicsReward,
     DynamicsRewardConfig,
     RewardConsistencyConfig,
@@ -169,6 +170,12 @@ def test_a_model_quantile_threshold_stops_that_share_of_the_models_first_steps(f
     assert calibrated(far)[1] == far_out and calibrated(far, seed=1)[1] != far_out
     real_filt, real_out = calibrated(far, of="real")
     assert real_out == {} and real_filt.threshold == fitted_reward.real_quantile(0.2)
+    # The share of choices at r_D's floor is reported: where it exceeds the quantile, nothing is ever stopped.
+    assert 0 <= out["model_choice_at_floor"] <= 1
+    hopeless, floor_out = calibrated(ToyModel(bias=1.0, spread=0.02))  # every candidate far from the truth
+    assert floor_out["model_choice_at_floor"] > 0.2
+    assert floor_out["model_quantile_threshold"] == pytest.approx(R_D_FLOOR, abs=1e-6)
+    assert not hopeless(rows.obs, rows.act, cand, torch.Generator()).stop.any()
     cfg = RewardConsistencyConfig(threshold_quantile=0.2, threshold_quantile_of="model")
     with pytest.raises(RuntimeError, match="calibrate"):
         _ = RewardConsistencyFilter(cfg, obs_dim=3, act_dim=2, seed=0, device="cpu").threshold

@@ -198,3 +198,20 @@ def test_same_experiment_is_stricter_than_resume_about_keys_a_run_lacks():
     assert same_experiment(without_tau, target, defaults)
     # A key only the run has (e.g. one since removed) is not the cell's experiment either.
     assert not same_experiment({**target, "agent": {**target["agent"], "old_knob": 1}}, target, defaults)
+
+
+def test_a_model_free_run_ignores_the_dynamics_section_it_never_reads():
+    """The `cpu` scale's dynamics fit may change without making every model-free run another experiment,
+    while the same change does make a model-based run another one."""
+    for preset, model_free in (("experiment=td3bc_cpu", True), ("experiment=mopo_cpu", False)):
+        cfg = resolve(compose([preset, "scale=cpu", "dataset=hopper-medium-replay"]))
+        target, defaults = as_dict(cfg), default_values(cfg)
+        assert (target["dynamics"]["kind"] == "none") == model_free
+        shorter = {**target, "dynamics": {**target["dynamics"], "max_epochs": target["dynamics"]["max_epochs"] // 4}}
+        assert same_experiment(shorter, target, defaults) == model_free
+        assert (config_changes(shorter, target) == {}) == model_free
+    # The kind itself is read: a model-free run is not a run with a model.
+    cfg = resolve(compose(["experiment=td3bc_cpu", "scale=cpu"]))
+    model_free_run = as_dict(cfg)
+    with_model = {**model_free_run, "dynamics": {**model_free_run["dynamics"], "kind": "ensemble"}}
+    assert not same_experiment(model_free_run, with_model, default_values(cfg))

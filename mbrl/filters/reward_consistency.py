@@ -54,6 +54,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +78,8 @@ _QUANTILE_GRID = 1001
 PUBLISHED_THRESHOLD = 0.6
 # Held-out rows on which ``threshold_quantile_of: model`` calibrates the threshold.
 _CALIBRATION_ROWS = 2048
+# r_D's lowest value, where every snapshot's logit is clamped at its learner calibration: -log(1 - sigmoid(-1)).
+R_D_FLOOR = math.log1p(math.exp(-1.0))
 
 
 @dataclass
@@ -447,14 +450,26 @@ class RewardConsistencyFilter:
         """With ``threshold_quantile_of: model``, set ``threshold`` to the ``threshold_quantile`` of
         :meth:`first_step_scores` on the rows of ``data`` the reward's fit held out; otherwise nothing.
         ``data`` is what the reward was fitted on; deterministic given ``generator``, so a resumed run
-        recomputes the same threshold. Returns ``{"model_quantile_threshold": ...}`` when it sets one."""
+        recomputes the same threshold. Returns the threshold it sets and the share of the choices at ``r_D``'s
+        floor (more than ``threshold_quantile`` there, and nothing is ever stopped), or ``{}``."""
         if self.cfg.threshold_quantile is None or self.cfg.threshold_quantile_of != "model":
             return {}
         q = self.cfg.threshold_quantile
         held = data.index(self.reward.holdout_split(len(data))[0][:_CALIBRATION_ROWS])
-        self._threshold = float(torch.quantile(self.first_step_scores(model, held, generator).float(), q))
+        chosen = self.first_step_scores(model, held, generator).float()
+        self._threshold = float(torch.quantile(chosen, q))
+        at_floor = float((chosen <= R_D_FLOOR + 1e-6).float().mean())
         log.info("filter stops below r_D %.4f, the %.3g quantile of its choice on held-out rows", self._threshold, q)
-        return {"model_quantile_threshold": self._threshold}
+        if at_floor > q:
+            log.warning(
+                "%.0f %% of the filter's choices on held-out rows sit at r_D's floor (%.4f), more than the quantile "
+                "%.3g: nothing scores below the threshold, so the filter stops no rollout (the dynamics reward tells "
+                "the model's next states from real ones even at the data's own actions)",
+                100 * at_floor,
+                R_D_FLOOR,
+                q,
+            )
+        return {"model_quantile_threshold": self._threshold, "model_choice_at_floor": at_floor}
 
     @torch.no_grad()
     def first_step_scores(self, model: DynamicsModel, rows: Transitions, generator: torch.Generator) -> torch.Tensor:
