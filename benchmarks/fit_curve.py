@@ -15,7 +15,7 @@ for ``--epochs`` epochs with early stopping off. After every epoch it scores eac
 
 The training trajectory does not depend on when training stops, so the per-member holdout curves
 replay any stopping rule exactly: the report gives the elites' test error of the model each rule
-keeps (the `cpu` scale's 25-epoch cap with patience 5, OfflineRL-Kit's uncapped patience 5, and fixed
+keeps (the `cpu` scale's cap, now 100 epochs, with patience 5, OfflineRL-Kit's uncapped patience 5, and fixed
 epoch counts), next to the best the fit reached within ``--epochs``.
 
 One torch thread per job (``--workers`` at a time). A job's curves go to

@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from mbrl.config import resolve
+from mbrl.train import compose
 from tests.helpers import ROOT, TINY_DATASET
 
 
@@ -33,7 +35,8 @@ def test_the_script_records_every_epoch_and_reports_each_rule(tmp_path, env_vars
     summary = json.loads((results / "fit_curve_cpu.json").read_text())
     assert [job["fraction"] for job in summary["jobs"]] == [0.5, 1.0]
     rules = summary["jobs"][1]["rules"]
-    assert rules["cpu: 25 epochs, patience 5"] == {"stopped": None}  # not stopped within 3 epochs
+    cpu = resolve(compose(["scale=cpu"])).dynamics  # the rule the `cpu` scale fits with
+    assert rules[f"cpu: {cpu.max_epochs} epochs, patience {cpu.max_epochs_since_update}"] == {"stopped": None}
     assert rules["lowest recorded"]["stopped"] in (1, 2, 3)
     assert "| 3 epochs |" not in (results / "fit_curve_cpu.md").read_text()  # only the listed epoch caps
     assert (results / "fit_curve_cpu.png").stat().st_size > 0

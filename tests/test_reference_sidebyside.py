@@ -140,7 +140,8 @@ def test_a_run_keeps_the_seconds_of_the_fit_it_used_when_that_fit_is_remade(tmp_
 
 def test_the_fits_table_shows_the_spread_scores_where_a_fit_has_them(tmp_path):
     """Fits scored before the NLL and variance ratio were recorded still report, with a dash there."""
-    cfg = resolve(compose(["experiment=mopo_cpu", "dataset=hopper-medium-replay", "seed=0"]))
+    # The side by side pins the 25-epoch fit its runs were made with (its ``_MODEL`` overrides).
+    cfg = resolve(compose(["experiment=mopo_cpu", "dataset=hopper-medium-replay", "seed=0", "dynamics.max_epochs=25"]))
     section = {k: v for k, v in dataclasses.asdict(cfg.dynamics).items() if k not in ("cache", "cache_dir")}
     digest = hashlib.sha256(json.dumps(section, sort_keys=True, default=str).encode()).hexdigest()[:10]
     results = tmp_path / "results"
