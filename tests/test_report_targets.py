@@ -3,6 +3,9 @@ only where its interval lies wholly above theirs with enough seeds on both sides
 
 from __future__ import annotations
 
+import torch
+
+from mbrl.report.stats import iqm, stratified_bootstrap_ci
 from mbrl.report.targets import check_targets, missing_section
 
 COLUMNS = ["halfcheetah-random", "hopper-random", "halfcheetah-medium-replay", "hopper-medium-replay"]
@@ -48,3 +51,32 @@ def test_the_missing_section_lists_each_cells_missing_seeds_in_table_order():
     text = missing_section(missing, ["BC", "MOPO"], ["hopper-random"])
     assert text.index("- BC, hopper-random: 1") < text.index("- MOPO, hopper-random: 0, 2")
     assert "3 cells without a finished run" in text
+
+
+def test_a_cell_short_of_seeds_cannot_become_above_once_a_seed_lies_within_a_baselines_interval():
+    baselines = [group(b, d, 1.0, 10.0) for b in ("BC", "TD3+BC") for d in COLUMNS]
+    mobile = [group("MOBILE", d, 20.0, 30.0) for d in COLUMNS[:2]]  # two columns above
+    mobile += [{**group("MOBILE", COLUMNS[2], 9.5, 9.5, seeds=1), "scores": [9.5]}]  # at TD3+BC's 10.0: settled
+    mobile += [{**group("MOBILE", COLUMNS[3], 12.0, 12.0, seeds=1), "scores": [12.0]}]  # could still end above
+    found, markdown = check_targets(
+        baselines + mobile, agents=["MOBILE"], baselines=["BC", "TD3+BC"], columns=COLUMNS, min_columns=3
+    )
+    assert found["beat_baselines"]["MOBILE"][COLUMNS[2]] == "n<3, cannot be above"
+    assert found["beat_baselines"]["MOBILE"][COLUMNS[3]] == "n<3"
+    assert found["met"]["MOBILE"] == "open"  # above twice, one column still open: three reachable
+    assert "| MOBILE | above | above | n<3, cannot be above | n<3 | open |" in markdown
+
+    mobile[3]["scores"] = [10.0]  # the last open column settles too: three columns are out of reach
+    found, _ = check_targets(
+        baselines + mobile, agents=["MOBILE"], baselines=["BC", "TD3+BC"], columns=COLUMNS, min_columns=3
+    )
+    assert found["met"]["MOBILE"] == "not met"
+
+
+def test_the_three_seed_bootstrap_interval_of_the_iqm_starts_at_or_below_the_lowest_seed():
+    """The fact the `cannot be above` verdict rests on, checked with the report's own bootstrap."""
+    g = torch.Generator().manual_seed(0)
+    for trial in range(20):
+        scores = torch.rand(3, generator=g, dtype=torch.float64) * 50
+        low, _ = stratified_bootstrap_ci([scores], lambda xs: iqm(xs[0]), num_bootstrap=2000, seed=trial)
+        assert low <= float(scores.min()) + 1e-12

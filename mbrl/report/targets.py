@@ -18,16 +18,31 @@ def versus(
 ) -> str:
     """``above`` where ``condition``'s IQM CI on ``dataset`` lies wholly above each of ``others``',
     ``below`` where it lies wholly below one of them, ``overlaps`` otherwise, and ``n<min_seeds`` where
-    a side lacks seeds. ``cells`` maps (condition, dataset) to a report group."""
+    a side lacks seeds, with ``, cannot be above`` where the seeds already run rule ``above`` out
+    (:func:`_cannot_become_above`). ``cells`` maps (condition, dataset) to a report group."""
     mine = cells.get((condition, dataset))
     theirs = [cells.get((o, dataset)) for o in others]
     if any(g is None or g["num_seeds"] < min_seeds for g in [mine, *theirs]):
-        return f"n<{min_seeds}"
+        return f"n<{min_seeds}{', cannot be above' if _cannot_become_above(mine, theirs, min_seeds) else ''}"
     if all(mine["iqm_ci"][0] > t["iqm_ci"][1] for t in theirs):
         return "above"
     if any(mine["iqm_ci"][1] < t["iqm_ci"][0] for t in theirs):
         return "below"
     return "overlaps"
+
+
+def _cannot_become_above(mine: dict[str, Any] | None, theirs: list[dict[str, Any] | None], min_seeds: int) -> bool:
+    """Whether a cell still short of seeds is already sure not to end ``above`` once it has ``min_seeds``.
+
+    With at most 3 seeds the 95 % percentile-bootstrap CI of the IQM starts at or below the lowest seed:
+    a resample repeats that seed in every draw with probability ``n ** -n`` (1/27 for 3 seeds), above the
+    2.5 % the interval cuts off. So a finished seed at or below a complete baseline's upper end settles it.
+    """
+    if mine is None or not mine.get("scores") or min_seeds > 3 or any(t is None for t in theirs):
+        return False
+    if any(t["num_seeds"] < min_seeds for t in theirs):
+        return False
+    return min(mine["scores"]) <= max(t["iqm_ci"][1] for t in theirs)
 
 
 def check_targets(
@@ -47,7 +62,7 @@ def check_targets(
 
     - beat: each of ``agents`` against all ``baselines`` on each of ``columns`` (:func:`versus`); an
       agent's target is ``met`` with ``min_columns`` columns ``above``, ``open`` while the columns
-      lacking seeds could still make it so, ``not met`` otherwise;
+      lacking seeds could still make it so (not those ``cannot be above``), ``not met`` otherwise;
     - each (challenger, rival) pair of ``rivals`` on every dataset of the groups, the same way;
     - on ``behaviour_columns``, whether each condition's IQM reaches the behaviour policy's score.
     """
@@ -57,7 +72,7 @@ def check_targets(
     met = {}
     for a in agents:
         above = sum(v == "above" for v in beat[a].values())
-        lacking = sum(v.startswith("n<") for v in beat[a].values())
+        lacking = sum(v.startswith("n<") and not v.endswith("cannot be above") for v in beat[a].values())
         met[a] = "met" if above >= min_columns else "open" if above + lacking >= min_columns else "not met"
     duels = {f"{c} vs {r}": {d: versus(cells, c, [r], d, min_seeds) for d in datasets} for c, r in rivals}
     reaches = {
@@ -69,8 +84,10 @@ def check_targets(
         "",
         f"Each of {', '.join(agents)} against {' and '.join(baselines)}: `above` where its IQM CI lies wholly "
         f"above each baseline's (the target asks for {min_columns} of {len(columns)} columns), `overlaps`, "
-        f"`below` one of them, or `n<{min_seeds}` where a side has fewer than {min_seeds} finished seeds; "
-        "the target is `open` while the columns still lacking seeds could meet it.",
+        f"`below` one of them, or `n<{min_seeds}` where a side has fewer than {min_seeds} finished seeds "
+        "(`cannot be above` where a finished seed already lies at or below a baseline's interval: with 3 seeds "
+        "the bootstrap interval starts at or below the lowest seed); the target is `open` while the columns "
+        "still lacking seeds could meet it.",
         "",
         f"| agent | {' | '.join(columns)} | target |",
         f"|---|{'---|' * len(columns)}---|",
