@@ -38,9 +38,9 @@ def _cannot_become_above(mine: dict[str, Any] | None, theirs: list[dict[str, Any
     a resample repeats that seed in every draw with probability ``n ** -n`` (1/27 for 3 seeds), above the
     2.5 % the interval cuts off. So a finished seed at or below a complete baseline's upper end settles it.
     """
-    if mine is None or not mine.get("scores") or min_seeds > 3 or any(t is None for t in theirs):
+    if mine is None or not mine.get("scores") or min_seeds > 3:
         return False
-    if any(t["num_seeds"] < min_seeds for t in theirs):
+    if any(t is None or t["num_seeds"] < min_seeds for t in theirs):
         return False
     return min(mine["scores"]) <= max(t["iqm_ci"][1] for t in theirs)
 
