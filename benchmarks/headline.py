@@ -139,6 +139,18 @@ def reusable_runs(folders: list[Path]) -> list[tuple[Path, dict]]:
     return out
 
 
+def finished_cells(results_dir: Path, runs_dir: Path) -> set[tuple[str, str, int]]:
+    """(row label, dataset, seed) of every cell with a finished run in the archive or in its own run folder
+    (``<dataset>/<agent folder>/seed<k>`` under each)."""
+    labels_of = {folder: label for label, (folder, _) in AGENTS.items()}
+    return {
+        (labels_of[p.parent.name], p.parent.parent.name, int(p.name[4:]))
+        for root in (results_dir / ARCHIVE, runs_dir / NAME)
+        for p in root.glob("*/*/seed*")
+        if p.parent.name in labels_of and p.name[4:].isdigit() and (p / "final.json").exists()
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--agents", nargs="+", default=list(AGENTS), choices=list(AGENTS))
@@ -163,19 +175,16 @@ def main(argv: list[str] | None = None) -> int:
     stale = []
     selected = [(label, d, s) for label in a.agents for d in a.datasets for s in a.seeds]
     datasets = [*DATASETS, *(d for d in a.datasets if d not in DATASETS)]
-    labels_of = {folder: label for label, (folder, _) in AGENTS.items()}
-    finished_elsewhere = {  # <dataset>/<agent>/seed<k>: reported whichever cells this invocation runs
-        (labels_of[p.parent.name], p.parent.parent.name, int(p.name[4:]))
-        for root in (a.results_dir / ARCHIVE, a.runs_dir / NAME)
-        for p in root.glob("*/*/seed*")
-        if p.parent.name in labels_of and p.name[4:].isdigit() and (p / "final.json").exists()
-    }
+    finished_elsewhere = finished_cells(a.results_dir, a.runs_dir)  # reported whichever cells this one runs
     datasets += sorted({d for _, d, _ in finished_elsewhere} - set(datasets))
-    grid = {(label, d, s) for label in AGENTS for d in datasets for s in SEEDS} | set(selected)
     order = list(AGENTS)
-    for label, d, s in sorted(
-        {*selected, *finished_elsewhere}, key=lambda k: (order.index(k[0]), datasets.index(k[1]), k[2])
-    ):
+
+    def table_order(k: tuple[str, str, int]) -> tuple[int, int, int]:
+        return order.index(k[0]), datasets.index(k[1]), k[2]
+
+    def add_cell(label: str, d: str, s: int) -> None:
+        """Place a cell: its run folder (its own, or a reusable finished run), its archive folder, and whether it
+        is finished; a finished run whose settings are no longer the cell's is listed in ``stale``."""
         folder, agent = AGENTS[label]
         if (label, d) not in overrides:
             overrides[label, d] = [*agent, *published_task_overrides(method(label), d)]
@@ -191,28 +200,42 @@ def main(argv: list[str] | None = None) -> int:
                 config = OmegaConf.to_container(OmegaConf.load(f / "config.yaml"), resolve=True)
                 if not same_experiment(config, target, defaults):
                     stale.append(f)
-            continue
+            return
         found = next((run for run, config in candidates if same_experiment(config, target, defaults)), None)
         if found is not None:
             cells[label, d, s] = found
             reused.add(found)
-    if stale:
-        listed = "\n  ".join(str(p) for p in stale)
-        raise SystemExit(
-            f"these finished runs were made with other settings than their cells' presets now give:\n  {listed}\n"
-            "move them away (nothing is deleted here) and run again"
-        )
+
+    def refuse_stale() -> None:
+        if stale:
+            listed = "\n  ".join(str(p) for p in stale)
+            raise SystemExit(
+                f"these finished runs were made with other settings than their cells' presets now give:\n  {listed}\n"
+                "move them away (nothing is deleted here) and run again"
+            )
+
+    for k in sorted({*selected, *finished_elsewhere}, key=table_order):
+        add_cell(*k)
+    refuse_stale()
     if not a.report_only:
         todo = [(k, out) for k, out in cells.items() if k not in finished and out not in reused]
         with ThreadPoolExecutor(a.workers) as pool:
             jobs = [pool.submit(run_one, d, overrides[label, d], s, "cpu", out) for (label, d, s), out in todo]
             for job in jobs:
                 job.result()
+        # Another invocation (other agents or seeds, run beside this one) may have finished cells meanwhile:
+        # the report is written from the whole archive, so it must not drop them.
+        late = finished_cells(a.results_dir, a.runs_dir) - cells.keys()
+        datasets += sorted({d for _, d, _ in late} - set(datasets))
+        for k in sorted(late, key=table_order):
+            add_cell(*k)
+        refuse_stale()
+    grid = {(label, d, s) for label in AGENTS for d in datasets for s in SEEDS} | set(selected)
 
     for k, out in cells.items():
         if (out / "final.json").exists():
             archive_run(out, kept[k])
-    archived = {k: dest for k, dest in kept.items() if (dest / "final.json").exists()}
+    archived = {k: kept[k] for k in sorted(kept, key=table_order) if (kept[k] / "final.json").exists()}
     missing = sorted(grid - archived.keys())
     if not archived:
         print(f"no finished runs yet; missing: {len(missing)} cells")
