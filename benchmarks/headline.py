@@ -31,6 +31,9 @@ report is made from the archive. Run folders are large and not committed; losing
 loses no cell: a cell with an archived run is finished and is not rerun. To rerun a cell, move its
 archived folder away.
 
+Several invocations may run side by side (other rows or seeds, ``--workers 1`` each): each lists the archive
+again once its runs end, so its report holds every cell finished by then, the others' included.
+
 Writes ``benchmarks/results/headline_cpu.{md,json}`` and ``headline_cpu_curves_<dataset>.png``
 through :func:`mbrl.report.write_report`, plus ``headline_cpu_runs.json``: per cell, the run folder it
 came from, its archived copy, whether it was reused, the commits the runs were made at and the
