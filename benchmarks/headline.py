@@ -232,12 +232,12 @@ def main(argv: list[str] | None = None) -> int:
         datasets += sorted({d for _, d, _ in late} - set(datasets))
         for k in sorted(late, key=table_order):
             add_cell(*k)
-        refuse_stale()
     grid = {(label, d, s) for label in AGENTS for d in datasets for s in SEEDS} | set(selected)
 
     for k, out in cells.items():
         if (out / "final.json").exists():
             archive_run(out, kept[k])
+    refuse_stale()  # after archiving: this invocation's own finished runs are kept whatever the others left
     archived = {k: kept[k] for k in sorted(kept, key=table_order) if (kept[k] / "final.json").exists()}
     missing = sorted(grid - archived.keys())
     if not archived:
