@@ -98,11 +98,12 @@ def q_values(run_dir: Path) -> tuple[float | None, float | None]:
 
 
 def final_value_check(run_dir: Path) -> tuple[float | None, float | None]:
-    """The critics' value of the final evaluation's start states and the discounted return obtained."""
-    rows = read_rows(run_dir / "final.csv")
-    if not rows or "q_start" not in rows[-1]:
+    """The critics' value of the final evaluation's start states and the discounted return obtained, read from
+    ``final.json`` (kept by archived runs too); None for agents without critics."""
+    final = json.loads((run_dir / "final.json").read_text())["final"]
+    if "q_start" not in final:
         return None, None
-    return float(rows[-1]["q_start"]), float(rows[-1]["discounted_return"])
+    return float(final["q_start"]), float(final["discounted_return"])
 
 
 def mean_curve(curves: list[dict[int, float]]) -> list[tuple[int, float]]:

@@ -82,3 +82,18 @@ def test_a_grid_runs_with_its_dataset_overrides_and_is_summarised(tmp_path, env_
     stamp = (run / "final.json").stat().st_mtime_ns
     assert learning(argv, env_vars).returncode == 0
     assert (run / "final.json").stat().st_mtime_ns == stamp
+
+
+def test_an_archived_run_keeps_its_value_check_in_the_report(tmp_path):
+    # An archived run keeps final.json but not final.csv or train.csv: the report still sets the critics' value
+    # of the start states against the return obtained, and has no training Q to show.
+    run = tmp_path / "runs" / "kept" / TINY_DATASET / "ravl" / "seed0"
+    run.mkdir(parents=True)
+    final = {"score_mean": 3.0, "q_start": 150.0, "discounted_return": 66.0}
+    (run / "final.json").write_text(json.dumps({"final": final, "behaviour_score_mean": 32.5}))
+    argv = ["--datasets", TINY_DATASET, "--seeds", "0", "--name", "kept", "--agents", "ravl", "--report-only"]
+    done = learning([*argv, "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")])
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads((tmp_path / "results" / "kept.json").read_text())["rows"]
+    assert (row["q_start"], row["discounted_return"], row["q_last"]) == ([150.0], [66.0], [None])
+    assert "| 150 vs 66 |" in (tmp_path / "results" / "kept.md").read_text()
