@@ -98,12 +98,14 @@ def q_values(run_dir: Path) -> tuple[float | None, float | None]:
 
 
 def final_value_check(run_dir: Path) -> tuple[float | None, float | None]:
-    """The critics' value of the final evaluation's start states and the discounted return obtained, read from
-    ``final.json`` (kept by archived runs too); None for agents without critics."""
+    """The critics' value of the final evaluation's start states and the discounted return obtained, from
+    ``final.json`` (which archived runs keep), else from ``final.csv``; None for agents without critics."""
     final = json.loads((run_dir / "final.json").read_text())["final"]
-    if "q_start" not in final:
-        return None, None
-    return float(final["q_start"]), float(final["discounted_return"])
+    rows = read_rows(run_dir / "final.csv")
+    for record in (final, rows[-1] if rows else {}):
+        if "q_start" in record:
+            return float(record["q_start"]), float(record["discounted_return"])
+    return None, None
 
 
 def mean_curve(curves: list[dict[int, float]]) -> list[tuple[int, float]]:

@@ -97,3 +97,11 @@ def test_an_archived_run_keeps_its_value_check_in_the_report(tmp_path):
     (row,) = json.loads((tmp_path / "results" / "kept.json").read_text())["rows"]
     assert (row["q_start"], row["discounted_return"], row["q_last"]) == ([150.0], [66.0], [None])
     assert "| 150 vs 66 |" in (tmp_path / "results" / "kept.md").read_text()
+
+    # A final.json without the check falls back on final.csv's last row.
+    (run / "final.json").write_text(json.dumps({"final": {"score_mean": 3.0}, "behaviour_score_mean": 32.5}))
+    (run / "final.csv").write_text("step,score_mean,q_start,discounted_return\n35000,3.0,120.0,40.0\n")
+    done = learning([*argv, "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")])
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads((tmp_path / "results" / "kept.json").read_text())["rows"]
+    assert (row["q_start"], row["discounted_return"]) == ([120.0], [40.0])
