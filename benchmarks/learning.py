@@ -97,15 +97,16 @@ def q_values(run_dir: Path) -> tuple[float | None, float | None]:
     return qs[-1], max(qs)
 
 
-def final_value_check(run_dir: Path) -> tuple[float | None, float | None]:
-    """The critics' value of the final evaluation's start states and the discounted return obtained, from
-    ``final.json`` (which archived runs keep), else from ``final.csv``; None for agents without critics."""
-    final = json.loads((run_dir / "final.json").read_text())["final"]
-    rows = read_rows(run_dir / "final.csv")
-    for record in (final, rows[-1] if rows else {}):
-        if "q_start" in record:
-            return float(record["q_start"]), float(record["discounted_return"])
-    return None, None
+def final_value_check(run_dir: Path, final: dict) -> tuple[float | None, float | None]:
+    """The critics' value of the final evaluation's start states and the discounted return obtained, from the run's
+    ``final.json`` record ``final`` (which archived runs keep), else from ``final.csv``; None for agents without
+    critics."""
+    if "q_start" not in final:
+        rows = read_rows(run_dir / "final.csv")
+        final = rows[-1] if rows else {}
+    if "q_start" not in final:
+        return None, None
+    return float(final["q_start"]), float(final["discounted_return"])
 
 
 def mean_curve(curves: list[dict[int, float]]) -> list[tuple[int, float]]:
@@ -184,7 +185,7 @@ def summarise_rows(
             scores = [f["final"]["score_mean"] for f in finals]
             summary = summarize(torch.tensor(scores))
             q = [q_values(x) for _, x in done]
-            check = [final_value_check(x) for _, x in done]
+            check = [final_value_check(x, f["final"]) for (_, x), f in zip(done, finals, strict=True)]
             rows.append(
                 {
                     "dataset": d,
